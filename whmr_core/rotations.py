@@ -1,0 +1,150 @@
+"""Rotation representations as pure functions on batched tensors (any leading dims).
+
+Conventions: rotation matrices act on column vectors; quaternions are (w, x, y, z) with w >= 0 on output
+(ROS messages are (x, y, z, w): convert at the boundary); axis-angle is the rotation vector
+(angle * unit axis); the 6D representation (Zhou et al. 2019) is the first two columns of the matrix laid
+out as ``R[..., :, :2].reshape(..., 6)``, the layout SPIN/PyMAF mean-parameter files use.
+
+Everything here is written with elementwise ops and explicit cross products so it exports to ONNX.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from whmr_core._checks import check_tensor
+
+__all__ = [
+    "axis_angle_to_matrix",
+    "cross",
+    "matrix_to_axis_angle",
+    "matrix_to_quaternion",
+    "matrix_to_rot6d",
+    "orthonormalise",
+    "quaternion_to_matrix",
+    "rot6d_to_matrix",
+]
+
+
+def cross(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Cross product over the last dim, spelled out (ONNX has no Cross op)."""
+    ax, ay, az = a.unbind(-1)
+    bx, by, bz = b.unbind(-1)
+    return torch.stack([ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx], dim=-1)
+
+
+def _normalise(v: torch.Tensor, eps: float) -> torch.Tensor:
+    return v / torch.sqrt((v * v).sum(-1, keepdim=True)).clamp_min(eps)
+
+
+def _gram_schmidt(a1: torch.Tensor, a2: torch.Tensor, eps: float) -> torch.Tensor:
+    b1 = _normalise(a1, eps)
+    b2 = _normalise(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, eps)
+    b3 = cross(b1, b2)
+    return torch.stack([b1, b2, b3], dim=-1)
+
+
+def rot6d_to_matrix(rot6d: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """(..., 6) -> (..., 3, 3): Gram-Schmidt on the two stored columns."""
+    check_tensor("rot6d", rot6d, (6,), finite=False)
+    m = rot6d.reshape(*rot6d.shape[:-1], 3, 2)
+    return _gram_schmidt(m[..., 0], m[..., 1], eps)
+
+
+def matrix_to_rot6d(matrix: torch.Tensor) -> torch.Tensor:
+    """(..., 3, 3) -> (..., 6): the first two columns."""
+    check_tensor("matrix", matrix, (3, 3), finite=False)
+    return matrix[..., :, :2].reshape(*matrix.shape[:-2], 6)
+
+
+def orthonormalise(matrix: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Nearest-ish rotation to a (..., 3, 3) matrix by Gram-Schmidt on its first two columns."""
+    check_tensor("matrix", matrix, (3, 3), finite=False)
+    return _gram_schmidt(matrix[..., :, 0], matrix[..., :, 1], eps)
+
+
+def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
+    """Rodrigues' formula, (..., 3) -> (..., 3, 3); exact near zero through a Taylor branch."""
+    check_tensor("axis_angle", axis_angle, (3,), finite=False)
+    theta2 = (axis_angle * axis_angle).sum(-1, keepdim=True)
+    theta = torch.sqrt(theta2.clamp_min(1e-30))
+    small = theta2 < 1e-8
+    # sin(t)/t and (1-cos(t))/t^2 with their series where t is tiny (keeps gradients finite at 0).
+    safe_t = torch.where(small, torch.ones_like(theta), theta)
+    a = torch.where(small, 1 - theta2 / 6, torch.sin(safe_t) / safe_t)
+    b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(safe_t)) / (safe_t * safe_t))
+    x, y, z = axis_angle.unbind(-1)
+    zero = torch.zeros_like(x)
+    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*axis_angle.shape[:-1], 3, 3)
+    eye = torch.eye(3, dtype=axis_angle.dtype, device=axis_angle.device).expand_as(k)
+    return eye + a[..., None] * k + b[..., None] * (k @ k)
+
+
+def quaternion_to_matrix(quaternion: torch.Tensor) -> torch.Tensor:
+    """(w, x, y, z) quaternion (any norm > 0) -> rotation matrix, (..., 4) -> (..., 3, 3)."""
+    check_tensor("quaternion", quaternion, (4,), finite=False)
+    q = _normalise(quaternion, 1e-12)
+    w, x, y, z = q.unbind(-1)
+    m = torch.stack(
+        [
+            1 - 2 * (y * y + z * z),
+            2 * (x * y - w * z),
+            2 * (x * z + w * y),
+            2 * (x * y + w * z),
+            1 - 2 * (x * x + z * z),
+            2 * (y * z - w * x),
+            2 * (x * z - w * y),
+            2 * (y * z + w * x),
+            1 - 2 * (x * x + y * y),
+        ],
+        dim=-1,
+    )
+    return m.reshape(*q.shape[:-1], 3, 3)
+
+
+def matrix_to_quaternion(matrix: torch.Tensor) -> torch.Tensor:
+    """Rotation matrix -> unit (w, x, y, z) quaternion with w >= 0, (..., 3, 3) -> (..., 4).
+
+    Uses the best-conditioned of the four candidate formulas per element (Shepperd's method).
+    """
+    check_tensor("matrix", matrix, (3, 3), finite=False)
+    m = matrix
+    m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
+    # 4 q_i^2 for i = w, x, y, z.
+    q_sq = torch.stack(
+        [1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], dim=-1
+    )
+    q_abs = torch.sqrt(q_sq.clamp_min(1e-12))
+    r21_12 = m[..., 2, 1] - m[..., 1, 2]
+    r02_20 = m[..., 0, 2] - m[..., 2, 0]
+    r10_01 = m[..., 1, 0] - m[..., 0, 1]
+    r10p01 = m[..., 1, 0] + m[..., 0, 1]
+    r02p20 = m[..., 0, 2] + m[..., 2, 0]
+    r21p12 = m[..., 2, 1] + m[..., 1, 2]
+    # Row i: 4 q_i * (w, x, y, z); divide by 4 q_i = 2 |q_i| -> candidate i.
+    cands = torch.stack(
+        [
+            torch.stack([q_sq[..., 0], r21_12, r02_20, r10_01], dim=-1),
+            torch.stack([r21_12, q_sq[..., 1], r10p01, r02p20], dim=-1),
+            torch.stack([r02_20, r10p01, q_sq[..., 2], r21p12], dim=-1),
+            torch.stack([r10_01, r02p20, r21p12, q_sq[..., 3]], dim=-1),
+        ],
+        dim=-2,
+    ) / (2 * q_abs[..., :, None])
+    best = q_abs.argmax(dim=-1, keepdim=True)
+    q = torch.gather(cands, -2, best[..., None].expand(*best.shape, 4)).squeeze(-2)
+    q = _normalise(q, 1e-12)
+    return torch.where(q[..., :1] < 0, -q, q)
+
+
+def matrix_to_axis_angle(matrix: torch.Tensor) -> torch.Tensor:
+    """Rotation matrix -> rotation vector with angle in [0, pi], (..., 3, 3) -> (..., 3)."""
+    q = matrix_to_quaternion(matrix)
+    w, xyz = q[..., :1], q[..., 1:]
+    sin_half = torch.sqrt((xyz * xyz).sum(-1, keepdim=True))
+    angle = 2 * torch.atan2(sin_half, w)
+    small = sin_half < 1e-6
+    # angle / sin(angle/2) -> 2 + angle^2 / 12 near zero.
+    safe = torch.where(small, torch.ones_like(sin_half), sin_half)
+    factor = torch.where(small, 2 + angle * angle / 12, angle / safe)
+    return xyz * factor
