@@ -34,6 +34,7 @@ setup(
         "smplx>=0.1.28",
         "onnx>=1.16",
         "onnxruntime>=1.18",
+        "onnxslim>=0.1.90",
         "safetensors>=0.4",
         "pyyaml>=6.0",
         "rosbags>=0.10",
