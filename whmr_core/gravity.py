@@ -220,6 +220,7 @@ class GravityEstimator:
         self._accel_state: np.ndarray | None = None
         self.rejected = 0
         self.last_rejection = ""
+        self._last_problem: dict[str, str] = {}  # per IMU source, to explain an empty buffer
 
     def set_camera_from_imu(self, rotation: Sequence[float] | np.ndarray) -> None:
         """Camera <- IMU rotation (3x3 or xyzw), from a static TF or a parameter; may arrive late."""
@@ -230,6 +231,7 @@ class GravityEstimator:
         self._orientation.clear()
         self._accel.clear()
         self._accel_state = None
+        self._last_problem.clear()
 
     def _reject(self, reason: str) -> None:
         self.rejected += 1
@@ -250,21 +252,24 @@ class GravityEstimator:
         """
         stamp_ns = int(stamp_ns)
         problems: list[str] = []
-        if orientation_xyzw is not None:
+        if orientation_covariance0 == -1:
+            problems.append("orientation: flagged invalid (orientation_covariance[0] == -1)")
+        elif orientation_xyzw is not None:
             last = self._orientation.last_stamp
-            if orientation_covariance0 == -1:
-                problems.append("orientation: flagged invalid (orientation_covariance[0] == -1)")
-            elif last is not None and stamp_ns <= last:
+            if last is not None and stamp_ns <= last:
                 problems.append(f"orientation: stamp {stamp_ns} not after the previous {last}")
             else:
                 try:
                     self._orientation.append(stamp_ns, _check_xyzw(orientation_xyzw, "orientation"))
                 except ValueError as e:
                     problems.append(str(e))
+        for p in problems:
+            self._last_problem["imu_orientation"] = p
         if accel is not None:
             problem = self._add_accel(stamp_ns, accel)
             if problem:
                 problems.append(problem)
+                self._last_problem["imu_accel"] = problem
         for p in problems:
             self._reject(p)
         return problems
@@ -297,7 +302,8 @@ class GravityEstimator:
     def _sample(self, series: _TimeSeries, stamp_ns: int, name: str) -> tuple[object, str]:
         """((a, b, t, age_ns) for interpolation, "") or (None, reason)."""
         if not series.stamps:
-            return None, f"{name}: no readings"
+            last = self._last_problem.get(name)
+            return None, f"{name}: no readings" + (f" (last rejected: {last})" if last else "")
         i, j = series.neighbours(stamp_ns)
         near = [k for k in (i, j) if k is not None and abs(series.stamps[k] - stamp_ns) <= self.max_age_ns]
         if not near:
@@ -330,7 +336,9 @@ class GravityEstimator:
         down = (1 - t) * d0 + t * d1  # normalised lerp of two nearby unit vectors
         return self.camera_from_imu @ _unit(down, "interpolated accel direction"), age, ""
 
-    def gravity_at(self, stamp_ns: int, tf_gravity: Sequence[float] | np.ndarray | None = None) -> GravityEstimate:
+    def gravity_at(
+        self, stamp_ns: int, tf_gravity: Sequence[float] | np.ndarray | None = None
+    ) -> GravityEstimate:
         """Gravity in C at an image stamp from the first source that works, with the skipped ones' reasons.
 
         ``tf_gravity`` is gravity in C from a TF lookup of a gravity-aligned fixed frame at this stamp
