@@ -223,7 +223,11 @@ class GravityEstimator:
         self._last_problem: dict[str, str] = {}  # per IMU source, to explain an empty buffer
 
     def set_camera_from_imu(self, rotation: Sequence[float] | np.ndarray) -> None:
-        """Camera <- IMU rotation (3x3 or xyzw), from a static TF or a parameter; may arrive late."""
+        """Camera <- IMU rotation (3x3 or xyzw), from a static TF or a parameter; may arrive late.
+
+        That is the rotation of ``lookup_transform(target=camera_optical, source=imu)``: it maps IMU-frame
+        vectors into the camera frame (the inverse of the IMU's pose in the camera frame).
+        """
         self.camera_from_imu = as_rotation_matrix(rotation, "camera_from_imu")
 
     def reset(self) -> None:
