@@ -41,6 +41,8 @@ __all__ = [
 SOURCES = ("imu_orientation", "imu_accel", "tf", "parameter")
 WORLD_DOWN = np.array([0.0, 0.0, -1.0])  # gravity in a z-up world frame (ENU)
 LEVEL_CAMERA_GRAVITY = (0.0, 1.0, 0.0)  # optical frame: y points down
+# (value before, value after, interpolation weight in [0, 1], age of the nearer reading in ns)
+_Sample = tuple[np.ndarray, np.ndarray, float, int]
 
 
 class GravityUnavailableError(RuntimeError):
@@ -303,7 +305,7 @@ class GravityEstimator:
         self._accel.append(stamp_ns, self._accel_state)
         return ""
 
-    def _sample(self, series: _TimeSeries, stamp_ns: int, name: str) -> tuple[object, str]:
+    def _sample(self, series: _TimeSeries, stamp_ns: int, name: str) -> tuple[_Sample | None, str]:
         """((a, b, t, age_ns) for interpolation, "") or (None, reason)."""
         if not series.stamps:
             last = self._last_problem.get(name)
@@ -311,8 +313,7 @@ class GravityEstimator:
         i, j = series.neighbours(stamp_ns)
         near = [k for k in (i, j) if k is not None and abs(series.stamps[k] - stamp_ns) <= self.max_age_ns]
         if not near:
-            k = i if i is not None else j
-            age = abs(series.stamps[k] - stamp_ns)
+            age = min(abs(series.stamps[k] - stamp_ns) for k in (i, j) if k is not None)
             return None, f"{name}: stale, nearest reading {age / 1e6:.1f} ms from the image stamp"
         if len(near) == 2 and series.stamps[j] != series.stamps[i]:
             t = (stamp_ns - series.stamps[i]) / (series.stamps[j] - series.stamps[i])
