@@ -71,7 +71,9 @@ class PinholeCamera:
     def project(self, points: np.ndarray) -> np.ndarray:
         """(..., 3) camera-frame points -> (..., 2) pixel coordinates (OpenCV convention)."""
         p = np.asarray(points, dtype=np.float64)
-        return np.stack([self.fx * p[..., 0] / p[..., 2] + self.cx, self.fy * p[..., 1] / p[..., 2] + self.cy], -1)
+        return np.stack(
+            [self.fx * p[..., 0] / p[..., 2] + self.cx, self.fy * p[..., 1] / p[..., 2] + self.cy], -1
+        )
 
     def gl_projection(self) -> np.ndarray:
         """4x4 matrix taking camera-frame (x, y, z, 1) to GL clip space, with clip w = z.

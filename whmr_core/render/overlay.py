@@ -50,7 +50,9 @@ def overlay_meshes(
     img = np.asarray(image)
     W, H = camera.size
     if img.shape != (H, W, 3) or img.dtype != np.uint8:
-        raise ValueError(f"image: expected ({H}, {W}, 3) uint8 to match the camera, got {img.shape} {img.dtype}")
+        raise ValueError(
+            f"image: expected ({H}, {W}, 3) uint8 to match the camera, got {img.shape} {img.dtype}"
+        )
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha: must be in [0, 1], got {alpha}")
     out = _renderer(renderer).render(
@@ -95,7 +97,13 @@ def render_world_view(
     R_c = gravity_rotation(gravity_cam)
     # X_G = R_c^T X_C; for row vectors that is X_C @ R_c.
     world = [
-        Mesh(m.vertices.astype(np.float64) @ R_c, m.faces, m.color, m.smooth, None if m.normals is None else m.normals @ R_c)
+        Mesh(
+            m.vertices.astype(np.float64) @ R_c,
+            m.faces,
+            m.color,
+            m.smooth,
+            None if m.normals is None else m.normals @ R_c,
+        )
         for m in meshes
     ]
     pts = np.concatenate([m.vertices for m in world]).astype(np.float64)
@@ -120,7 +128,9 @@ def render_world_view(
         fv, ff = camera_frustum(depth=s, half_width=0.6 * s, half_height=0.45 * s)
         world.append(Mesh(fv @ R_c, ff, color=(0.2, 0.22, 0.28), smooth=False))
     ground = GroundPlane(
-        point=np.array([centre[0], floor_y, centre[2]]), normal=np.array([0.0, -1.0, 0.0]), size=max(20 * radius, 10.0)
+        point=np.array([centre[0], floor_y, centre[2]]),
+        normal=np.array([0.0, -1.0, 0.0]),
+        size=max(20 * radius, 10.0),
     )
     out = _renderer(renderer).render(
         world, cam, world_to_camera=pose, ground=ground, background=background, outputs=("color",)

@@ -26,7 +26,9 @@ def box(center: np.ndarray, size: np.ndarray | float) -> tuple[np.ndarray, np.nd
     return c + corners * h, faces
 
 
-def uv_sphere(center: np.ndarray, radius: float, n_lat: int = 16, n_lon: int = 32) -> tuple[np.ndarray, np.ndarray]:
+def uv_sphere(
+    center: np.ndarray, radius: float, n_lat: int = 16, n_lon: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
     """Latitude/longitude sphere: 2 + (n_lat - 1) n_lon vertices, 2 n_lon (n_lat - 1) triangles."""
     if n_lat < 2 or n_lon < 3:
         raise ValueError(f"uv_sphere: need n_lat >= 2 and n_lon >= 3, got {n_lat}, {n_lon}")
@@ -48,7 +50,9 @@ def uv_sphere(center: np.ndarray, radius: float, n_lat: int = 16, n_lon: int = 3
     return verts, np.concatenate(faces).astype(np.int64)
 
 
-def camera_frustum(depth: float = 0.3, half_width: float = 0.2, half_height: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
+def camera_frustum(
+    depth: float = 0.3, half_width: float = 0.2, half_height: float = 0.15
+) -> tuple[np.ndarray, np.ndarray]:
     """Pyramid with its apex at the camera centre opening along +z (camera optical frame)."""
     verts = np.array(
         [[0, 0, 0], [-half_width, -half_height, depth], [half_width, -half_height, depth],

@@ -129,7 +129,9 @@ class _Targets:
         self.face_id = ctx.renderbuffer(size, components=1, dtype="i4")
         self.geom = ctx.renderbuffer(size, components=4, dtype="f4")
         self.depth = ctx.depth_renderbuffer(size)
-        self.fbo = ctx.framebuffer(color_attachments=[self.color, self.face_id, self.geom], depth_attachment=self.depth)
+        self.fbo = ctx.framebuffer(
+            color_attachments=[self.color, self.face_id, self.geom], depth_attachment=self.depth
+        )
         self.background = ctx.texture(size, 3, dtype="f1")
         self.background.filter = (ctx.NEAREST, ctx.NEAREST)
 
@@ -182,7 +184,9 @@ class Renderer:
             geometry_shader=shaders.SCENE_GEOMETRY,
             fragment_shader=shaders.SCENE_FRAGMENT,
         )
-        self._bg = self.ctx.program(vertex_shader=shaders.BACKGROUND_VERTEX, fragment_shader=shaders.BACKGROUND_FRAGMENT)
+        self._bg = self.ctx.program(
+            vertex_shader=shaders.BACKGROUND_VERTEX, fragment_shader=shaders.BACKGROUND_FRAGMENT
+        )
         self._bg_vao = self.ctx.vertex_array(self._bg, [])
         self._targets: OrderedDict[tuple[int, int], _Targets] = OrderedDict()
         self._slots: list[_MeshSlot] = []
@@ -246,7 +250,9 @@ class Renderer:
         mgl = self._moderngl
         wanted = frozenset(outputs)
         if not wanted or not wanted <= ALL_OUTPUTS:
-            raise ValueError(f"outputs: expected a non-empty subset of {sorted(ALL_OUTPUTS)}, got {sorted(wanted)}")
+            raise ValueError(
+                f"outputs: expected a non-empty subset of {sorted(ALL_OUTPUTS)}, got {sorted(wanted)}"
+            )
         meshes = list(meshes)
         for i, m in enumerate(meshes):
             if not isinstance(m, Mesh):
@@ -308,7 +314,9 @@ class Renderer:
             bg = np.asarray(background)
             if bg.ndim == 3:
                 if bg.shape != (H, W, 3) or bg.dtype != np.uint8:
-                    raise ValueError(f"background: expected a ({H}, {W}, 3) uint8 image, got {bg.shape} {bg.dtype}")
+                    raise ValueError(
+                        f"background: expected a ({H}, {W}, 3) uint8 image, got {bg.shape} {bg.dtype}"
+                    )
                 targets.background.write(np.ascontiguousarray(bg))
                 targets.background.use(0)
                 use_image = True

@@ -108,7 +108,10 @@ class GroundPlane:
         if not (self.size > 0 and self.tile > 0):
             raise ValueError(f"GroundPlane: size and tile must be > 0, got {self.size}, {self.tile}")
         self.point, self.normal = p, n / norm
-        self.colors = (_color("GroundPlane.colors[0]", self.colors[0]), _color("GroundPlane.colors[1]", self.colors[1]))
+        self.colors = (
+            _color("GroundPlane.colors[0]", self.colors[0]),
+            _color("GroundPlane.colors[1]", self.colors[1]),
+        )
 
     @classmethod
     def from_gravity(cls, gravity: np.ndarray, height: float, **kwargs) -> GroundPlane:
@@ -130,6 +133,6 @@ class GroundPlane:
         e1, e2 = self.basis()
         h = self.size / 2
         c = self.point
-        return np.stack([c - h * e1 - h * e2, c + h * e1 - h * e2, c + h * e1 + h * e2, c - h * e1 + h * e2]).astype(
-            np.float32
-        )
+        return np.stack(
+            [c - h * e1 - h * e2, c + h * e1 - h * e2, c + h * e1 + h * e2, c - h * e1 + h * e2]
+        ).astype(np.float32)
