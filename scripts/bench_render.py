@@ -29,9 +29,10 @@ def make_scene(width: int, height: int, seed: int = 0):
 
     rng = np.random.default_rng(seed)
     # uv_sphere(n_lat=83, n_lon=84) has SMPL's counts: 6890 vertices, 13,776 triangles.
-    bodies = [uv_sphere([x, 0.2, 4.0], 1.0, 83, 84) for x in (-0.5, 0.6)]
-    bodies = [(v * [0.3, 0.85, 0.18] + [x, 0.2, 4.0] * (1 - np.array([0.3, 0.85, 0.18])), f)
-              for (v, f), x in zip(bodies, (-0.5, 0.6), strict=True)]  # fmt: skip
+    bodies = []
+    for x in (-0.5, 0.6):
+        v, f = uv_sphere([0.0, 0.0, 0.0], 1.0, 83, 84)
+        bodies.append((v * [0.3, 0.85, 0.18] + [x, 0.2, 4.0], f))  # person-sized ellipsoid 4 m ahead
     cam = PinholeCamera.from_fov(width, height, hfov_deg=60.0)
     ground = GroundPlane.from_gravity([0.0, 1.0, 0.0], height=1.05)
     backgrounds = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(4)]
