@@ -39,6 +39,9 @@ setup(
         "pyyaml>=6.0",
         "rosbags>=0.10",
         "tqdm>=4.66",
+        # Offscreen renderer (whmr_core.render): OpenGL 3.3 via EGL on Mesa; PNG I/O.
+        "moderngl>=5.10",
+        "pillow>=10.0",
     ],
     extras_require={
         "test": [
