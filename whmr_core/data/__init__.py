@@ -1,0 +1,1 @@
+"""Synthetic data, dataset readers and augmentation."""
