@@ -141,8 +141,9 @@ def tpose(model, phenotypes: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.nd
     for name, bone in direct.items():
         joints[:, J[name]] = h[:, ix[bone]]
     for s, side in (("L", "left"), ("R", "right")):
-        for name, bone in (("knee", "lowerleg01"), ("ankle", "foot"), ("collar", "clavicle"),
-                           ("shoulder", "upperarm01"), ("elbow", "lowerarm01"), ("wrist", "wrist")):  # fmt: skip
+        pairs = (("knee", "lowerleg01"), ("ankle", "foot"), ("collar", "clavicle"),
+                 ("shoulder", "upperarm01"), ("elbow", "lowerarm01"), ("wrist", "wrist"))  # fmt: skip
+        for name, bone in pairs:
             joints[:, J[f"{side}_{name}"]] = h[:, ix[f"{bone}.{s}"]]
         joints[:, J[f"{side}_foot"]] = np.mean([h[:, ix[f"toe{k}-1.{s}"]] for k in range(1, 6)], axis=0)
         joints[:, J[f"{side}_hand"]] = np.mean([h[:, ix[f"finger{k}-1.{s}"]] for k in range(2, 6)], axis=0)
@@ -225,7 +226,10 @@ def main() -> None:
 
     torch.set_default_dtype(torch.float64)
     t0 = time.time()
-    models = {k: anny.Anny(topology=t, pose_parameterization="local-ref").to(torch.float64) for k, t in VARIANTS.items()}
+    models = {
+        k: anny.Anny(topology=t, pose_parameterization="local-ref").to(torch.float64)
+        for k, t in VARIANTS.items()
+    }
     print(f"[build] anny {anny.__version__} models ready in {time.time() - t0:.1f} s")
 
     # Adult phenotypes; gender uniform in [0, 1] gives a neutral mean.
@@ -268,7 +272,8 @@ def main() -> None:
         height = float(template[:, 1].max() - template[:, 1].min())
         meta = {
             "name": f"whmr-anny-{name}",
-            "source": f"anny {anny.__version__} topology={VARIANTS[name]} (NAVER Labs, Apache-2.0; MakeHuman CC0)",
+            "source": f"anny {anny.__version__} topology={VARIANTS[name]} "
+            "(NAVER Labs, Apache-2.0; MakeHuman CC0)",
             "samples": args.samples,
             "seed": args.seed,
             "explained_variance_10": round(explained, 5),

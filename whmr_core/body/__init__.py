@@ -1,4 +1,4 @@
-"""Body model: loading SMPL-format models (the shipped free one or a user's SMPL) and the mesh-derived assets."""
+"""Body model: SMPL-format models (the shipped free one or a user's SMPL) and their mesh-derived assets."""
 
 from whmr_core.body.assets import BodyAssets, body_assets
 from whmr_core.body.model import load_body_model, shipped_model_path

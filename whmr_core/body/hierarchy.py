@@ -19,18 +19,25 @@ def decimate(vertices: np.ndarray, faces: np.ndarray, target_vertices: int) -> t
     v = np.ascontiguousarray(vertices, np.float64)
     f = np.ascontiguousarray(faces, np.int32)
     # A closed mesh has about twice as many triangles as vertices.
-    target_faces = max(4, int(round(len(f) * target_vertices / len(v))))
+    target_faces = max(4, round(len(f) * target_vertices / len(v)))
     _, _, collapses = fast_simplification.simplify(v, f, target_count=target_faces, return_collapses=True)
-    _, faces_low, mapping = fast_simplification.replay_simplification(v, f, collapses)
-    removed = np.zeros(len(v), bool)
-    removed[collapses[:, 1]] = True
-    kept = np.flatnonzero(~removed)
-    # replay numbers the survivors in index order, so mapping[kept] == arange(len(kept)).
-    if not np.array_equal(mapping[kept], np.arange(len(kept))):
-        raise RuntimeError("fast-simplification renumbered vertices unexpectedly")
-    faces_low = np.asarray(faces_low, np.int64)
-    faces_low = faces_low[(faces_low[:, 0] != faces_low[:, 1]) & (faces_low[:, 1] != faces_low[:, 2])
-                          & (faces_low[:, 0] != faces_low[:, 2])]  # fmt: skip
+    # Follow the collapse history ourselves (``collapses[i] = [a, b]``: b merged into a) rather than relying
+    # on replay_simplification's renumbering, which silently drops vertices left without faces.
+    root = np.arange(len(v))
+    root[collapses[:, 1]] = collapses[:, 0]
+    while True:
+        nxt = root[root]
+        if np.array_equal(nxt, root):
+            break
+        root = nxt
+    coarse = root[np.asarray(faces, np.int64)]
+    coarse = coarse[
+        (coarse[:, 0] != coarse[:, 1]) & (coarse[:, 1] != coarse[:, 2]) & (coarse[:, 0] != coarse[:, 2])
+    ]
+    _, first = np.unique(np.sort(coarse, axis=1), axis=0, return_index=True)
+    coarse = coarse[np.sort(first)]  # duplicates (two faces collapsed onto one) removed, winding kept
+    kept = np.unique(coarse)
+    faces_low = np.searchsorted(kept, coarse)
     return kept, faces_low
 
 
@@ -41,7 +48,7 @@ def selection_matrix(kept: np.ndarray, num_vertices: int) -> scipy.sparse.csr_ma
 
 
 def _closest_point_barycentric(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Barycentric coordinates (N,3) of the closest points on triangles (a,b,c) to points p (Ericson 5.1.5)."""
+    """Barycentric coordinates (N,3) of the points on triangles (a,b,c) closest to p (Ericson, 5.1.5)."""
     ab, ac, ap = b - a, c - a, p - a
     d1, d2 = np.sum(ab * ap, -1), np.sum(ac * ap, -1)
     bp = p - b
@@ -62,10 +69,12 @@ def _closest_point_barycentric(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: n
     t_bc = (d4 - d3) / np.maximum((d4 - d3) + (d5 - d6), eps)
     t_ac = d2 / np.maximum(d2 - d6, eps)
     t_ab = d1 / np.maximum(d1 - d3, eps)
-    for mask, bary in zip(regions, (
-        np.stack([0 * t_bc, 1 - t_bc, t_bc], -1), np.stack([1 - t_ac, 0 * t_ac, t_ac], -1),
+    edges = (
+        np.stack([0 * t_bc, 1 - t_bc, t_bc], -1),
+        np.stack([1 - t_ac, 0 * t_ac, t_ac], -1),
         np.stack([1 - t_ab, t_ab, 0 * t_ab], -1),
-    )):  # fmt: skip
+    )
+    for mask, bary in zip(regions, edges, strict=True):
         out[mask] = bary[mask]
     corners = [
         ((d1 <= 0) & (d2 <= 0), [1.0, 0, 0]), ((d3 >= 0) & (d4 <= d3), [0, 1.0, 0]),

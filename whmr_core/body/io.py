@@ -37,14 +37,14 @@ class _ChumpyStandIn:
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
-    _ALLOWED = {
+    _ALLOWED: frozenset[tuple[str, str]] = frozenset({
         ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
         ("numpy._core.multiarray", "scalar"), ("scipy.sparse.csc", "csc_matrix"),
         ("scipy.sparse._csc", "csc_matrix"), ("scipy.sparse.csr", "csr_matrix"),
         ("scipy.sparse._csr", "csr_matrix"), ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"),
         ("__builtin__", "object"), ("builtins", "object"),
-    }  # fmt: skip
+    })  # fmt: skip
 
     def find_class(self, module: str, name: str) -> Any:
         if module.split(".")[0] == "chumpy":
@@ -103,7 +103,7 @@ def validate_model_arrays(arrays: dict[str, Any], source: str | Path) -> dict[st
 
     def expect(key: str, shape: tuple[int | None, ...]) -> None:
         got = out[key].shape
-        if len(got) != len(shape) or any(s is not None and g != s for g, s in zip(got, shape)):
+        if len(got) != len(shape) or any(s is not None and g != s for g, s in zip(got, shape, strict=True)):
             want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
             raise ValueError(f"{source}: {key} must have shape {want}, got {got}")
 
@@ -127,6 +127,8 @@ def validate_model_arrays(arrays: dict[str, Any], source: str | Path) -> dict[st
     parents = out["kintree_table"][0].astype(np.int64)
     parents[0] = -1  # SMPL pickles store 4294967295 (uint32 -1) for the root
     if np.any(parents[1:] < 0) or np.any(parents[1:] >= np.arange(1, NUM_JOINTS)):
-        raise ValueError(f"{source}: kintree_table parents must precede their children, got {parents.tolist()}")
+        raise ValueError(
+            f"{source}: kintree_table parents must precede their children, got {parents.tolist()}"
+        )
     out["kintree_table"] = np.stack([parents, np.arange(NUM_JOINTS)])
     return out

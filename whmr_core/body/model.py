@@ -38,7 +38,9 @@ def load_body_model(
     arrays = read_model_file(file)
     if "vertex_ids" not in smplx_kwargs:
         # Extra joints (nose, eyes, ears, toes, heels, fingertips) from this mesh's own geometry.
-        smplx_kwargs["vertex_ids"] = smplx_vertex_ids(arrays["v_template"], arrays["weights"], arrays["J_regressor"])
+        smplx_kwargs["vertex_ids"] = smplx_vertex_ids(
+            arrays["v_template"], arrays["weights"], arrays["J_regressor"]
+        )
     num_betas = min(int(smplx_kwargs.pop("num_betas", 10)), arrays["shapedirs"].shape[-1])
     struct = smplx.utils.Struct(
         **{k: arrays[k] for k in ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "f")},
