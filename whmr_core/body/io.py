@@ -43,7 +43,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
         ("numpy._core.multiarray", "scalar"), ("scipy.sparse.csc", "csc_matrix"),
         ("scipy.sparse._csc", "csc_matrix"), ("scipy.sparse.csr", "csr_matrix"),
         ("scipy.sparse._csr", "csr_matrix"), ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"),
-        ("__builtin__", "object"), ("builtins", "object"),
+        ("__builtin__", "object"), ("builtins", "object"), ("builtins", "set"), ("__builtin__", "set"),
+        ("_codecs", "encode"),  # bytes in protocol-2 pickles written by Python 3
     })  # fmt: skip
 
     def find_class(self, module: str, name: str) -> Any:
