@@ -38,6 +38,8 @@ setup(
         "pyyaml>=6.0",
         "rosbags>=0.10",
         "tqdm>=4.66",
+        # Affine crops and image I/O for the datasets (headless: no GUI libraries on robots/servers).
+        "opencv-python-headless>=4.8",
     ],
     extras_require={
         "test": [
