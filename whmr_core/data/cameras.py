@@ -130,7 +130,9 @@ def sample_camera(rng: np.random.Generator, config: CameraConfig | None = None) 
     f_wide = focal_from_hfov(w, cfg.hfov_deg[1])
     f_tele = focal_from_hfov(w, cfg.hfov_deg[0])
     f = math.exp(rng.uniform(math.log(f_wide), math.log(f_tele)))
-    off = np.clip(rng.normal(0.0, cfg.principal_point_std, 2), -cfg.principal_point_max, cfg.principal_point_max)
+    off = np.clip(
+        rng.normal(0.0, cfg.principal_point_std, 2), -cfg.principal_point_max, cfg.principal_point_max
+    )
     cx, cy = w / 2 + off[0] * w, h / 2 + off[1] * h
     K = np.array([[f, 0.0, cx], [0.0, f, cy], [0.0, 0.0, 1.0]])
     pitch = float(rng.uniform(*cfg.pitch_deg))

@@ -20,6 +20,7 @@ check below catches the gross failures a box lets through.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -50,7 +51,32 @@ JOINT_NAMES: tuple[str, ...] = (
     "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
     "left_hand", "right_hand",
 )  # fmt: skip
-SMPL_PARENTS: tuple[int, ...] = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21)
+SMPL_PARENTS: tuple[int, ...] = (
+    -1,
+    0,
+    0,
+    0,
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    8,
+    9,
+    9,
+    9,
+    12,
+    13,
+    14,
+    16,
+    17,
+    18,
+    19,
+    20,
+    21,
+)
 # Left <-> right joint swap of a mirrored body.
 SMPL_FLIP_PERM: tuple[int, ...] = (
     0, 2, 1, 3, 5, 4, 6, 8, 7, 9, 11, 10, 12, 14, 13, 15, 17, 16, 19, 18, 21, 20, 23, 22,
@@ -125,8 +151,10 @@ class _Pose:
     def __init__(self) -> None:
         self.rot = [Rotation.identity() for _ in range(24)]
 
-    def set(self, joint: str, x: float = 0.0, y: float = 0.0, z: float = 0.0, *, mirror: bool = False) -> None:
-        """Rotation = R_z R_y R_x (x applied first, in the local frame); ``mirror`` sets the right-side twin."""
+    def set(
+        self, joint: str, x: float = 0.0, y: float = 0.0, z: float = 0.0, *, mirror: bool = False
+    ) -> None:
+        """Rotation R_z R_y R_x (x first, in the local frame); ``mirror`` also sets the right-side twin."""
         j = _J[joint]
         self.rot[j] = Rotation.from_euler("ZYX", [z, y, x], degrees=True)
         if mirror:
@@ -139,7 +167,9 @@ class _Pose:
 
 def _arms_down(p: _Pose, rng: np.random.Generator, elbow: float = 10.0) -> None:
     for side, sgn in (("left", 1.0), ("right", -1.0)):
-        p.set(f"{side}_shoulder", x=rng.normal(0, 5), y=sgn * rng.normal(-5, 5), z=sgn * rng.uniform(-80, -60))
+        p.set(
+            f"{side}_shoulder", x=rng.normal(0, 5), y=sgn * rng.normal(-5, 5), z=sgn * rng.uniform(-80, -60)
+        )
         p.set(f"{side}_elbow", y=-sgn * abs(rng.normal(elbow, 8)))
 
 
@@ -315,7 +345,7 @@ def limb_torso_violations(joints: np.ndarray) -> list[str]:
     pelvis, neck, head = j[0], j[12], j[15]
     for side, chain in (("left", (16, 18, 20, 22)), ("right", (17, 19, 21, 23))):
         # Skip the first half of the upper arm: it is attached to the torso by construction.
-        pts = [_segment_points(j[a], j[b]) for a, b in zip(chain[:-1], chain[1:], strict=True)]
+        pts = [_segment_points(j[a], j[b]) for a, b in itertools.pairwise(chain)]
         arm = np.concatenate([pts[0][4:], *pts[1:]])
         if (_point_segment_distance(arm, pelvis, neck) < r_torso).any():
             found.append(f"{side} arm crosses the torso")
