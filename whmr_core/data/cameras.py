@@ -41,7 +41,7 @@ class CameraConfig:
             lo, hi = getattr(self, name)
             if not lo <= hi:
                 raise ValueError(f"CameraConfig.{name}: lower bound {lo} above upper bound {hi}")
-        if not 0 < self.hfov_deg[0] and self.hfov_deg[1] < 180:
+        if not (0 < self.hfov_deg[0] and self.hfov_deg[1] < 180):
             raise ValueError(f"CameraConfig.hfov_deg: must lie in (0, 180), got {self.hfov_deg}")
         if self.long_side[0] < 16:
             raise ValueError(f"CameraConfig.long_side: too small, got {self.long_side}")
