@@ -39,6 +39,8 @@ setup(
         "pyyaml>=6.0",
         "rosbags>=0.10",
         "tqdm>=4.66",
+        # Person crops (warpAffine) and the overlay image; the headless wheel needs no GUI libraries.
+        "opencv-python-headless>=4.8",
     ],
     extras_require={
         "test": [
