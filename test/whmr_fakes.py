@@ -1,0 +1,137 @@
+"""A geometrically exact stand-in for the network, for pipeline, output and bag tests.
+
+``FakeEngine`` "sees" a scene of stick bodies given in the camera optical frame (pelvis position P_C and
+camera-frame root orientation R_b^c): for each crop it picks the body whose projected pelvis is nearest
+the crop centre and returns the weak-perspective camera, depth, focal and translation that eq. 2-4 give
+for that body (so a calibrated K recovers P_C exactly), the camera-frame mesh, and world outputs from the
+camera rotation it was given (world root = R_c^T R_b^c), as a perfect OrientCorrect would.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from whmr_core.runtime.engines import Engine
+from whmr_core.runtime.pipeline import BodyTopology
+
+# Stick body in its own frame, pelvis at the origin, G axes (y down = up is -y, z = facing direction).
+TEMPLATE_VERTICES = np.array(
+    [
+        [0.0, 0.0, 0.0],  # pelvis
+        [0.0, -0.8, 0.0],  # top of head
+        [0.15, 0.9, 0.0],  # left foot
+        [-0.15, 0.9, 0.0],  # right foot
+        [0.5, -0.4, 0.0],  # left hand
+        [-0.5, -0.4, 0.0],  # right hand
+        [0.0, -0.6, 0.1],  # nose (the body faces +z)
+        [0.0, -0.3, -0.1],  # back
+    ]
+)
+TEMPLATE_JOINTS = np.array([[0.0, 0.0, 0.0], [0.0, -0.7, 0.0], [0.0, 0.9, 0.0]])  # pelvis, head, feet
+TOPOLOGY = BodyTopology(
+    faces=np.array([[0, 1, 4], [0, 5, 1], [0, 2, 3], [1, 6, 7]]),
+    parents=np.array([-1, 0, 0]),
+    num_vertices=len(TEMPLATE_VERTICES),
+    joint_names=("pelvis", "head", "feet"),
+    model_name="stick",
+)
+
+
+def rot_x(a: float) -> np.ndarray:
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+
+
+def rot_y(a: float) -> np.ndarray:
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+
+
+def rot_z(a: float) -> np.ndarray:
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+
+
+@dataclass
+class SeenBody:
+    position: np.ndarray  # pelvis in the camera optical frame, metres
+    root: np.ndarray = field(default_factory=lambda: np.eye(3))  # R_b^c
+
+
+class FakeEngine(Engine):
+    kind = "fake"
+
+    def __init__(
+        self,
+        image_wh: tuple[int, int],
+        focal: float,
+        principal_point: tuple[float, float] | None = None,
+        crop_hw: tuple[int, int] = (16, 12),
+        relative_depth: float = 5.0,
+    ) -> None:
+        self.image_wh = image_wh
+        self.f = float(focal)
+        self.pp = np.array(principal_point if principal_point else (image_wh[0] / 2, image_wh[1] / 2))
+        self.crop_hw = crop_hw
+        self.relative_depth = relative_depth
+        self.bodies: list[SeenBody] = []
+        self.calls: list[dict[str, np.ndarray]] = []
+        self.poison: str | None = None  # an output name to fill with NaN
+
+    def project(self, p: np.ndarray) -> np.ndarray:
+        return self.f * p[:2] / p[2] + self.pp
+
+    def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.calls.append(inputs)
+        w, h = self.image_wh
+        diag = math.hypot(w, h)
+        outs: dict[str, list[np.ndarray]] = {}
+        for gi, r_c in zip(inputs["glob_info"].astype(np.float64), inputs["cam_rotation"], strict=True):
+            centre = gi[:2] * diag + (w / 2, h / 2)
+            b = gi[2] * diag
+            body = min(self.bodies, key=lambda bd: float(np.linalg.norm(self.project(bd.position) - centre)))
+            p = body.position
+            s = 2 * self.f / (p[2] * b)  # eq. 3 with the true focal length and depth
+            txy = p[:2] - (centre - self.pp) * p[2] / self.f  # eq. 4 solved for the crop translation
+            tz = self.relative_depth
+            translation = np.array([*(txy + 2 * (centre - (w / 2, h / 2)) / (s * b)), tz])
+            r_bc = body.root
+            world_root = r_c.astype(np.float64).T @ r_bc
+            rotmats = np.repeat(np.eye(3)[None], len(TEMPLATE_JOINTS), 0)
+            rotmats[0] = r_bc
+            values = {
+                "vertices": TEMPLATE_VERTICES @ r_bc.T,
+                "joints": TEMPLATE_JOINTS @ r_bc.T,
+                "rotmats": rotmats,
+                "betas": np.zeros(10),
+                "cam_crop": np.array([s, *txy]),
+                "tz": np.array(tz),
+                "focal": np.array(s * b * tz / 2 / diag),
+                "translation": translation,
+                "cam_root": r_bc,
+                "world_root": world_root,
+                "world_vertices": TEMPLATE_VERTICES @ world_root.T,
+                "world_joints": TEMPLATE_JOINTS @ world_root.T,
+            }
+            for k, v in values.items():
+                outs.setdefault(k, []).append(v)
+        result = {k: np.stack(v).astype(np.float32) for k, v in outs.items()}
+        if self.poison:
+            result[self.poison][:] = np.nan
+        return result
+
+    def box_of(self, body: SeenBody, half: float = 60.0) -> list[float]:
+        """A detection box centred on the body's projected pelvis."""
+        u, v = self.project(body.position)
+        return [u - half, v - half, u + half, v + half]
+
+
+def camera_rotation_for(gravity_cam: np.ndarray) -> np.ndarray:
+    import torch
+
+    from whmr_core.geometry import camera_rotation_from_gravity
+
+    return camera_rotation_from_gravity(torch.as_tensor(gravity_cam, dtype=torch.float64)[None])[0].numpy()
