@@ -135,3 +135,113 @@ def camera_rotation_for(gravity_cam: np.ndarray) -> np.ndarray:
     from whmr_core.geometry import camera_rotation_from_gravity
 
     return camera_rotation_from_gravity(torch.as_tensor(gravity_cam, dtype=torch.float64)[None])[0].numpy()
+
+
+# --- ROS messages with rosbags classes ----------------------------------------------------------------
+
+
+def ros_kit(distro: str = "ROS2_JAZZY"):
+    from whmr_ros.message_kit import RosbagsKit
+    from whmr_ros.message_types import typestore
+
+    return RosbagsKit(typestore(distro))
+
+
+def header(kit, stamp_ns: int, frame_id: str):
+    sec, nsec = divmod(int(stamp_ns), 1_000_000_000)
+    return kit.new("std_msgs/msg/Header", stamp=kit.new("builtin_interfaces/msg/Time", sec=sec, nanosec=nsec),
+                   frame_id=frame_id)  # fmt: skip
+
+
+def image_msg(kit, rgb: np.ndarray, stamp_ns: int, frame_id: str = "cam_optical"):
+    from whmr_ros.conversions import numpy_to_image
+
+    return numpy_to_image(rgb, "rgb8", stamp_ns, frame_id, kit.types)
+
+
+def camera_info_msg(kit, K: np.ndarray, wh: tuple[int, int], stamp_ns: int, frame_id: str = "cam_optical"):
+    return kit.new("sensor_msgs/msg/CameraInfo", header=header(kit, stamp_ns, frame_id), width=wh[0],
+                   height=wh[1], k=np.asarray(K, dtype=np.float64).reshape(9), distortion_model="plumb_bob",
+                   d=np.zeros(5))  # fmt: skip
+
+
+def imu_msg(kit, stamp_ns: int, quat_xyzw=None, accel=None, frame_id: str = "imu"):
+    cov_o = np.zeros(9)
+    if quat_xyzw is None:
+        cov_o[0], quat_xyzw = -1.0, (0.0, 0.0, 0.0, 1.0)
+    a = (0.0, 0.0, 9.81) if accel is None else accel
+    return kit.new(
+        "sensor_msgs/msg/Imu",
+        header=header(kit, stamp_ns, frame_id),
+        orientation=kit.new("geometry_msgs/msg/Quaternion", x=quat_xyzw[0], y=quat_xyzw[1], z=quat_xyzw[2],
+                            w=quat_xyzw[3]),
+        orientation_covariance=cov_o,
+        linear_acceleration=kit.new("geometry_msgs/msg/Vector3", x=a[0], y=a[1], z=a[2]),
+    )  # fmt: skip
+
+
+def static_tf_msg(kit, stamp_ns: int, parent: str, child: str, quat_xyzw, xyz=(0.0, 0.0, 0.0)):
+    tr = kit.new(
+        "geometry_msgs/msg/TransformStamped",
+        header=header(kit, stamp_ns, parent),
+        child_frame_id=child,
+        transform=kit.new(
+            "geometry_msgs/msg/Transform",
+            translation=kit.new("geometry_msgs/msg/Vector3", x=xyz[0], y=xyz[1], z=xyz[2]),
+            rotation=kit.new("geometry_msgs/msg/Quaternion", x=quat_xyzw[0], y=quat_xyzw[1], z=quat_xyzw[2],
+                             w=quat_xyzw[3]),
+        ),
+    )  # fmt: skip
+    return kit.new("tf2_msgs/msg/TFMessage", transforms=[tr])
+
+
+VISION_MSGS = {  # vision_msgs 4.x (Humble, Jazzy): not in rosbags' stores
+    "vision_msgs/msg/Point2D": "float64 x\nfloat64 y\n",
+    "vision_msgs/msg/Pose2D": "vision_msgs/Point2D position\nfloat64 theta\n",
+    "vision_msgs/msg/BoundingBox2D": "vision_msgs/Pose2D center\nfloat64 size_x\nfloat64 size_y\n",
+    "vision_msgs/msg/ObjectHypothesis": "string class_id\nfloat64 score\n",
+    "vision_msgs/msg/ObjectHypothesisWithPose": (
+        "vision_msgs/ObjectHypothesis hypothesis\ngeometry_msgs/PoseWithCovariance pose\n"
+    ),
+    "vision_msgs/msg/Detection2D": (
+        "std_msgs/Header header\nvision_msgs/ObjectHypothesisWithPose[] results\n"
+        "vision_msgs/BoundingBox2D bbox\nstring id\n"
+    ),
+    "vision_msgs/msg/Detection2DArray": "std_msgs/Header header\nvision_msgs/Detection2D[] detections\n",
+}
+
+
+def register_vision_msgs(store) -> None:
+    from rosbags.typesys import get_types_from_msg
+
+    types: dict = {}
+    for name, text in VISION_MSGS.items():
+        types.update(get_types_from_msg(text, name))
+    store.register(types)
+
+
+def detections_msg(
+    kit, stamp_ns: int, boxes, scores, class_id: str = "person", frame_id: str = "cam_optical"
+):
+    dets = []
+    for (x1, y1, x2, y2), s in zip(boxes, scores, strict=True):
+        hyp = kit.new(
+            "vision_msgs/msg/ObjectHypothesisWithPose",
+            hypothesis=kit.new("vision_msgs/msg/ObjectHypothesis", class_id=class_id, score=s),
+        )
+        centre = kit.new(
+            "vision_msgs/msg/Pose2D",
+            position=kit.new("vision_msgs/msg/Point2D", x=(x1 + x2) / 2, y=(y1 + y2) / 2),
+        )
+        bbox = kit.new("vision_msgs/msg/BoundingBox2D", center=centre, size_x=x2 - x1, size_y=y2 - y1)
+        dets.append(
+            kit.new(
+                "vision_msgs/msg/Detection2D",
+                header=header(kit, stamp_ns, frame_id),
+                results=[hyp],
+                bbox=bbox,
+            )
+        )
+    return kit.new(
+        "vision_msgs/msg/Detection2DArray", header=header(kit, stamp_ns, frame_id), detections=dets
+    )
