@@ -10,6 +10,7 @@ camera rotation it was given (world root = R_c^T R_b^c), as a perfect OrientCorr
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -80,11 +81,14 @@ class FakeEngine(Engine):
         self.bodies: list[SeenBody] = []
         self.calls: list[dict[str, np.ndarray]] = []
         self.poison: str | None = None  # an output name to fill with NaN
+        self.scene_fn: Callable[[int], list[SeenBody]] | None = None  # call index -> bodies (sequences)
 
     def project(self, p: np.ndarray) -> np.ndarray:
         return self.f * p[:2] / p[2] + self.pp
 
     def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.scene_fn is not None:
+            self.bodies = self.scene_fn(len(self.calls))
         self.calls.append(inputs)
         w, h = self.image_wh
         diag = math.hypot(w, h)
