@@ -66,8 +66,8 @@ def _qos(transient_local: bool = False) -> list[Any]:
     zero = QosTime(0, 0)
     durability = QosDurability.TRANSIENT_LOCAL if transient_local else QosDurability.VOLATILE
     return [
-        Qos(QosHistory.KEEP_LAST, 10, QosReliability.RELIABLE, durability, zero, zero, QosLiveliness.AUTOMATIC,
-            zero, False)
+        Qos(QosHistory.KEEP_LAST, 10, QosReliability.RELIABLE, durability, zero, zero,
+            QosLiveliness.AUTOMATIC, zero, False)
     ]  # fmt: skip
 
 
@@ -120,16 +120,18 @@ def run_bag(
         wanted = [c for c in reader.connections if c.topic in inputs or c.topic in copy_topics]
         writer = Writer(output_path, version=9, storage_plugin=StoragePlugin.MCAP)
         with writer:
+
+            def output(topic: str, msgtype: str, latched: bool = False) -> Any:
+                return writer.add_connection(
+                    topic, msgtype, typestore=store, offered_qos_profiles=_qos(latched)
+                )
+
             conn = {
-                "bodies": writer.add_connection(topics.bodies, "whmr_ros/msg/BodyMeshArray", typestore=store,
-                                                offered_qos_profiles=_qos()),
-                "topology": writer.add_connection(topics.topology, "whmr_ros/msg/BodyModelTopology",
-                                                  typestore=store, offered_qos_profiles=_qos(True)),
-                "markers": writer.add_connection(topics.markers, "visualization_msgs/msg/MarkerArray",
-                                                 typestore=store, offered_qos_profiles=_qos()),
-                "diagnostics": writer.add_connection(topics.diagnostics, "diagnostic_msgs/msg/DiagnosticArray",
-                                                     typestore=store, offered_qos_profiles=_qos()),
-            }  # fmt: skip
+                "bodies": output(topics.bodies, "whmr_ros/msg/BodyMeshArray"),
+                "topology": output(topics.topology, "whmr_ros/msg/BodyModelTopology", latched=True),
+                "markers": output(topics.markers, "visualization_msgs/msg/MarkerArray"),
+                "diagnostics": output(topics.diagnostics, "diagnostic_msgs/msg/DiagnosticArray"),
+            }
             copied = {}
             for t in copy_topics:
                 c = by_topic[t]
@@ -140,13 +142,9 @@ def run_bag(
             if topics.out_tf in copied:
                 conn["tf"] = copied[topics.out_tf]
             else:
-                conn["tf"] = writer.add_connection(
-                    topics.out_tf, "tf2_msgs/msg/TFMessage", typestore=store, offered_qos_profiles=_qos()
-                )
+                conn["tf"] = output(topics.out_tf, "tf2_msgs/msg/TFMessage")
             if topics.overlay:
-                conn["overlay"] = writer.add_connection(
-                    topics.overlay, "sensor_msgs/msg/Image", typestore=store, offered_qos_profiles=_qos()
-                )
+                conn["overlay"] = output(topics.overlay, "sensor_msgs/msg/Image")
 
             def write(name: str, msg: Any, log_time: int) -> None:
                 writer.write(conn[name], log_time, store.serialize_cdr(msg, msg.__msgtype__))
@@ -273,8 +271,13 @@ def bag_main(argv: Sequence[str] | None = None) -> int:
     params = load_params(args.params) if args.params else None
     engine = load_engine(args.engine, args.model, threads=args.threads, config=args.network_config)
     topology = load_topology(args.body_model)
-    topics = BagTopics(image=args.image, camera_info=args.camera_info, imu=args.imu, detections=args.detections,
-                       overlay=args.overlay)  # fmt: skip
+    topics = BagTopics(
+        image=args.image,
+        camera_info=args.camera_info,
+        imu=args.imu,
+        detections=args.detections,
+        overlay=args.overlay,
+    )
     summary = run_bag(
         args.input,
         args.output,
@@ -288,9 +291,8 @@ def bag_main(argv: Sequence[str] | None = None) -> int:
         markers_mesh=not args.no_mesh_markers,
         progress=not args.quiet,
     )
-    print(
-        f"{summary.images} images, {summary.frames_with_output} processed, {summary.bodies} bodies -> {args.output}"
-    )
+    done = f"{summary.images} images, {summary.frames_with_output} processed, {summary.bodies} bodies"
+    print(f"{done} -> {args.output}")
     for k, v in sorted(summary.dropped.items()):
         print(f"  dropped/fallback {k}: {v} (last: {summary.last_problem.get(k, '')})")
     return 0
