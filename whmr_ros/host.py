@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -167,18 +168,23 @@ class WhmrHost:
         self.dropped: collections.Counter[str] = collections.Counter()  # per input, malformed/unusable
         self.last_problem: dict[str, str] = {}
         self._last_warn: dict[str, float] = {}
+        self._problem_lock = threading.Lock()  # the node's callbacks and worker both report problems
         self.stats = _Stats()
 
     # --- problems ---------------------------------------------------------------------------------
 
     def problem(self, what: str, reason: str) -> None:
         """Count a dropped message or a fallback and warn, at most once per ``warn_interval_s`` per kind."""
-        self.dropped[what] += 1
-        self.last_problem[what] = reason
-        now = time.monotonic()
-        if now - self._last_warn.get(what, -math.inf) >= self.config.warn_interval_s:
-            self._last_warn[what] = now
-            self._warn(f"{what}: {reason} ({self.dropped[what]} so far)")
+        with self._problem_lock:
+            self.dropped[what] += 1
+            self.last_problem[what] = reason
+            now = time.monotonic()
+            due = now - self._last_warn.get(what, -math.inf) >= self.config.warn_interval_s
+            if due:
+                self._last_warn[what] = now
+            count = self.dropped[what]
+        if due:
+            self._warn(f"{what}: {reason} ({count} so far)")
 
     # --- inputs -----------------------------------------------------------------------------------
 
