@@ -96,7 +96,7 @@ def test_bag_to_bag_end_to_end(tmp_path):
         assert reader.connections[0].msgtype  # readable
         for conn, t, raw in reader.messages():
             got.setdefault(conn.topic, []).append((t, reader.deserialize(raw, conn.msgtype)))
-    assert len(got["/whmr/topology"]) == 1 and len(got["/camera/camera_info"]) == N_IMAGES
+    assert len(got["/whmr/body_topology"]) == 1 and len(got["/camera/camera_info"]) == N_IMAGES
     assert len(got["/whmr/bodies"]) == N_IMAGES and len(got["/whmr/overlay"]) == N_IMAGES
     assert 9 <= len(got["/whmr/markers"]) <= 11  # 10 Hz of 1 s
     assert len(got["/diagnostics"]) >= 1 and len(got["/tf"]) == N_IMAGES
@@ -119,13 +119,13 @@ def test_bag_to_bag_end_to_end(tmp_path):
     mcap_file = next(out.glob("*.mcap"))
     with mcap_file.open("rb") as f:
         reader = mcap.reader.make_reader(f, decoder_factories=[DecoderFactory()])
-        decoded = list(reader.iter_decoded_messages(topics=["/whmr/bodies", "/whmr/topology"]))
+        decoded = list(reader.iter_decoded_messages(topics=["/whmr/bodies", "/whmr/body_topology"]))
     bodies = [m for _, c, _, m in decoded if c.topic == "/whmr/bodies"]
     assert (
         len(bodies) == N_IMAGES
         and bodies[0].bodies[0].track_id == got["/whmr/bodies"][0][1].bodies[0].track_id
     )
-    topo = next(m for _, c, _, m in decoded if c.topic == "/whmr/topology")
+    topo = next(m for _, c, _, m in decoded if c.topic == "/whmr/body_topology")
     assert list(topo.joint_names) == list(TOPOLOGY.joint_names)
 
 

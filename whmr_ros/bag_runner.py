@@ -43,7 +43,7 @@ class BagTopics:
     tf: str = "/tf"
     tf_static: str = "/tf_static"
     bodies: str = "/whmr/bodies"
-    topology: str = "/whmr/topology"
+    topology: str = "/whmr/body_topology"
     markers: str = "/whmr/markers"
     out_tf: str = "/tf"
     diagnostics: str = "/diagnostics"

@@ -130,12 +130,12 @@ class WhmrNode(LifecycleNode):
         )
         k = self._kit
         self._pubs = {
-            "bodies": self.create_publisher(k.cls("whmr_ros/msg/BodyMeshArray"), "bodies", _OUTPUT_QOS),
+            "bodies": self.create_publisher(k.cls("whmr_ros/msg/BodyMeshArray"), "~/bodies", _OUTPUT_QOS),
             "topology": self.create_publisher(
-                k.cls("whmr_ros/msg/BodyModelTopology"), "body_topology", _LATCHED_QOS
+                k.cls("whmr_ros/msg/BodyModelTopology"), "~/body_topology", _LATCHED_QOS
             ),
             "markers": self.create_publisher(
-                k.cls("visualization_msgs/msg/MarkerArray"), "markers", _OUTPUT_QOS
+                k.cls("visualization_msgs/msg/MarkerArray"), "~/markers", _OUTPUT_QOS
             ),
             "diagnostics": self.create_publisher(
                 k.cls("diagnostic_msgs/msg/DiagnosticArray"), "/diagnostics", _OUTPUT_QOS
@@ -143,7 +143,7 @@ class WhmrNode(LifecycleNode):
         }
         if params.node.publish_overlay:
             self._pubs["overlay"] = self.create_publisher(
-                k.cls("sensor_msgs/msg/Image"), "overlay", _OUTPUT_QOS
+                k.cls("sensor_msgs/msg/Image"), "~/overlay", _OUTPUT_QOS
             )
         self.get_logger().info(f"configured: {engine.describe()}, body model {topology.model_name}")
         return TransitionCallbackReturn.SUCCESS
