@@ -145,3 +145,28 @@ def test_output_must_not_exist_and_image_topic_must(tmp_path):
         run_bag(src, tmp_path / "exists", engine, TOPOLOGY, progress=False)
     with pytest.raises(ValueError, match="no image topic"):
         run_bag(src, tmp_path / "o", engine, TOPOLOGY, topics=BagTopics(image="/nope"), progress=False)
+
+
+def test_bag_main_cli_hook(tmp_path, monkeypatch, capsys):
+    import whmr_core.runtime.factory as factory
+    from whmr_ros.bag_runner import bag_main
+
+    kit = ros_kit()
+    src = tmp_path / "in"
+    _write_input_bag(src, kit)
+    engine = FakeEngine((W, H), focal=120.0, principal_point=(80.0, 60.0))
+    engine.bodies = [SeenBody(np.array([0.0, 0.5, 4.0]))]
+    seen = {}
+
+    def fake_engine(kind, path, **kw):
+        seen["engine"] = (kind, path)
+        return engine
+
+    monkeypatch.setattr(factory, "load_engine", fake_engine)
+    monkeypatch.setattr(factory, "load_topology", lambda body_model=None: TOPOLOGY)
+    params = Path(__file__).resolve().parents[1] / "config" / "whmr.params.yaml"
+    rc = bag_main(["--input", str(src), "--output", str(tmp_path / "out"), "--model", "m.onnx",
+                   "--params", str(params), "--quiet", "--no-mesh-markers"])  # fmt: skip
+    assert rc == 0 and seen["engine"] == ("auto", "m.onnx")
+    assert f"{N_IMAGES} images, {N_IMAGES} processed" in capsys.readouterr().out
+    assert list((tmp_path / "out").glob("*.mcap"))

@@ -296,3 +296,15 @@ def test_config_rejects_unknown_keys():
     with pytest.raises(ValueError, match="box_scal"):
         PipelineConfig.from_mapping({"box_scal": 1.0})
     assert PipelineConfig.from_mapping({"max_persons": 3}).max_persons == 3
+
+
+def test_more_persons_than_the_engine_batch_run_in_chunks():
+    engine = _engine()
+    engine.max_batch = 2
+    bodies = [SeenBody(np.array([x, 0.0, 6.0])) for x in (-2.0, -0.7, 0.7, 2.0, 3.2)]
+    engine.bodies = bodies
+    det = Detections.of([engine.box_of(b, 25) for b in bodies], [0.9] * 5)
+    res = _run(engine, Frame(IMAGE, 1, K=K, detections=det))
+    assert len(engine.calls) == 3 and [len(c["crops"]) for c in engine.calls] == [2, 2, 1]
+    got = sorted(p.translation_camera[0] for p in res.persons)
+    np.testing.assert_allclose(got, [-2.0, -0.7, 0.7, 2.0, 3.2], atol=1e-4)

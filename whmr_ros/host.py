@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from whmr_core.gravity import SOURCES, GravityEstimator, GravityUnavailableError, gravity_from_fixed_frame
+from whmr_core.runtime.engines import EngineError
 from whmr_core.runtime.pipeline import Detections, Frame, FrameResult, InputError, Pipeline
 from whmr_ros import outputs
 from whmr_ros.conversions import (
@@ -290,6 +291,9 @@ class WhmrHost:
         """Run the pipeline and build BodyMeshArray + TF; None when the frame was unusable."""
         try:
             result = self.pipeline.process(prepared.frame)
+        except EngineError as e:  # e.g. a foreign engine's input limits: this frame is lost, not the host
+            self.problem("engine", f"frame dropped: {e}")
+            return None
         except InputError as e:
             if "before the previous frame" in str(e):
                 self.pipeline.reset()  # time jumped back (bag loop, sim reset): start tracks afresh

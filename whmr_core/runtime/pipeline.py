@@ -377,7 +377,7 @@ class Pipeline:
             image_wh = torch.tensor([[w, h]], dtype=torch.float64).expand(n, 2)
             info = geometry.glob_info(torch.as_tensor(centres), torch.as_tensor(sides), image_wh)
             t0 = time.perf_counter()
-            out = self.engine.infer(crops, info.numpy().astype(np.float32), np.repeat(R_c[None], n, 0))
+            out = self._infer(crops, info.numpy().astype(np.float32), np.repeat(R_c[None], n, 0))
             inference_s = time.perf_counter() - t0
             for i in range(n):
                 person, why = self._person(
@@ -406,6 +406,15 @@ class Pipeline:
             K,
             inference_s,
         )
+
+    def _infer(self, crops: np.ndarray, info: np.ndarray, rot: np.ndarray) -> dict[str, np.ndarray]:
+        """The engine on all persons, in chunks of its maximum batch (a TensorRT profile's limit)."""
+        step = self.engine.max_batch or len(crops)
+        parts = [self.engine.infer(crops[i : i + step], info[i : i + step], rot[i : i + step])
+                 for i in range(0, len(crops), step)]  # fmt: skip
+        if len(parts) == 1:
+            return parts[0]
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def _person(
         self,
