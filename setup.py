@@ -44,7 +44,7 @@ setup(
         # Offscreen renderer (whmr_core.render): OpenGL 3.3 via EGL on Mesa; PNG I/O.
         "moderngl>=5.10",
         "pillow>=10.0",
-        # Affine crops and image I/O for the datasets (headless: no GUI libraries on robots/servers).
+        # Person crops (warpAffine) and image I/O (headless wheel: no GUI libraries on robots/servers).
         "opencv-python-headless>=4.8",
     ],
     extras_require={

@@ -1,0 +1,19 @@
+"""Engine selection from model files."""
+
+from __future__ import annotations
+
+import pytest
+
+from whmr_core.runtime.engines import EngineError
+from whmr_core.runtime.factory import load_engine
+
+
+def test_unknown_kind_suffix_and_missing_files_are_clear_errors(tmp_path):
+    with pytest.raises(EngineError, match="engine: expected"):
+        load_engine("magic", tmp_path / "m.onnx")
+    with pytest.raises(EngineError, match="suffix"):
+        load_engine("auto", tmp_path / "m.bin")
+    with pytest.raises(EngineError, match="not found"):
+        load_engine("auto", tmp_path / "m.onnx")
+    with pytest.raises(EngineError, match="no model file"):
+        load_engine("auto", "")

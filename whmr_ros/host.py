@@ -1,0 +1,369 @@
+"""The ROS-free host around the Pipeline, shared by the rclpy node and the bag runner.
+
+Input messages (Image, CameraInfo, Imu, Detection2DArray, TF) go in; a ``Frame`` per image comes out,
+with the image's K, gravity at its stamp and its detections; after ``Pipeline.process`` the host builds
+the output messages. Every unusable message is dropped, counted per topic and warned about (throttled):
+the host never raises on bad input, so neither host dies on it.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from whmr_core.gravity import SOURCES, GravityEstimator, GravityUnavailableError, gravity_from_fixed_frame
+from whmr_core.runtime.engines import EngineError
+from whmr_core.runtime.pipeline import Detections, Frame, FrameResult, InputError, Pipeline
+from whmr_ros import outputs
+from whmr_ros.conversions import (
+    CameraIntrinsics,
+    MessageError,
+    camera_info_to_intrinsics,
+    header_stamp_ns,
+    image_to_rgb,
+    imu_to_reading,
+)
+from whmr_ros.message_kit import MessageKit
+from whmr_ros.outputs import DiagnosticStatusReport, Placement
+
+__all__ = ["FrameOutputs", "HostConfig", "PreparedFrame", "WhmrHost", "detections_from_msg"]
+
+log = logging.getLogger(__name__)
+
+# lookup(target, source, stamp_ns or None for latest) -> (R, t) with X_target = R X_source + t, or None.
+Lookup = Callable[[str, str, int | None], tuple[np.ndarray, np.ndarray] | None]
+
+
+@dataclass
+class HostConfig:
+    """Frames, gravity and input handling; ``from_mapping`` rejects unknown keys."""
+
+    camera_frame: str = ""  # "" = the image's header.frame_id (the optical frame)
+    gravity_frame_suffix: str = "_gravity"
+    output_frame: str = ""  # "" = <camera>_gravity; else a gravity-aligned fixed frame in TF (odom, map)
+    body_frame_prefix: str = "whmr_body_"
+    gravity_sources: tuple[str, ...] = SOURCES
+    gravity_fixed_frame: str = ""  # z-up frame in TF for the "tf" gravity source (e.g. odom)
+    parameter_gravity: tuple[float, ...] = (0.0, 1.0, 0.0)  # in the camera optical frame
+    camera_from_imu: tuple[float, ...] = ()  # (x, y, z, w) or 9 row-major values; () = from TF
+    imu_max_age_s: float = 0.1
+    accel_time_constant_s: float = 0.5
+    use_camera_info: bool = True
+    detection_class_ids: tuple[str, ...] = ()  # () = every detection is a person
+    detection_max_age_s: float = 0.02  # detections belong to the image with a stamp this close
+    warn_interval_s: float = 5.0
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> HostConfig:
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"host config: unknown keys {unknown}; known: {sorted(known)}")
+        typed = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        return cls(**typed)
+
+    def camera_from_imu_rotation(self) -> np.ndarray | None:
+        v = np.asarray(self.camera_from_imu, dtype=np.float64)
+        if v.size == 0:
+            return None
+        if v.size == 9:
+            return v.reshape(3, 3)
+        if v.size == 4:
+            return v
+        raise ValueError(f"camera_from_imu: expected 4 (x, y, z, w) or 9 values, got {v.size}")
+
+
+def detections_from_msg(msg: object, class_ids: tuple[str, ...] = ()) -> Detections:
+    """vision_msgs/Detection2DArray -> person boxes (Humble/Jazzy layout, and the older center.x one).
+
+    A detection counts as a person when ``class_ids`` is empty or one of its hypotheses' class ids is in
+    it; its score is that hypothesis's score (1 when it has none).
+    """
+    boxes, scores = [], []
+    try:
+        for det in msg.detections:  # type: ignore[attr-defined]
+            c = det.bbox.center
+            pos = getattr(c, "position", c)  # vision_msgs >= 4: Pose2D{position{x, y}}; older: Pose2D{x, y}
+            cx, cy = float(pos.x), float(pos.y)
+            sx, sy = float(det.bbox.size_x), float(det.bbox.size_y)
+            score = None
+            for r in getattr(det, "results", []):
+                hyp = getattr(r, "hypothesis", r)
+                cid = str(getattr(hyp, "class_id", getattr(hyp, "id", "")))
+                if not class_ids or cid in class_ids:
+                    score = max(score or 0.0, float(hyp.score))
+            if score is None:
+                if class_ids and len(getattr(det, "results", [])):
+                    continue  # another class
+                score = 1.0
+            boxes.append([cx - sx / 2, cy - sy / 2, cx + sx / 2, cy + sy / 2])
+            scores.append(score)
+    except (AttributeError, TypeError, ValueError) as e:
+        raise MessageError("detections", f"not a Detection2DArray ({e})") from None
+    return Detections.of(np.array(boxes).reshape(-1, 4), np.array(scores))
+
+
+@dataclass
+class PreparedFrame:
+    frame: Frame
+    camera_frame_id: str
+    received_s: float  # monotonic time the image arrived (latency)
+
+
+@dataclass
+class FrameOutputs:
+    result: FrameResult
+    camera_frame_id: str
+    gravity_frame_id: str
+    placement: Placement
+    bodies: Any  # whmr_ros/BodyMeshArray
+    tf: Any  # tf2_msgs/TFMessage
+
+
+@dataclass
+class _Stats:
+    frames_in: int = 0
+    frames_processed: int = 0
+    frames_dropped: int = 0  # replaced in the latest-frame queue before the worker took them
+    latency_s: float = 0.0  # exponential moving average, arrival -> outputs built
+    processed_at: collections.deque = field(default_factory=lambda: collections.deque(maxlen=60))
+    gravity_source: str = ""
+    gravity_reason: str = ""
+    persons: int = 0
+
+
+class WhmrHost:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        config: HostConfig,
+        kit: MessageKit,
+        lookup: Lookup | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.config = config
+        self.kit = kit
+        self.lookup = lookup
+        self._warn = warn or log.warning
+        self.gravity = GravityEstimator(
+            config.camera_from_imu_rotation(),
+            sources=config.gravity_sources,
+            parameter_gravity=config.parameter_gravity,
+            max_age_ns=int(config.imu_max_age_s * 1e9),
+            accel_time_constant_s=config.accel_time_constant_s,
+        )
+        self._camera_from_imu_from_tf = config.camera_from_imu_rotation() is None
+        self.intrinsics: CameraIntrinsics | None = None
+        self.imu_frame = ""
+        self.camera_frame = config.camera_frame
+        self._detections: collections.deque[tuple[int, Detections]] = collections.deque(maxlen=30)
+        self.dropped: collections.Counter[str] = collections.Counter()  # per input, malformed/unusable
+        self.last_problem: dict[str, str] = {}
+        self._last_warn: dict[str, float] = {}
+        self._problem_lock = threading.Lock()  # the node's callbacks and worker both report problems
+        self.stats = _Stats()
+
+    # --- problems ---------------------------------------------------------------------------------
+
+    def problem(self, what: str, reason: str) -> None:
+        """Count a dropped message or a fallback and warn, at most once per ``warn_interval_s`` per kind."""
+        with self._problem_lock:
+            self.dropped[what] += 1
+            self.last_problem[what] = reason
+            now = time.monotonic()
+            due = now - self._last_warn.get(what, -math.inf) >= self.config.warn_interval_s
+            if due:
+                self._last_warn[what] = now
+            count = self.dropped[what]
+        if due:
+            self._warn(f"{what}: {reason} ({count} so far)")
+
+    # --- inputs -----------------------------------------------------------------------------------
+
+    def on_camera_info(self, msg: object) -> None:
+        if not self.config.use_camera_info:
+            return
+        try:
+            self.intrinsics = camera_info_to_intrinsics(msg)
+        except MessageError as e:
+            self.problem("camera_info", f"dropped: {e}")
+
+    def on_imu(self, msg: object) -> None:
+        try:
+            r = imu_to_reading(msg)
+        except MessageError as e:
+            self.problem("imu", f"dropped: {e}")
+            return
+        self.imu_frame = r.frame_id
+        for why in self.gravity.add_imu(
+            r.stamp_ns,
+            r.orientation_xyzw if r.orientation_valid else None,
+            r.accel,
+            orientation_covariance0=r.orientation_covariance0,
+        ):
+            if "flagged invalid" not in why:  # an IMU without orientation says so on every message
+                self.problem("imu", f"reading rejected: {why}")
+
+    def on_detections(self, msg: object) -> None:
+        try:
+            stamp = header_stamp_ns(msg)
+            self._detections.append((stamp, detections_from_msg(msg, self.config.detection_class_ids)))
+        except MessageError as e:
+            self.problem("detections", f"dropped: {e}")
+
+    def _detections_at(self, stamp: int) -> Detections | None:
+        tol = int(self.config.detection_max_age_s * 1e9)
+        best = min(self._detections, key=lambda d: abs(d[0] - stamp), default=None)
+        return best[1] if best is not None and abs(best[0] - stamp) <= tol else None
+
+    def _resolve_camera_from_imu(self, camera_frame: str) -> None:
+        if not self._camera_from_imu_from_tf or self.gravity.camera_from_imu is not None:
+            return
+        if self.lookup is None or not self.imu_frame:
+            return
+        tf = self.lookup(camera_frame, self.imu_frame, None)  # static (from the URDF)
+        if tf is None:
+            self.problem("tf", f"camera <- imu ({camera_frame} <- {self.imu_frame}) not in TF yet")
+            return
+        self.gravity.set_camera_from_imu(tf[0])
+
+    def on_image(self, msg: object, received_s: float | None = None) -> PreparedFrame | None:
+        """Image message -> a Frame with K, gravity and detections at its stamp; None when dropped."""
+        self.stats.frames_in += 1
+        try:
+            stamp = header_stamp_ns(msg)
+            rgb = image_to_rgb(msg)
+        except MessageError as e:
+            self.problem("image", f"dropped: {e}")
+            return None
+        camera_frame = self.config.camera_frame or str(msg.header.frame_id)  # type: ignore[attr-defined]
+        if not camera_frame:
+            self.problem("image", "header.frame_id is empty; set the camera_frame parameter")
+            camera_frame = "camera_optical_frame"
+        self.camera_frame = camera_frame
+        h, w = rgb.shape[:2]
+        K = None
+        if self.intrinsics is not None:
+            if (self.intrinsics.width, self.intrinsics.height) == (w, h):
+                K = self.intrinsics.K
+            else:
+                size = f"{self.intrinsics.width}x{self.intrinsics.height}"
+                self.problem("camera_info", f"K for {size} ignored for a {w}x{h} image (relative depth)")
+        self._resolve_camera_from_imu(camera_frame)
+        tf_gravity = None
+        if self.config.gravity_fixed_frame and self.lookup is not None:
+            tf = self.lookup(camera_frame, self.config.gravity_fixed_frame, stamp)
+            if tf is not None:
+                tf_gravity = gravity_from_fixed_frame(tf[0])
+        try:
+            g = self.gravity.gravity_at(stamp, tf_gravity)
+        except GravityUnavailableError as e:
+            self.problem("gravity", f"image dropped: {e}")
+            return None
+        if g.reason:
+            self.problem("gravity", f"using {g.source}: {g.reason}")
+        frame = Frame(rgb, stamp, K=K, gravity=g, detections=self._detections_at(stamp))
+        return PreparedFrame(frame, camera_frame, time.monotonic() if received_s is None else received_s)
+
+    # --- the pipeline and outputs -----------------------------------------------------------------
+
+    def _placement(self, result: FrameResult, camera_frame: str, gravity_frame: str) -> Placement:
+        out_frame = self.config.output_frame
+        if not out_frame or self.lookup is None:
+            return Placement(gravity_frame)
+        tf = self.lookup(out_frame, camera_frame, result.stamp_ns)
+        if tf is None:
+            self.problem("tf", f"{out_frame} <- {camera_frame} unavailable; publishing in {gravity_frame}")
+            return Placement(gravity_frame)
+        r_oc, t_oc = tf
+        return Placement(out_frame, r_oc @ result.camera_from_gravity, t_oc)
+
+    def process(self, prepared: PreparedFrame) -> FrameOutputs | None:
+        """Run the pipeline and build BodyMeshArray + TF; None when the frame was unusable."""
+        try:
+            result = self.pipeline.process(prepared.frame)
+        except EngineError as e:  # e.g. a foreign engine's input limits: this frame is lost, not the host
+            self.problem("engine", f"frame dropped: {e}")
+            return None
+        except InputError as e:
+            if "before the previous frame" in str(e):
+                self.pipeline.reset()  # time jumped back (bag loop, sim reset): start tracks afresh
+                self.gravity.reset()
+            self.problem("frame", f"dropped: {e}")
+            return None
+        for d in result.dropped:
+            self.problem("person", f"dropped: {d.reason}")
+        cam = prepared.camera_frame_id
+        gravity_frame = cam + self.config.gravity_frame_suffix
+        place = self._placement(result, cam, gravity_frame)
+        bodies = outputs.body_mesh_array(self.kit, result, cam, place)
+        tfs = outputs.transforms(self.kit, result, cam, gravity_frame, place, self.config.body_frame_prefix)
+        s = self.stats
+        s.frames_processed += 1
+        now = time.monotonic()
+        s.processed_at.append(now)
+        lat = now - prepared.received_s
+        s.latency_s = lat if s.frames_processed == 1 else 0.9 * s.latency_s + 0.1 * lat
+        s.gravity_source, s.gravity_reason = result.gravity_source, result.gravity_reason
+        s.persons = len(result.persons)
+        return FrameOutputs(result, cam, gravity_frame, place, bodies, outputs.tf_message(self.kit, tfs))
+
+    def markers(self, out: FrameOutputs, mesh: bool = True) -> Any:
+        return outputs.marker_array(self.kit, out.result, self.pipeline.topology, out.placement, mesh=mesh)
+
+    def overlay(self, out: FrameOutputs, prepared: PreparedFrame) -> Any:
+        return outputs.overlay_image(
+            self.kit, prepared.frame.image, out.result, self.pipeline.topology, out.camera_frame_id
+        )
+
+    def topology(self, stamp_ns: int) -> Any:
+        return outputs.body_model_topology(self.kit, self.pipeline.topology, stamp_ns, "")
+
+    # --- diagnostics ------------------------------------------------------------------------------
+
+    def fps(self) -> float:
+        t = self.stats.processed_at
+        return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
+
+    def diagnostics(self, stamp_ns: int, node_name: str = "whmr") -> Any:
+        s = self.stats
+        ok, warn = outputs.OK, outputs.WARN
+        engine = self.pipeline.engine.describe()
+        pipeline = DiagnosticStatusReport(
+            f"{node_name}: pipeline",
+            warn if s.frames_dropped and s.frames_processed and s.frames_dropped > s.frames_processed else ok,
+            f"{self.fps():.1f} FPS, {s.latency_s * 1e3:.0f} ms latency",
+            {
+                "fps": f"{self.fps():.2f}",
+                "latency_ms": f"{s.latency_s * 1e3:.1f}",
+                "frames_in": str(s.frames_in),
+                "frames_processed": str(s.frames_processed),
+                "frames_dropped_queue": str(s.frames_dropped),
+                "persons": str(s.persons),
+                "engine": engine,
+            },
+            engine,
+        )
+        gravity = DiagnosticStatusReport(
+            f"{node_name}: gravity",
+            warn if s.gravity_reason else ok,
+            s.gravity_source + (f" (fallback: {s.gravity_reason})" if s.gravity_reason else ""),
+            {"source": s.gravity_source, "fallback_reason": s.gravity_reason,
+             "imu_rejected": str(self.gravity.rejected)},
+        )  # fmt: skip
+        inputs = DiagnosticStatusReport(
+            f"{node_name}: inputs",
+            warn if self.dropped else ok,
+            "; ".join(f"{k}: {self.last_problem[k]}" for k in sorted(self.dropped)) or "all inputs usable",
+            {f"dropped_{k}": str(v) for k, v in sorted(self.dropped.items())},
+        )
+        return outputs.diagnostic_array(self.kit, stamp_ns, [pipeline, gravity, inputs])

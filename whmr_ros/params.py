@@ -1,0 +1,153 @@
+"""The node's parameters: one table shared by the rclpy node, the YAML file and the bag runner.
+
+Parameters are flat ROS names: the node's own (``engine``, ``model``, ...), ``pipeline.<key>`` for
+``PipelineConfig`` and ``host.<key>`` for ``HostConfig``. A params YAML in the ROS format
+(``<node>: ros__parameters: {...}`` or ``/**: ros__parameters: {...}``) nests them; unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from whmr_core.runtime.pipeline import PipelineConfig
+from whmr_ros.host import HostConfig
+
+__all__ = [
+    "NodeSettings",
+    "ParameterSpec",
+    "WhmrParams",
+    "load_params",
+    "parameter_specs",
+    "params_from_flat",
+]
+
+
+@dataclass
+class NodeSettings:
+    """What the node itself needs (the engine, rates, what to publish)."""
+
+    engine: str = "auto"  # auto | onnxruntime | tensorrt | torch
+    model: str = ""  # .onnx, TensorRT engine, or .safetensors weights
+    network_config: str = ""  # network config name for PyTorch weights (else read from the checkpoint)
+    body_model: str = ""  # "" = the shipped free body model
+    device: str = "cpu"  # cpu | cuda (ONNX Runtime provider / PyTorch device)
+    threads: int = 0  # ONNX Runtime intra-op threads, 0 = default
+    use_detections: bool = False  # subscribe to a vision_msgs/Detection2DArray topic ("detections")
+    publish_markers: bool = True
+    marker_rate_hz: float = 5.0  # MarkerArray throttle (only built when someone subscribes)
+    markers_mesh: bool = True  # TRIANGLE_LIST mesh markers (~90 ms per SMPL body to build)
+    publish_overlay: bool = False
+    diagnostics_period_s: float = 1.0
+    autostart: bool = True  # configure and activate at start-up (no lifecycle manager needed)
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    name: str
+    default: Any
+    kind: str  # bool, integer, double, string, string_array, double_array
+
+
+@dataclass
+class WhmrParams:
+    node: NodeSettings = field(default_factory=NodeSettings)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    host: HostConfig = field(default_factory=HostConfig)
+
+
+_KINDS = {
+    "bool": "bool",
+    "int": "integer",
+    "float": "double",
+    "str": "string",
+    "tuple[str, ...]": "string_array",
+    "tuple[float, ...]": "double_array",
+}
+_SECTIONS = (("", NodeSettings), ("pipeline.", PipelineConfig), ("host.", HostConfig))
+
+
+def parameter_specs() -> list[ParameterSpec]:
+    """Every parameter with its default and ROS type (the node declares exactly these)."""
+    specs = []
+    for prefix, cls in _SECTIONS:
+        for f in fields(cls):
+            kind = _KINDS.get(str(f.type))
+            if kind is None:
+                raise TypeError(f"{cls.__name__}.{f.name}: no ROS parameter type for {f.type}")
+            default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+            specs.append(ParameterSpec(prefix + f.name, list(default) if "array" in kind else default, kind))
+    return specs
+
+
+def _coerce(spec: ParameterSpec, value: Any) -> Any:
+    kind = spec.kind
+    try:
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        if kind == "integer":
+            if isinstance(value, bool) or int(value) != value:
+                raise TypeError
+            return int(value)
+        if kind == "double":
+            if isinstance(value, bool):
+                raise TypeError
+            return float(value)
+        if kind == "string":
+            if not isinstance(value, str):
+                raise TypeError
+            return value
+        if isinstance(value, str):
+            raise TypeError
+        if kind == "string_array":
+            return tuple(str(v) for v in value)
+        return tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"parameter {spec.name}: expected {kind}, got {value!r}") from None
+
+
+def params_from_flat(values: Mapping[str, Any]) -> WhmrParams:
+    """Flat parameter names -> typed settings; unknown names and wrong types are errors."""
+    specs = {s.name: s for s in parameter_specs()}
+    unknown = sorted(set(values) - set(specs))
+    if unknown:
+        raise ValueError(f"unknown parameters {unknown}; known: {sorted(specs)}")
+    sections: dict[str, dict[str, Any]] = {p: {} for p, _ in _SECTIONS}
+    for name, value in values.items():
+        prefix = next(p for p, _ in _SECTIONS[1:] if name.startswith(p)) if "." in name else ""
+        sections[prefix][name[len(prefix) :]] = _coerce(specs[name], value)
+    return WhmrParams(
+        NodeSettings(**sections[""]),
+        PipelineConfig.from_mapping(sections["pipeline."]),
+        HostConfig.from_mapping(sections["host."]),
+    )
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def load_params(path: str | Path, node_name: str = "whmr") -> WhmrParams:
+    """A ROS params YAML -> WhmrParams (the node's section, or ``/**``)."""
+    import yaml
+
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    merged: dict[str, Any] = {}
+    for key in ("/**", node_name, f"/{node_name}"):
+        section = data.get(key)
+        if isinstance(section, Mapping) and isinstance(section.get("ros__parameters"), Mapping):
+            merged.update(_flatten(section["ros__parameters"]))
+    if not merged and data:
+        raise ValueError(f"{path}: no '{node_name}: ros__parameters:' or '/**: ros__parameters:' section")
+    merged.pop("use_sim_time", None)  # a ROS parameter every node has, not ours
+    return params_from_flat(merged)
