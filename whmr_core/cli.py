@@ -15,6 +15,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(out=args.out)
 
 
+def _cmd_bag(args: argparse.Namespace) -> int:
+    from whmr_ros.bag_runner import run_from_args
+
+    return run_from_args(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="whmr",
@@ -26,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the main job on the embedded default and print a summary")
     demo.add_argument("--out", default="out/demo", help="output directory (default: %(default)s)")
     demo.set_defaults(func=_cmd_demo)
+
+    from whmr_ros.bag_runner import build_bag_parser
+
+    bag = sub.add_parser("bag", help="run the pipeline over a ROS 2 bag (mcap/sqlite3), no ROS needed")
+    build_bag_parser(bag)
+    bag.set_defaults(func=_cmd_bag)
     return parser
 
 

@@ -263,10 +263,14 @@ def build_bag_parser(parser: argparse.ArgumentParser | None = None) -> argparse.
 
 def bag_main(argv: Sequence[str] | None = None) -> int:
     """Entry point for ``whmr bag``; returns the exit status."""
+    return run_from_args(build_bag_parser().parse_args(argv))
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Run the bag runner with parsed ``whmr bag`` options."""
     from whmr_core.runtime.factory import load_engine, load_topology
     from whmr_ros.params import load_params
 
-    args = build_bag_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     params = load_params(args.params) if args.params else None
     engine = load_engine(args.engine, args.model, threads=args.threads, config=args.network_config)
