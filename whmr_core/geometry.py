@@ -98,7 +98,12 @@ def full_image_translation(
         check_tensor("image_wh", image_wh, (2,), batch_dims=1)
         check_tensor("principal_point", principal_point, (2,), batch_dims=1)
     check_batch(
-        ("cam_crop", "bbox_center", "bbox_size", "image_wh", "tz"), cam_crop, bbox_center, bbox_size, image_wh, tz
+        ("cam_crop", "bbox_center", "bbox_size", "image_wh", "tz"),
+        cam_crop,
+        bbox_center,
+        bbox_size,
+        image_wh,
+        tz,
     )
     s = cam_crop[:, 0:1]
     if not torch.jit.is_tracing() and bool((s == 0).any()):

@@ -141,7 +141,8 @@ def matrix_to_axis_angle(matrix: torch.Tensor) -> torch.Tensor:
     """Rotation matrix -> rotation vector with angle in [0, pi], (..., 3, 3) -> (..., 3)."""
     q = matrix_to_quaternion(matrix)
     w, xyz = q[..., :1], q[..., 1:]
-    sin_half = torch.sqrt((xyz * xyz).sum(-1, keepdim=True))
+    # Clamped inside the sqrt so the gradient stays finite at the identity.
+    sin_half = torch.sqrt((xyz * xyz).sum(-1, keepdim=True).clamp_min(1e-30))
     angle = 2 * torch.atan2(sin_half, w)
     small = sin_half < 1e-6
     # angle / sin(angle/2) -> 2 + angle^2 / 12 near zero.
