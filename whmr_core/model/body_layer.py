@@ -45,7 +45,8 @@ class BodyLayer(nn.Module):
         self.num_vertices = int(self.v_template.shape[0])
         if tuple(assets.template.shape) != (self.num_vertices, 3):
             raise ValueError(
-                f"body assets: template has {tuple(assets.template.shape)} but the model {self.num_vertices} vertices"
+                f"body assets: template has shape {tuple(assets.template.shape)}, "
+                f"the model has {self.num_vertices} vertices"
             )
 
     def forward(self, rotmats: torch.Tensor, betas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -35,7 +35,7 @@ class OrientCorrect(nn.Module):
         cam_root: torch.Tensor,
         cam_rotation: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """feat (N,D) phi_3^s, glob_info (N,5), cam_root R_b^c (N,3,3), cam_rotation R_c (N,3,3) -> R_b (N,3,3)."""
+        """feat (N,D) phi_3^s, glob_info (N,5), R_b^c (N,3,3), R_c (N,3,3) or None -> R_b (N,3,3)."""
         if cam_rotation is None:
             cam_rotation = torch.eye(3, dtype=cam_root.dtype, device=cam_root.device).expand_as(cam_root)
         root6d = matrix_to_rot6d(cam_root)

@@ -6,7 +6,8 @@ Frames and units (DESIGN.md sections 3-4):
   camera frame: ``vertices_in_camera = vertices + translation``.
 - ``cam_crop`` = (s, t_x, t_y) is the weak-perspective camera of the square person box (crop coords [-1, 1]).
 - ``focal`` is eq. 3 in units of the image diagonal sqrt(W^2 + H^2) (the network sees only the normalised
-  glob info, eq. 7); ``focal_pixels(image_wh)`` converts. The stage-I pseudo label (eq. 8) is 1 in these units.
+  glob info, eq. 7); ``focal_pixels(image_wh)`` converts. The stage-I pseudo label (eq. 8) is 1 in
+  these units.
 - ``world_*`` are in the gravity-aligned frame G, pelvis-centred: the mesh turned by R_b (R_b^c)^T.
 """
 

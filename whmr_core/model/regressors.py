@@ -91,7 +91,7 @@ class VertexRegressor(nn.Module):
         glob_info: torch.Tensor,
         cam_crop: torch.Tensor,
     ) -> torch.Tensor:
-        """sampled (N,C,S) features at the sparse vertices, prev_sparse (N,S,3) previous mesh's sparse vertices."""
+        """sampled (N,C,S): features at the sparse vertices; prev_sparse (N,S,3): previous sparse mesh."""
         tokens = self.feat_embed(sampled.transpose(1, 2)) + self.position_embed(prev_sparse)
         tokens = tokens + self.template_embed(self.template)
         glob = self.global_token + self.global_embed(torch.cat([glob_info, cam_crop], dim=1)).unsqueeze(1)
@@ -103,7 +103,7 @@ class VertexRegressor(nn.Module):
 
 
 class LearnedUpsampler(nn.Module):
-    """(N,S,3) -> (N,V,3) through (N,V1,3); weights start as ``up_intermediate`` (V1,S) and ``up_full`` (V,V1)."""
+    """(N,S,3) -> (N,V1,3) -> (N,V,3); weights start as ``up_intermediate`` (V1,S), ``up_full`` (V,V1)."""
 
     def __init__(self, up_intermediate: torch.Tensor, up_full: torch.Tensor) -> None:
         super().__init__()

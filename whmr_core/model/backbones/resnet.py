@@ -74,7 +74,7 @@ class ResNet(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         cin = 64
-        for i, (width, n) in enumerate(zip((64, 128, 256, 512), layers)):
+        for i, (width, n) in enumerate(zip((64, 128, 256, 512), layers, strict=True)):
             stride = 1 if i == 0 else 2
             down = None
             if stride != 1 or cin != width * block.expansion:
