@@ -5,6 +5,8 @@ Holds backbone -> regressors -> depth head -> OrientCorrect and the final mesh; 
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
@@ -52,13 +54,18 @@ class InferenceGraph(nn.Module):
             torch.eye(3, dtype=ref.dtype, device=ref.device).expand(batch, 3, 3),
         )
         axes = {name: {0: "persons"} for name in INPUT_NAMES + OUTPUT_NAMES}
-        torch.onnx.export(
-            self,
-            args,
-            path,
-            input_names=list(INPUT_NAMES),
-            output_names=list(OUTPUT_NAMES),
-            dynamic_axes=axes,
-            opset_version=opset,
-            dynamo=False,
-        )
+        # The legacy exporter is chosen on purpose (opset 17, no onnxscript; FACTS.md): silence its notice.
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning
+            )
+            torch.onnx.export(
+                self,
+                args,
+                path,
+                input_names=list(INPUT_NAMES),
+                output_names=list(OUTPUT_NAMES),
+                dynamic_axes=axes,
+                opset_version=opset,
+                dynamo=False,
+            )

@@ -117,6 +117,8 @@ class WHMR(nn.Module):
     def _check_inputs(
         self, crops: torch.Tensor, glob_info: torch.Tensor, cam_rotation: torch.Tensor | None
     ) -> None:
+        if _tracing():  # shapes are symbolic while exporting; the exported graph is checked by its runtime
+            return
         if not isinstance(crops, torch.Tensor) or crops.dim() != 4:
             shape = tuple(crops.shape) if isinstance(crops, torch.Tensor) else type(crops).__name__
             raise ValueError(f"crops: expected a (N, 3, H, W) tensor, got {shape}")
