@@ -71,14 +71,14 @@ class FeaturePyramid(nn.Module):
 
 
 class PointFeatureMLP(nn.Module):
-    """Per-point reduction of sampled features (PyMAF's 1x1 Conv1d MLP), flattened: (N,C,P) -> (N,P*d)."""
+    """Shared per-point reduction of sampled features (PyMAF), flattened: (N,C,P) -> (N,P*d)."""
 
     def __init__(self, in_channels: int, dims: tuple[int, ...]) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         cin = in_channels
         for i, d in enumerate(dims):
-            layers.append(nn.Conv1d(cin, d, 1))
+            layers.append(nn.Linear(cin, d))  # shared over points (a 1x1 convolution)
             if i < len(dims) - 1:
                 layers.append(nn.LeakyReLU(0.01, inplace=True))
             cin = d
@@ -86,4 +86,4 @@ class PointFeatureMLP(nn.Module):
         self.out_per_point = dims[-1]
 
     def forward(self, sampled: torch.Tensor) -> torch.Tensor:
-        return self.net(sampled).transpose(1, 2).flatten(1)
+        return self.net(sampled.transpose(1, 2)).flatten(1)
