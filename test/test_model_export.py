@@ -71,3 +71,10 @@ def test_aux_heads_are_not_in_the_inference_graph(body):
         out = graph(torch.zeros(1, 3, h, w), torch.tensor([[0.0, 0.0, 0.3, 0.8, 0.6]]), torch.eye(3)[None])
     hook.remove()
     assert called == [] and len(out) == len(OUTPUT_NAMES)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["r50-hybrid", "vitb-hybrid", "vitb-param"])
+def test_big_configs_export_and_match_onnxruntime(body, tmp_path, name):
+    torch.manual_seed(0)
+    _export_and_compare(build_model(name, body), tmp_path, n_run=1)

@@ -338,3 +338,20 @@ def test_model_sized_from_body(body):
     with torch.no_grad():
         out = model(*_inputs(1, model.crop_hw))
     assert out.vertices.shape == (1, 600, 3) and out.sparse_vertices.shape == (1, 30, 3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["r50-hybrid", "vitb-hybrid", "vitb-param"])
+def test_big_config_forward_backward(body, name):
+    torch.manual_seed(0)
+    cfg = get_config(name)
+    # Stochastic depth can drop a whole block for a small batch; switch it off to check reach.
+    cfg = dataclasses.replace(cfg, backbone=dataclasses.replace(cfg.backbone, drop_path=0.0))
+    model = build_model(cfg, body).train()
+    out = model(*_inputs(3, model.crop_hw), torch.eye(3).expand(3, 3, 3))
+    aux = out.aux.part_logits.mean() + out.aux.u.mean() + out.aux.v.mean() + out.aux.inverse_depth.mean()
+    depth = (out.tz - torch.tensor([2.0, 4.0, 6.0])).square().mean()  # BN over the batch: needs targets
+    loss = out.vertices.square().mean() + out.translation.square().mean() + out.world_root.sum() + depth + aux
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not bool(p.grad.abs().sum() > 0)]
+    assert missing == []
