@@ -3,7 +3,8 @@
 
 GFLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` on one forward of the inference graph
 at batch 1 (2 FLOPs per multiply-add; matmuls and convolutions only). Latency is the median of repeated
-eager forwards (and, with ``--onnx``, of ONNX Runtime runs of the exported graph) at the given batch.
+eager forwards (and, with ``--onnx``, of ONNX Runtime runs of the exported graph) at the given batch,
+the lowest of several rounds' medians.
 
 The body model defaults to a synthetic SMPL-sized stand-in (6890 vertices, 431 sparse, 67 markers), so
 the numbers do not depend on which body model is installed; ``--body shipped`` uses whmr_core.body.
@@ -41,18 +42,25 @@ def _inputs(n: int, crop_hw: tuple[int, int]) -> tuple[torch.Tensor, ...]:
     return torch.randn(n, 3, *crop_hw), gi, torch.eye(3).expand(n, 3, 3).contiguous()
 
 
-def _median_ms(fn, repeats: int, warmup: int = 2) -> float:
+def _median_ms(fn, repeats: int, rounds: int = 1, warmup: int = 2) -> float:
+    """Lowest of ``rounds`` medians of ``repeats`` timed calls (rounds damp other jobs on the machine)."""
     for _ in range(warmup):
         fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
+    medians = []
+    for _ in range(rounds):
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1000)
+        medians.append(statistics.median(times))
+        time.sleep(0.5)
+    return min(medians)
 
 
-def bench(name: str, body, batch: int, repeats: int, threads: int, onnx: bool) -> dict[str, float | str]:
+def bench(
+    name: str, body, batch: int, repeats: int, rounds: int, threads: int, onnx: bool
+) -> dict[str, float | str]:
     torch.manual_seed(0)
     model = build_model(name, body).eval()
     graph = InferenceGraph(model)
@@ -64,7 +72,7 @@ def bench(name: str, body, batch: int, repeats: int, threads: int, onnx: bool) -
         graph(*args1)
     args = _inputs(batch, model.crop_hw)
     with torch.no_grad():
-        eager = _median_ms(lambda: graph(*args), repeats)
+        eager = _median_ms(lambda: graph(*args), repeats, rounds)
     row: dict[str, float | str] = {
         "config": name,
         "crop": "x".join(map(str, model.crop_hw)),
@@ -83,7 +91,7 @@ def bench(name: str, body, batch: int, repeats: int, threads: int, onnx: bool) -
             opts.intra_op_num_threads = threads
             sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
             feed = dict(zip(("crops", "glob_info", "cam_rotation"), (a.numpy() for a in args), strict=True))
-            row["ort_ms"] = _median_ms(lambda: sess.run(None, feed), repeats)
+            row["ort_ms"] = _median_ms(lambda: sess.run(None, feed), repeats, rounds)
     return row
 
 
@@ -92,6 +100,7 @@ def main() -> None:
     ap.add_argument("--configs", nargs="+", default=["small-cpu", "r50-hybrid", "vitb-hybrid", "vitb-param"])
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3, help="report the lowest median of this many rounds")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--onnx", action="store_true", help="also time ONNX Runtime on the exported graph")
     ap.add_argument("--body", choices=["standin", "shipped"], default="standin")
@@ -105,11 +114,13 @@ def main() -> None:
     sep = "|---|---|---|---|---|---|"
     if a.onnx:
         head, sep = head + " ORT CPU ms |", sep + "---|"
-    print(f"batch {a.batch}, {a.threads} threads, torch {torch.__version__}, body {a.body}")
+    print(
+        f"batch {a.batch}, {a.threads} threads, torch {torch.__version__}, body {a.body}, best of {a.rounds}"
+    )
     print(head)
     print(sep)
     for name in a.configs:
-        r = bench(name, body, a.batch, a.repeats, a.threads, a.onnx)
+        r = bench(name, body, a.batch, a.repeats, a.rounds, a.threads, a.onnx)
         line = (
             f"| {r['config']} | {r['crop']} | {r['params_M']:.1f} | {r['backbone_M']:.1f} | "
             f"{r['gflops']:.2f} | {r['eager_ms']:.0f} |"
