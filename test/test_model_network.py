@@ -26,13 +26,13 @@ def _inputs(n: int, crop_hw: tuple[int, int], seed: int = 0) -> tuple[torch.Tens
 
 
 @pytest.fixture(scope="module")
-def small(body):
+def small(net_body):
     torch.manual_seed(0)
-    return build_model("small-cpu", body).eval()
+    return build_model("small-cpu", net_body).eval()
 
 
-def _check_shapes(out, n: int, body, variant: str, model) -> None:
-    _, assets = body
+def _check_shapes(out, n: int, net_body, variant: str, model) -> None:
+    _, assets = net_body
     v = assets.template.shape[0]
     pts = assets.sparse_template.shape[0] if variant == "hybrid" else assets.marker_ids.shape[0]
     assert out.vertices.shape == (n, v, 3)
@@ -56,21 +56,21 @@ def _check_shapes(out, n: int, body, variant: str, model) -> None:
 
 
 @pytest.mark.parametrize("n", [1, 3])
-def test_small_shapes_eval(small, body, n):
+def test_small_shapes_eval(small, net_body, n):
     crops, gi = _inputs(n, small.crop_hw)
     with torch.no_grad():
         out = small(crops, gi)
-    _check_shapes(out, n, body, "hybrid", small)
+    _check_shapes(out, n, net_body, "hybrid", small)
     assert out.aux is None
     assert torch.equal(out.cam_rotation, torch.eye(3).expand(n, 3, 3))
 
 
-def test_small_shapes_train_with_aux(body):
+def test_small_shapes_train_with_aux(net_body):
     torch.manual_seed(1)
-    model = build_model("small-cpu", body).train()
+    model = build_model("small-cpu", net_body).train()
     crops, gi = _inputs(3, model.crop_hw)
     out = model(crops, gi)
-    _check_shapes(out, 3, body, "hybrid", model)
+    _check_shapes(out, 3, net_body, "hybrid", model)
     h, w = model.crop_hw[0] // 4, model.crop_hw[1] // 4  # Phi_3 is 8x the 1/32 backbone map
     assert out.aux.part_logits.shape == out.aux.u.shape == out.aux.v.shape == (3, 25, h, w)
     assert out.aux.inverse_depth.shape == (3, 1, h, w)
@@ -78,31 +78,31 @@ def test_small_shapes_train_with_aux(body):
 
 
 @pytest.mark.parametrize("n", [1, 3])
-def test_small_param_variant_shapes(body, n):
+def test_small_param_variant_shapes(net_body, n):
     cfg = config_from_dict({"base": "small-cpu", "name": "small-param", "variant": "param"})
-    model = build_model(cfg, body).eval()
+    model = build_model(cfg, net_body).eval()
     assert model.vertex_regressor is None and len(model.param_regressors) == 3
     with torch.no_grad():
         out = model(*_inputs(n, model.crop_hw))
-    _check_shapes(out, n, body, "param", model)
-    # Final mesh of the P variant is the body model of the final parameters.
-    verts, _ = model.body(out.rotmats, out.betas)
+    _check_shapes(out, n, net_body, "param", model)
+    # Final mesh of the P variant is the net_body model of the final parameters.
+    verts, _ = model.net_body(out.rotmats, out.betas)
     torch.testing.assert_close(out.vertices, verts)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["r50-hybrid", "vitb-hybrid", "vitb-param"])
-def test_big_config_shapes(body, name):
+def test_big_config_shapes(net_body, name):
     torch.manual_seed(0)
-    model = build_model(name, body).eval()
+    model = build_model(name, net_body).eval()
     variant = get_config(name).variant
     with torch.no_grad():
         for n in (1, 3):
-            _check_shapes(model(*_inputs(n, model.crop_hw)), n, body, variant, model)
+            _check_shapes(model(*_inputs(n, model.crop_hw)), n, net_body, variant, model)
 
 
-def test_body_layer_matches_smplx(body):
-    smpl, assets = body
+def test_body_layer_matches_smplx(net_body):
+    smpl, assets = net_body
     layer = BodyLayer(smpl, assets)
     torch.manual_seed(0)
     aa = torch.randn(2, 24, 3) * 0.6
@@ -113,14 +113,14 @@ def test_body_layer_matches_smplx(body):
     torch.testing.assert_close(joints, ref.joints[:, :24], atol=1e-5, rtol=0)
 
 
-def test_mean_parameters_are_the_mean_pose(body, small):
-    smpl, _ = body
+def test_mean_parameters_are_the_mean_pose(net_body, small):
+    smpl, _ = net_body
     mean = small.mean_params(1)
     rot = rot6d_to_matrix(mean.pose6d)
     torch.testing.assert_close(rot, mean_rotmats(24)[None])
     assert torch.equal(mean.betas, torch.zeros(1, 10))
     torch.testing.assert_close(mean.cam_crop, torch.tensor([[0.9, 0.0, 0.0]]))
-    verts, _ = small.body(rot, mean.betas)
+    verts, _ = small.net_body(rot, mean.betas)
     ref = smpl(global_orient=torch.tensor([[math.pi, 0.0, 0.0]]), body_pose=torch.zeros(1, 69))
     torch.testing.assert_close(verts, ref.vertices, atol=1e-5, rtol=0)
     # Upright and facing the camera: head above feet in the image (y down), front towards -z (camera).
@@ -131,20 +131,20 @@ def test_mean_parameters_are_the_mean_pose(body, small):
     assert j[10, 2] < j[7, 2]  # toes are nearer the camera than the ankle
 
 
-def test_initialisation_reproduces_mean(body):
+def test_initialisation_reproduces_mean(net_body):
     exact = config_from_dict({"base": "small-cpu", "regressor": {"init_gain": 0.0}})
     torch.manual_seed(0)
-    model = build_model(exact, body).eval()
+    model = build_model(exact, net_body).eval()
     with torch.no_grad():
         out = model(*_inputs(2, model.crop_hw))
         mean = model.mean_params(2)
-        mean_verts, _ = model.body(rot6d_to_matrix(mean.pose6d), mean.betas)
+        mean_verts, _ = model.net_body(rot6d_to_matrix(mean.pose6d), mean.betas)
     for it in out.iterations[:2]:
         assert torch.equal(it.pose6d, mean.pose6d) and torch.equal(it.cam_crop, mean.cam_crop)
         torch.testing.assert_close(it.vertices, mean_verts)
     # Default (small) output gain: the iterations start near the mean.
     torch.manual_seed(0)
-    model = build_model("small-cpu", body).eval()
+    model = build_model("small-cpu", net_body).eval()
     with torch.no_grad():
         out = model(*_inputs(2, model.crop_hw))
     assert (out.rotmats - mean_rotmats(24)).abs().max() < 0.1
@@ -155,8 +155,8 @@ def test_initialisation_reproduces_mean(body):
     assert (out.vertices - up).abs().max() < 0.05
 
 
-def test_upsampler_initialised_from_body_assets(small, body):
-    _, assets = body
+def test_upsampler_initialised_from_body_assets(small, net_body):
+    _, assets = net_body
     assert torch.equal(small.upsampler.to_intermediate, assets.up_intermediate)
     assert torch.equal(small.upsampler.to_full, assets.up_full)
     assert small.upsampler.to_full.requires_grad
@@ -184,9 +184,9 @@ def _grads(model, loss):
     return {n: (p.grad is not None and bool(p.grad.abs().sum() > 0)) for n, p in model.named_parameters()}
 
 
-def test_gradients_reach_every_parameter(body):
+def test_gradients_reach_every_parameter(net_body):
     torch.manual_seed(0)
-    model = build_model("small-cpu", body).train()
+    model = build_model("small-cpu", net_body).train()
     crops, gi = _inputs(2, model.crop_hw)
     rc = geometry.camera_rotation_from_gravity(torch.tensor([[0.0, 0.9, 0.3], [0.1, 1.0, -0.2]]))
     out = model(crops, gi, rc)
@@ -219,9 +219,9 @@ def _zero_residual(model) -> None:
         last.bias.zero_()
 
 
-def test_orient_correct_identity_camera_returns_camera_root(body):
+def test_orient_correct_identity_camera_returns_camera_root(net_body):
     torch.manual_seed(0)
-    model = build_model("small-cpu", body).eval()
+    model = build_model("small-cpu", net_body).eval()
     _zero_residual(model)
     crops, gi = _inputs(2, model.crop_hw)
     with torch.no_grad():
@@ -257,10 +257,10 @@ def test_translation_and_focal_follow_eq3_eq4_in_pixels(small):
 
 
 @pytest.mark.parametrize("crop_hw", [(256, 192), (224, 224), (128, 96)])
-def test_non_square_sampling_lands_on_drawn_vertex(body, crop_hw):
+def test_non_square_sampling_lands_on_drawn_vertex(net_body, crop_hw):
     """Project a mesh vertex with the crop camera, draw it into the square box image, cut the network crop
     out of that image the way crops are made, and sample the drawn image where the network samples."""
-    _, assets = body
+    _, assets = net_body
     h, w = crop_hw
     side = max(h, w)
     vert = (assets.template @ mean_rotmats(24)[0].T)[[7]]  # a vertex, (1,3)
@@ -324,12 +324,12 @@ def test_bad_inputs_raise_naming_the_input(small, mutate, needle):
         small(*mutate(crops, gi, rc))
 
 
-def test_build_model_rejects_unknown_name(body):
+def test_build_model_rejects_unknown_name(net_body):
     with pytest.raises(ValueError, match="unknown model config"):
-        build_model("r51-hybrid", body)
+        build_model("r51-hybrid", net_body)
 
 
-def test_model_sized_from_body(body):
+def test_model_sized_from_body(net_body):
     from whmr_core.model.standin_body import make_standin_body
 
     bigger = make_standin_body(n_vertices=600, n_markers=30)
@@ -342,12 +342,12 @@ def test_model_sized_from_body(body):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["r50-hybrid", "vitb-hybrid", "vitb-param"])
-def test_big_config_forward_backward(body, name):
+def test_big_config_forward_backward(net_body, name):
     torch.manual_seed(0)
     cfg = get_config(name)
     # Stochastic depth can drop a whole block for a small batch; switch it off to check reach.
     cfg = dataclasses.replace(cfg, backbone=dataclasses.replace(cfg.backbone, drop_path=0.0))
-    model = build_model(cfg, body).train()
+    model = build_model(cfg, net_body).train()
     out = model(*_inputs(3, model.crop_hw), torch.eye(3).expand(3, 3, 3))
     aux = out.aux.part_logits.mean() + out.aux.u.mean() + out.aux.v.mean() + out.aux.inverse_depth.mean()
     depth = (out.tz - torch.tensor([2.0, 4.0, 6.0])).square().mean()  # BN over the batch: needs targets
@@ -355,3 +355,27 @@ def test_big_config_forward_backward(body, name):
     loss.backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not bool(p.grad.abs().sum() > 0)]
     assert missing == []
+
+
+@pytest.fixture(scope="module")
+def shipped_lowres():
+    from whmr_core.body import body_assets, load_body_model
+
+    model = load_body_model(variant="lowres")
+    return model, body_assets(model)
+
+
+@pytest.mark.parametrize("variant", ["hybrid", "param"])
+def test_shipped_lowres_body(shipped_lowres, variant):
+    """The network sizes itself from the shipped (free) body model and starts upright, facing the camera."""
+    cfg = config_from_dict({"base": "small-cpu", "name": f"small-{variant}", "variant": variant})
+    torch.manual_seed(0)
+    model = build_model(cfg, shipped_lowres).eval()
+    with torch.no_grad():
+        out = model(*_inputs(2, model.crop_hw))
+        mean = model.mean_params(1)
+        verts, _ = model.body(rot6d_to_matrix(mean.pose6d), mean.betas)
+    _check_shapes(out, 2, shipped_lowres, variant, model)
+    j = model.regress_joints(verts)[0][0]
+    assert j[15, 1] < j[0, 1] < j[7, 1] and j[10, 2] < j[7, 2]
+    assert bool((geometry.weak_perspective_project(verts, mean.cam_crop).abs() < 1).all())

@@ -1,0 +1,171 @@
+"""Checkpoints: weights in safetensors, training state beside them, written atomically.
+
+A checkpoint is a directory::
+
+    model.safetensors   weights (fp32, or fp16 for shipping) + metadata: config name, architecture hash
+    state.pt            optimizer / scheduler / step / RNG state (plain tensors and containers only,
+                        loaded with torch.load(weights_only=True))
+    meta.json           human-readable summary (config, stage, step, metrics)
+
+It is written to ``<dir>.tmp`` and renamed over ``<dir>`` only when complete, so a crash mid-write never
+leaves a half checkpoint where resuming would look for one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+__all__ = [
+    "CheckpointError",
+    "architecture_hash",
+    "load_checkpoint",
+    "load_weights",
+    "save_checkpoint",
+]
+
+WEIGHTS = "model.safetensors"
+STATE = "state.pt"
+META = "meta.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, corrupt, or belongs to another architecture."""
+
+
+def architecture_hash(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """Hash of parameter names and shapes: equal for models of the same architecture."""
+    h = hashlib.sha256()
+    for name in sorted(state_dict):
+        h.update(f"{name}:{tuple(state_dict[name].shape)};".encode())
+    return h.hexdigest()[:16]
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(
+    path: str | Path,
+    model_state: Mapping[str, torch.Tensor],
+    *,
+    config: Mapping[str, Any] | None = None,
+    train_state: Mapping[str, Any] | None = None,
+    meta: Mapping[str, Any] | None = None,
+    half: bool = False,
+) -> Path:
+    """Write a checkpoint directory atomically; ``half`` stores floating weights as fp16 (shipping)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    tensors = {}
+    for k, v in model_state.items():
+        v = v.detach().to("cpu").contiguous()
+        if half and v.is_floating_point():
+            v = v.half()
+        tensors[k] = v
+    st_meta = {
+        "architecture": architecture_hash(model_state),
+        "config": json.dumps(dict(config or {}), sort_keys=True),
+        "format": "whmr-checkpoint-1",
+    }
+    save_file(tensors, str(tmp / WEIGHTS), metadata=st_meta)
+    if train_state is not None:
+        torch.save(dict(train_state), tmp / STATE)
+    summary = {"architecture": st_meta["architecture"], "config": dict(config or {}), **dict(meta or {})}
+    (tmp / META).write_text(json.dumps(summary, indent=2, default=str))
+    for f in tmp.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    _fsync_dir(tmp)
+    old = path.with_name(path.name + ".old")
+    if path.exists():
+        if old.exists():
+            shutil.rmtree(old)
+        path.rename(old)
+    tmp.rename(path)
+    _fsync_dir(path.parent)
+    if old.exists():
+        shutil.rmtree(old)
+    return path
+
+
+def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Weights and safetensors metadata of a checkpoint directory (or a bare .safetensors file)."""
+    path = Path(path)
+    file = path / WEIGHTS if path.is_dir() else path
+    if not file.is_file():
+        # A crash between the two renames leaves the previous checkpoint at <dir>.old.
+        raise CheckpointError(f"{path}: no checkpoint weights found (expected {file})")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(file), framework="pt") as f:
+            metadata = dict(f.metadata() or {})
+        tensors = load_file(str(file))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{file}: not a readable safetensors file ({exc})") from exc
+    return tensors, metadata
+
+
+def load_checkpoint(
+    path: str | Path,
+    model: torch.nn.Module | None = None,
+    *,
+    strict: bool = True,
+) -> dict[str, Any]:
+    """Load a checkpoint; with ``model``, copy the weights into it after checking the architecture.
+
+    Returns {"weights", "metadata", "config", "train_state" (or None), "meta"}.
+    """
+    path = Path(path)
+    weights, metadata = load_weights(path)
+    config = json.loads(metadata.get("config", "{}"))
+    if model is not None:
+        own = model.state_dict()
+        want, got = architecture_hash(own), metadata.get("architecture")
+        if strict and got != want:
+            missing = sorted(set(own) - set(weights))[:5]
+            unexpected = sorted(set(weights) - set(own))[:5]
+            shapes = [k for k in own if k in weights and own[k].shape != weights[k].shape][:5]
+            raise CheckpointError(
+                f"{path}: checkpoint is for another architecture (config {config.get('name', '?')!r}); "
+                f"missing {missing}, unexpected {unexpected}, shape mismatches {shapes}"
+            )
+        cast = {k: v.to(own[k].dtype) if k in own else v for k, v in weights.items()}
+        model.load_state_dict(cast, strict=strict)
+    train_state = None
+    state_file = path / STATE if path.is_dir() else None
+    if state_file is not None and state_file.is_file():
+        try:
+            train_state = torch.load(state_file, map_location="cpu", weights_only=True)
+        except Exception as exc:  # corrupt pickle, truncated file, foreign objects
+            raise CheckpointError(f"{state_file}: unreadable training state ({exc})") from exc
+    meta = {}
+    if path.is_dir() and (path / META).is_file():
+        meta = json.loads((path / META).read_text())
+    return {
+        "weights": weights,
+        "metadata": metadata,
+        "config": config,
+        "train_state": train_state,
+        "meta": meta,
+    }

@@ -1,0 +1,121 @@
+"""Strict YAML <-> dataclass conversion for every whmr config (DESIGN.md section 10).
+
+An unknown or misspelt key is an error naming it and the allowed keys; values are checked against the
+dataclass field types (numbers, strings, bools, Literal choices, tuples, Optional, nested dataclasses).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+
+import yaml
+
+__all__ = ["ConfigError", "dataclass_from_dict", "dataclass_to_dict", "read_yaml"]
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration file or dictionary does not describe a valid config."""
+
+
+def _convert(value: Any, hint: Any, where: str) -> Any:
+    origin = get_origin(hint)
+    args = get_args(hint)
+    if is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return dataclass_from_dict(hint, value, where)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: expected one of {list(args)}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
+        pairs = enumerate(zip(value, args, strict=True))
+        return tuple(_convert(v, a, f"{where}[{i}]") for i, (v, a) in pairs)
+    if args and type(None) in args:  # Optional[X] / X | None
+        if value is None:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        errors = []
+        for a in inner:
+            try:
+                return _convert(value, a, where)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {'; '.join(errors)}")
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint in (int, bool, str):
+        if type(value) is not hint:
+            raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+        return value
+    if hint is Any:
+        return value
+    raise ConfigError(f"{where}: unsupported type {hint}")
+
+
+def dataclass_from_dict(cls: type[T], data: dict[str, Any], where: str = "", base: T | None = None) -> T:
+    """Build ``cls`` from ``data`` strictly; with ``base``, fields not in ``data`` keep base's values
+    (nested dataclasses are overridden field by field)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = get_type_hints(cls)
+    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{where or 'config'}: unknown key(s) {unknown}; allowed: {sorted(names)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        key = f"{where}.{name}" if where else name
+        hint = hints[name]
+        if is_dataclass(hint) and base is not None and isinstance(value, dict):
+            kwargs[name] = dataclass_from_dict(hint, value, key, getattr(base, name))
+        else:
+            kwargs[name] = _convert(value, hint, key)
+    try:
+        return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{where or 'config'}: {err}") from err
+
+
+def dataclass_to_dict(obj: Any) -> dict[str, Any]:
+    """Plain dict (lists for tuples) that ``dataclass_from_dict`` reads back to an equal object."""
+
+    def plain(v: Any) -> Any:
+        if isinstance(v, tuple | list):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(dataclasses.asdict(obj))
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML file's top-level mapping; ConfigError naming the file otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data

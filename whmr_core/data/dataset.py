@@ -1,0 +1,219 @@
+"""Torch ``Dataset`` over an annotation file and an image folder (ours or standard SPIN/PyMAF/CLIFF files).
+
+One item is one annotated person. Keys (float32 tensors unless said; J = 24 joints in the file's
+``joints_layout``, SMPL-24 for our files, SPIN-24 for standard ones):
+
+- ``img`` (3,R,R) crop, ImageNet-normalised RGB; ``glob_info`` (5,) eq. 7 of the augmented box
+- ``center`` (2,), ``bbox_size`` (), ``scale`` () = size / 200: the augmented box in the full image
+- ``image_wh`` (2,), ``K`` (3,3), ``focal`` (2,), ``principal_point`` (2,), ``has_K`` (): K known
+  (file focal/principal point) or 0 with the stage-I pseudo focal sqrt(W^2+H^2) and the image centre
+- ``keypoints_full`` (J,3) full-image pixels + confidence; ``keypoints`` (J,3) crop coordinates in [-1, 1]
+- ``coco_full`` (17,3), ``coco`` (17,3), ``coco3d`` (17,4), ``has_coco`` ()
+- ``joints3d`` (J,4) camera frame + confidence, ``has_joints3d`` ()
+- ``pose`` (72,) camera-frame root first, ``betas`` (10,), ``has_smpl`` ()
+- ``transl_cam`` (3,), ``has_transl`` (); ``cam_rotation`` (3,3), ``gravity_cam`` (3,), ``has_gravity`` ()
+- ``global_orient_world`` (3,), ``joints3d_world`` (J,3), ``has_world`` ()
+- ``flip`` (), ``rot`` () degrees, ``index`` () int64, ``imgname`` str
+Missing fields are zeros with their ``has_*`` mask 0, never dropped samples.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from whmr_core.data.annotations import SPIN24_FLIP_PERM, AnnotationError, Annotations, read_annotations
+from whmr_core.data.augment import (
+    AugmentConfig,
+    AugmentParams,
+    Targets,
+    apply_augmentation,
+    crop_keypoints,
+    normalise_crop,
+    sample_augment_params,
+)
+from whmr_core.data.poses import SMPL_FLIP_PERM
+from whmr_core.geometry import glob_info
+
+__all__ = ["HumanDataset", "targets_from_annotations"]
+
+
+def targets_from_annotations(ann: Annotations, i: int, image_wh: tuple[int, int]) -> tuple[Targets, bool]:
+    """Full-image ``Targets`` of row ``i``; the flag says whether K came from the file."""
+    w, h = image_wh
+    f = ann.get("focal")
+    pp = ann.get("principal_point")
+    cam_int = ann.get("cam_int")
+    has_k = True
+    if f is not None:
+        fx, fy = f[i]
+        cx, cy = pp[i] if pp is not None else (w / 2, h / 2)
+    elif cam_int is not None:
+        fx, fy, cx, cy = cam_int[i][0, 0], cam_int[i][1, 1], cam_int[i][0, 2], cam_int[i][1, 2]
+    elif ann.get("focal_length") is not None:
+        fx, fy = ann["focal_length"][i]
+        cx, cy = w / 2, h / 2
+    else:
+        # Stage-I pseudo focal (eq. 8) and the image centre; has_K = 0 tells the losses.
+        fx = fy = float(np.hypot(w, h))
+        cx, cy = w / 2, h / 2
+        has_k = False
+    K = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=np.float64)
+    n_j = 24
+    part = ann.get("part")
+    kp = np.zeros((n_j, 3)) if part is None else part[i].astype(np.float64)
+    s3d = ann.get("S")
+    if s3d is None and ann.get("joints3d_cam") is not None:
+        s3d = np.concatenate([ann["joints3d_cam"], np.ones((len(ann), n_j, 1))], axis=2)
+
+    def opt(name: str) -> np.ndarray | None:
+        a = ann.get(name)
+        return None if a is None else np.asarray(a[i], dtype=np.float64)
+
+    t = Targets(
+        image_wh=np.array([w, h], dtype=np.float64),
+        K=K,
+        center=np.asarray(ann["center"][i], dtype=np.float64),
+        bbox_size=float(ann["scale"][i]) * 200.0,
+        keypoints2d=kp,
+        flip_perm=SMPL_FLIP_PERM if ann.joints_layout == "smpl24" else SPIN24_FLIP_PERM,
+        joints3d=None if s3d is None else np.asarray(s3d[i], dtype=np.float64),
+        coco2d=opt("coco2d"),
+        coco3d=opt("coco3d"),
+        pose=opt("pose"),
+        betas=opt("shape"),
+        transl_cam=opt("transl_cam"),
+        root_cam=opt("root_cam"),
+        cam_rotation=opt("cam_rotation"),
+        gravity_cam=opt("gravity_cam"),
+        global_orient_world=opt("global_orient_world"),
+        joints3d_world=opt("joints3d_world"),
+    )
+    return t, has_k
+
+
+def _f(x: np.ndarray | float | None, shape: Sequence[int]) -> torch.Tensor:
+    if x is None:
+        return torch.zeros(tuple(shape), dtype=torch.float32)
+    return torch.as_tensor(np.asarray(x, dtype=np.float32).reshape(tuple(shape)))
+
+
+class HumanDataset(torch.utils.data.Dataset):
+    """People of an annotation file, cropped and augmented (module docstring lists the keys)."""
+
+    def __init__(
+        self,
+        annotation_file: str | os.PathLike,
+        image_dir: str | os.PathLike,
+        *,
+        crop_res: int = 224,
+        augment: AugmentConfig | None = None,
+        seed: int = 0,
+        check_images: bool = True,
+        extra_ignored: Sequence[str] = (),
+    ) -> None:
+        self.ann = read_annotations(annotation_file, extra_ignored=extra_ignored)
+        self.image_dir = Path(image_dir)
+        self.crop_res = int(crop_res)
+        self.augment = augment
+        self.seed = int(seed)
+        self.epoch = 0
+        self.joints_layout = self.ann.joints_layout
+        if check_images:
+            # Fail at start-up, naming the first missing image, rather than mid-epoch.
+            for i, name in enumerate(self.ann["imgname"]):
+                if not (self.image_dir / str(name)).is_file():
+                    raise AnnotationError(
+                        self.ann.path, i, "imgname", f"image not found: {self.image_dir / name}"
+                    )
+
+    def __len__(self) -> int:
+        return len(self.ann)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Augmentations are drawn from (seed, epoch, index): reproducible and different every epoch."""
+        self.epoch = int(epoch)
+
+    def params(self, index: int) -> AugmentParams:
+        if self.augment is None:
+            return AugmentParams()
+        return sample_augment_params(np.random.default_rng([self.seed, self.epoch, index]), self.augment)
+
+    def load_image(self, index: int) -> np.ndarray:
+        """RGB uint8 full image of row ``index``."""
+        path = self.image_dir / str(self.ann["imgname"][index])
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if img is None:
+            raise AnnotationError(self.ann.path, index, "imgname", f"image missing or unreadable: {path}")
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+    def __getitem__(self, index: int) -> dict[str, object]:
+        return self.item(index, self.params(index))
+
+    def item(self, index: int, params: AugmentParams) -> dict[str, object]:
+        """Row ``index`` under explicit augmentation parameters (tests and visualisation use this)."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        image = self.load_image(index)
+        h, w = image.shape[:2]
+        wh = self.ann.get("image_wh")
+        if wh is not None and tuple(int(x) for x in wh[index]) != (w, h):
+            raise AnnotationError(
+                self.ann.path, index, "image_wh", f"file says {tuple(wh[index])}, image is {(w, h)}"
+            )
+        t, has_k = targets_from_annotations(self.ann, index, (w, h))
+        crop, t = apply_augmentation(image, t, params, self.crop_res)
+        n_j = len(t.keypoints2d)
+        center = torch.as_tensor(t.center, dtype=torch.float32)
+        size = torch.tensor(t.bbox_size, dtype=torch.float32)
+        image_wh = torch.tensor([w, h], dtype=torch.float32)
+        has = {
+            "has_K": has_k,
+            "has_coco": t.coco2d is not None,
+            "has_joints3d": t.joints3d is not None,
+            "has_smpl": t.pose is not None and bool(self._row("has_smpl", index, 1.0)),
+            "has_transl": t.transl_cam is not None,
+            "has_gravity": t.cam_rotation is not None,
+            "has_world": t.global_orient_world is not None and bool(self._row("has_world", index, 1.0)),
+        }
+        out: dict[str, object] = {
+            "img": torch.from_numpy(normalise_crop(crop)),
+            "glob_info": glob_info(center[None], size[None], image_wh[None])[0],
+            "center": center,
+            "bbox_size": size,
+            "scale": size / 200.0,
+            "image_wh": image_wh,
+            "K": _f(t.K, (3, 3)),
+            "focal": _f(t.K[[0, 1], [0, 1]], (2,)),
+            "principal_point": _f(t.K[:2, 2], (2,)),
+            "keypoints_full": _f(t.keypoints2d, (n_j, 3)),
+            "keypoints": _f(crop_keypoints(t.keypoints2d, t.center, t.bbox_size), (n_j, 3)),
+            "coco_full": _f(t.coco2d, (17, 3)),
+            "coco": _f(
+                None if t.coco2d is None else crop_keypoints(t.coco2d, t.center, t.bbox_size), (17, 3)
+            ),
+            "coco3d": _f(t.coco3d, (17, 4)),
+            "joints3d": _f(t.joints3d, (n_j, 4)),
+            "pose": _f(t.pose, (72,)),
+            "betas": _f(t.betas, (10,)),
+            "transl_cam": _f(t.transl_cam, (3,)),
+            "cam_rotation": _f(t.cam_rotation, (3, 3)),
+            "gravity_cam": _f(t.gravity_cam, (3,)),
+            "global_orient_world": _f(t.global_orient_world, (3,)),
+            "joints3d_world": _f(t.joints3d_world, (n_j, 3)),
+            "flip": torch.tensor(float(params.flip)),
+            "rot": torch.tensor(float(params.rot_deg)),
+            "index": torch.tensor(index, dtype=torch.int64),
+            "imgname": str(self.ann["imgname"][index]),
+        }
+        out.update({k: torch.tensor(float(v)) for k, v in has.items()})
+        return out
+
+    def _row(self, name: str, index: int, default: float) -> float:
+        a = self.ann.get(name)
+        return default if a is None else float(a[index])

@@ -1,0 +1,373 @@
+"""Gravity direction in the camera optical frame from an IMU, TF or a parameter (DESIGN.md section 4).
+
+Frames: the camera optical frame C (x right, y down, z forward); the IMU frame I; a gravity-aligned
+world frame W with z up (ENU, REP 103/145). Rotations are 3x3 matrices acting on column vectors,
+``camera_from_imu`` maps IMU-frame vectors into C (X_C = R_CI X_I). Quaternions at this boundary are
+ROS's (x, y, z, w); ``whmr_core.rotations`` uses (w, x, y, z) internally. Time stamps are int nanoseconds.
+
+Sources, in the default order of preference:
+  ``imu_orientation``  IMU orientation (REP 145: orientation of I w.r.t. W), unless flagged invalid;
+  ``imu_accel``        low-passed accelerometer (at rest it reads +g upward, so gravity is -a/|a|);
+  ``tf``               a gravity-aligned fixed frame looked up in TF at the image stamp (by the caller);
+  ``parameter``        a fixed gravity vector (default: level camera, gravity along +y).
+Every fallback carries a reason, so the caller can warn and report it; nothing falls back silently.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from whmr_core.geometry import camera_rotation_from_gravity
+from whmr_core.rotations import quaternion_to_matrix
+
+__all__ = [
+    "SOURCES",
+    "GravityEstimate",
+    "GravityEstimator",
+    "GravityUnavailableError",
+    "as_rotation_matrix",
+    "gravity_from_accel",
+    "gravity_from_fixed_frame",
+    "gravity_from_orientation",
+    "slerp_xyzw",
+]
+
+SOURCES = ("imu_orientation", "imu_accel", "tf", "parameter")
+WORLD_DOWN = np.array([0.0, 0.0, -1.0])  # gravity in a z-up world frame (ENU)
+LEVEL_CAMERA_GRAVITY = (0.0, 1.0, 0.0)  # optical frame: y points down
+# (value before, value after, interpolation weight in [0, 1], age of the nearer reading in ns)
+_Sample = tuple[np.ndarray, np.ndarray, float, int]
+
+
+class GravityUnavailableError(RuntimeError):
+    """No configured source could give gravity (only when ``parameter`` is not among the sources)."""
+
+
+def _unit(v: np.ndarray, name: str, eps: float = 1e-9) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float64)
+    if v.shape != (3,):
+        raise ValueError(f"{name}: expected shape (3,), got {v.shape}")
+    if not np.isfinite(v).all():
+        raise ValueError(f"{name}: contains non-finite values")
+    n = float(np.linalg.norm(v))
+    if n <= eps:
+        raise ValueError(f"{name}: zero vector, direction undefined")
+    return v / n
+
+
+def _check_xyzw(q: Sequence[float] | np.ndarray, name: str, norm_tol: float = 0.1) -> np.ndarray:
+    """Validated unit (x, y, z, w) quaternion; a norm far from 1 means a broken reading, not a rotation."""
+    q = np.asarray(q, dtype=np.float64)
+    if q.shape != (4,):
+        raise ValueError(f"{name}: expected (x, y, z, w) of shape (4,), got {q.shape}")
+    if not np.isfinite(q).all():
+        raise ValueError(f"{name}: contains non-finite values")
+    n = float(np.linalg.norm(q))
+    if abs(n - 1.0) > norm_tol:
+        raise ValueError(f"{name}: quaternion norm {n:.4g} is not ~1 (zero quaternion = no orientation?)")
+    return q / n
+
+
+def _xyzw_to_matrix(q_xyzw: np.ndarray) -> np.ndarray:
+    wxyz = torch.as_tensor(np.roll(q_xyzw, 1), dtype=torch.float64)
+    return quaternion_to_matrix(wxyz).numpy()
+
+
+def as_rotation_matrix(rotation: Sequence[float] | np.ndarray, name: str = "rotation") -> np.ndarray:
+    """A 3x3 rotation matrix, or a ROS (x, y, z, w) quaternion, as a validated 3x3 float64 matrix."""
+    r = np.asarray(rotation, dtype=np.float64)
+    if r.shape == (4,):
+        return _xyzw_to_matrix(_check_xyzw(r, name))
+    if r.shape != (3, 3):
+        raise ValueError(f"{name}: expected a 3x3 matrix or an (x, y, z, w) quaternion, got shape {r.shape}")
+    if not np.isfinite(r).all():
+        raise ValueError(f"{name}: contains non-finite values")
+    if not np.allclose(r.T @ r, np.eye(3), atol=1e-4) or np.linalg.det(r) < 0:
+        raise ValueError(f"{name}: not a rotation matrix (R^T R != I or det < 0)")
+    return r
+
+
+def gravity_from_orientation(
+    orientation_xyzw: Sequence[float] | np.ndarray, camera_from_imu: np.ndarray
+) -> np.ndarray:
+    """Unit gravity in C from an IMU orientation (REP 145, I w.r.t. a z-up world): R_CI R_WI^T (0, 0, -1)."""
+    world_from_imu = _xyzw_to_matrix(_check_xyzw(orientation_xyzw, "orientation"))
+    return as_rotation_matrix(camera_from_imu, "camera_from_imu") @ (world_from_imu.T @ WORLD_DOWN)
+
+
+def gravity_from_accel(accel: Sequence[float] | np.ndarray, camera_from_imu: np.ndarray) -> np.ndarray:
+    """Unit gravity in C from a (low-passed) accelerometer reading in I: the IMU at rest reads +g up."""
+    return as_rotation_matrix(camera_from_imu, "camera_from_imu") @ -_unit(accel, "linear_acceleration")
+
+
+def gravity_from_fixed_frame(camera_from_fixed: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Unit gravity in C from the rotation C <- F of a gravity-aligned, z-up fixed frame F (odom, map)."""
+    return as_rotation_matrix(camera_from_fixed, "camera_from_fixed") @ WORLD_DOWN
+
+
+def slerp_xyzw(q0: np.ndarray, q1: np.ndarray, t: float) -> np.ndarray:
+    """Spherical linear interpolation of unit quaternions along the shorter arc, t in [0, 1]."""
+    dot = float(np.dot(q0, q1))
+    if dot < 0.0:  # q and -q are the same rotation: take the short way round
+        q1, dot = -q1, -dot
+    if dot > 0.9995:  # nearly equal: lerp is exact enough and avoids dividing by sin(~0)
+        q = q0 + t * (q1 - q0)
+        return q / np.linalg.norm(q)
+    theta = math.acos(min(dot, 1.0))
+    s = math.sin(theta)
+    return (math.sin((1 - t) * theta) * q0 + math.sin(t * theta) * q1) / s
+
+
+@dataclass(frozen=True)
+class GravityEstimate:
+    """Gravity at one image stamp.
+
+    ``gravity``: unit (3,) vector in the camera optical frame. ``source``: one of ``SOURCES``.
+    ``reason``: why preferred sources were skipped ("" when the first configured source was used).
+    ``age_ns``: |image stamp - nearest sample stamp| for IMU sources, None otherwise.
+    """
+
+    gravity: np.ndarray
+    source: str
+    reason: str = ""
+    age_ns: int | None = None
+
+    @property
+    def is_fallback(self) -> bool:
+        return bool(self.reason)
+
+    def camera_rotation(self) -> np.ndarray:
+        """R_c = [x_G | g | z_G] (DESIGN.md section 4), 3x3, X_C = R_c X_G."""
+        g = torch.as_tensor(self.gravity, dtype=torch.float64)[None]
+        return camera_rotation_from_gravity(g)[0].numpy()
+
+
+class _TimeSeries:
+    """Time-ordered samples within a window; stamps strictly increase."""
+
+    def __init__(self, window_ns: int) -> None:
+        self.window_ns = window_ns
+        self.stamps: list[int] = []
+        self.values: list[np.ndarray] = []
+
+    def append(self, stamp_ns: int, value: np.ndarray) -> None:
+        self.stamps.append(stamp_ns)
+        self.values.append(value)
+        # Drop what has left the window (amortised: the list is short, a few hundred entries).
+        cut = bisect.bisect_left(self.stamps, stamp_ns - self.window_ns)
+        if cut:
+            del self.stamps[:cut]
+            del self.values[:cut]
+
+    @property
+    def last_stamp(self) -> int | None:
+        return self.stamps[-1] if self.stamps else None
+
+    def neighbours(self, stamp_ns: int) -> tuple[int | None, int | None]:
+        """Indices of the last sample at or before and the first sample after ``stamp_ns``."""
+        i = bisect.bisect_right(self.stamps, stamp_ns)
+        return (i - 1 if i > 0 else None), (i if i < len(self.stamps) else None)
+
+    def clear(self) -> None:
+        self.stamps.clear()
+        self.values.clear()
+
+
+class GravityEstimator:
+    """Buffers IMU readings and gives gravity in the camera frame at image stamps, with fallbacks.
+
+    IMU readings (100-400 Hz) are not synchronised with images: they are buffered and gravity is
+    interpolated between the two readings around the image stamp (slerp for orientation, normalised
+    lerp for the low-passed accelerometer). A reading is used only if one within ``max_age_ns`` of the
+    image stamp exists; a newer image than the last reading holds that reading, never extrapolates.
+    """
+
+    def __init__(
+        self,
+        camera_from_imu: Sequence[float] | np.ndarray | None = None,
+        *,
+        sources: Sequence[str] = SOURCES,
+        parameter_gravity: Sequence[float] = LEVEL_CAMERA_GRAVITY,
+        max_age_ns: int = 100_000_000,
+        buffer_ns: int = 2_000_000_000,
+        accel_time_constant_s: float = 0.5,
+        accel_norm_range: tuple[float, float] = (4.9, 14.7),
+    ) -> None:
+        unknown = [s for s in sources if s not in SOURCES]
+        if unknown or not sources or len(set(sources)) != len(sources):
+            raise ValueError(f"sources: expected distinct names from {SOURCES}, got {tuple(sources)}")
+        if max_age_ns <= 0 or buffer_ns <= 0:
+            raise ValueError("max_age_ns and buffer_ns: must be > 0")
+        if accel_time_constant_s < 0:
+            raise ValueError("accel_time_constant_s: must be >= 0")
+        lo, hi = accel_norm_range
+        if not 0 < lo < hi:
+            raise ValueError(f"accel_norm_range: expected 0 < low < high, got {accel_norm_range}")
+        self.sources = tuple(sources)
+        self.parameter_gravity = _unit(np.asarray(parameter_gravity, dtype=np.float64), "parameter_gravity")
+        self.max_age_ns = int(max_age_ns)
+        self.accel_time_constant_s = float(accel_time_constant_s)
+        self.accel_norm_range = (float(lo), float(hi))
+        self.camera_from_imu: np.ndarray | None = None
+        if camera_from_imu is not None:
+            self.set_camera_from_imu(camera_from_imu)
+        self._orientation = _TimeSeries(buffer_ns)  # unit (x, y, z, w) quaternions, W <- I
+        self._accel = _TimeSeries(buffer_ns)  # low-passed unit gravity direction in I
+        self._accel_state: np.ndarray | None = None
+        self.rejected = 0
+        self.last_rejection = ""
+        self._last_problem: dict[str, str] = {}  # per IMU source, to explain an empty buffer
+
+    def set_camera_from_imu(self, rotation: Sequence[float] | np.ndarray) -> None:
+        """Camera <- IMU rotation (3x3 or xyzw), from a static TF or a parameter; may arrive late.
+
+        That is the rotation of ``lookup_transform(target=camera_optical, source=imu)``: it maps IMU-frame
+        vectors into the camera frame (the inverse of the IMU's pose in the camera frame).
+        """
+        self.camera_from_imu = as_rotation_matrix(rotation, "camera_from_imu")
+
+    def reset(self) -> None:
+        """Forget all readings (e.g. after the clock jumped back when a bag loops)."""
+        self._orientation.clear()
+        self._accel.clear()
+        self._accel_state = None
+        self._last_problem.clear()
+
+    def _reject(self, reason: str) -> None:
+        self.rejected += 1
+        self.last_rejection = reason
+
+    def add_imu(
+        self,
+        stamp_ns: int,
+        orientation_xyzw: Sequence[float] | np.ndarray | None = None,
+        accel: Sequence[float] | np.ndarray | None = None,
+        *,
+        orientation_covariance0: float = 0.0,
+    ) -> list[str]:
+        """Add one IMU reading; returns the reasons its parts were rejected ([] when all were used).
+
+        ``orientation_covariance0 == -1`` flags the orientation invalid (sensor_msgs/Imu convention).
+        Rejected parts are counted in ``rejected`` with the last reason in ``last_rejection``.
+        """
+        stamp_ns = int(stamp_ns)
+        problems: list[str] = []
+        if orientation_covariance0 == -1:
+            problems.append("orientation: flagged invalid (orientation_covariance[0] == -1)")
+        elif orientation_xyzw is not None:
+            last = self._orientation.last_stamp
+            if last is not None and stamp_ns <= last:
+                problems.append(f"orientation: stamp {stamp_ns} not after the previous {last}")
+            else:
+                try:
+                    self._orientation.append(stamp_ns, _check_xyzw(orientation_xyzw, "orientation"))
+                except ValueError as e:
+                    problems.append(str(e))
+        for p in problems:
+            self._last_problem["imu_orientation"] = p
+        if accel is not None:
+            problem = self._add_accel(stamp_ns, accel)
+            if problem:
+                problems.append(problem)
+                self._last_problem["imu_accel"] = problem
+        for p in problems:
+            self._reject(p)
+        return problems
+
+    def _add_accel(self, stamp_ns: int, accel: Sequence[float] | np.ndarray) -> str:
+        a = np.asarray(accel, dtype=np.float64)
+        if a.shape != (3,) or not np.isfinite(a).all():
+            return f"linear_acceleration: expected 3 finite values, got {a.tolist()}"
+        n = float(np.linalg.norm(a))
+        lo, hi = self.accel_norm_range
+        if not lo <= n <= hi:
+            # Zero is a missing reading; far from g the IMU is accelerating and -a is not gravity.
+            return f"linear_acceleration: norm {n:.3g} m/s^2 outside [{lo:.3g}, {hi:.3g}] (zero or moving)"
+        last = self._accel.last_stamp
+        if last is not None and stamp_ns <= last:
+            return f"linear_acceleration: stamp {stamp_ns} not after the previous {last}"
+        down = -a / n
+        if self._accel_state is None or last is None or stamp_ns - last > self.max_age_ns:
+            self._accel_state = down  # (re)start the filter after a gap instead of blending stale data
+        else:
+            # First-order low-pass with a time constant, so the cut-off does not depend on the IMU rate.
+            dt = (stamp_ns - last) * 1e-9
+            tau = self.accel_time_constant_s
+            alpha = 1.0 if tau == 0 else 1.0 - math.exp(-dt / tau)
+            state = self._accel_state + alpha * (down - self._accel_state)
+            self._accel_state = state / np.linalg.norm(state)
+        self._accel.append(stamp_ns, self._accel_state)
+        return ""
+
+    def _sample(self, series: _TimeSeries, stamp_ns: int, name: str) -> tuple[_Sample | None, str]:
+        """((a, b, t, age_ns) for interpolation, "") or (None, reason)."""
+        if not series.stamps:
+            last = self._last_problem.get(name)
+            return None, f"{name}: no readings" + (f" (last rejected: {last})" if last else "")
+        i, j = series.neighbours(stamp_ns)
+        near = [k for k in (i, j) if k is not None and abs(series.stamps[k] - stamp_ns) <= self.max_age_ns]
+        if not near:
+            age = min(abs(series.stamps[k] - stamp_ns) for k in (i, j) if k is not None)
+            return None, f"{name}: stale, nearest reading {age / 1e6:.1f} ms from the image stamp"
+        if len(near) == 2 and series.stamps[j] != series.stamps[i]:
+            t = (stamp_ns - series.stamps[i]) / (series.stamps[j] - series.stamps[i])
+            age = min(stamp_ns - series.stamps[i], series.stamps[j] - stamp_ns)
+            return (series.values[i], series.values[j], t, age), ""
+        k = near[0]
+        return (series.values[k], series.values[k], 0.0, abs(series.stamps[k] - stamp_ns)), ""
+
+    def _from_orientation(self, stamp_ns: int) -> tuple[np.ndarray | None, int | None, str]:
+        if self.camera_from_imu is None:
+            return None, None, "imu_orientation: camera <- imu rotation unknown"
+        s, why = self._sample(self._orientation, stamp_ns, "imu_orientation")
+        if s is None:
+            return None, None, why
+        q0, q1, t, age = s
+        return gravity_from_orientation(slerp_xyzw(q0, q1, t), self.camera_from_imu), age, ""
+
+    def _from_accel(self, stamp_ns: int) -> tuple[np.ndarray | None, int | None, str]:
+        if self.camera_from_imu is None:
+            return None, None, "imu_accel: camera <- imu rotation unknown"
+        s, why = self._sample(self._accel, stamp_ns, "imu_accel")
+        if s is None:
+            return None, None, why
+        d0, d1, t, age = s
+        down = (1 - t) * d0 + t * d1  # normalised lerp of two nearby unit vectors
+        return self.camera_from_imu @ _unit(down, "interpolated accel direction"), age, ""
+
+    def gravity_at(
+        self, stamp_ns: int, tf_gravity: Sequence[float] | np.ndarray | None = None
+    ) -> GravityEstimate:
+        """Gravity in C at an image stamp from the first source that works, with the skipped ones' reasons.
+
+        ``tf_gravity`` is gravity in C from a TF lookup of a gravity-aligned fixed frame at this stamp
+        (see ``gravity_from_fixed_frame``), or None when the caller has no such frame or the lookup failed.
+        """
+        stamp_ns = int(stamp_ns)
+        reasons: list[str] = []
+        for source in self.sources:
+            age: int | None = None
+            g: np.ndarray | None = None
+            if source == "imu_orientation":
+                g, age, why = self._from_orientation(stamp_ns)
+            elif source == "imu_accel":
+                g, age, why = self._from_accel(stamp_ns)
+            elif source == "tf":
+                why = "tf: no gravity-aligned frame available"
+                if tf_gravity is not None:
+                    try:
+                        g, why = _unit(np.asarray(tf_gravity, dtype=np.float64), "tf_gravity"), ""
+                    except ValueError as e:
+                        why = f"tf: {e}"
+            else:
+                g, why = self.parameter_gravity, ""
+            if g is not None:
+                return GravityEstimate(g.copy(), source, "; ".join(reasons), age)
+            reasons.append(why)
+        raise GravityUnavailableError("no gravity source available: " + "; ".join(reasons))

@@ -1,0 +1,1 @@
+"""The three-stage W-HMR trainer (DESIGN.md section 7): configs, stage rules, objective, loop."""

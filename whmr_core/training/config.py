@@ -1,0 +1,120 @@
+"""Training configuration: dataclasses read strictly from YAML (``training/configs/*.yaml``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from whmr_core.config_io import ConfigError, dataclass_from_dict, dataclass_to_dict, read_yaml
+from whmr_core.losses import LOSS_WEIGHTS
+
+__all__ = ["DataConfig", "LossWeights", "StageConfig", "TrainConfig", "load_train_config"]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Annotation files and image folders; relative paths are relative to the config file."""
+
+    train: str = ""  # annotation .npz (SPIN/PyMAF layout, whmr synth writes train.npz)
+    train_images: str = ""
+    val: str | None = None
+    val_images: str | None = None
+    augment: bool = True
+    num_workers: int = 0
+    val_max_samples: int | None = None  # cap the validation set (quick checks)
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One training stage (DESIGN.md section 7)."""
+
+    epochs: int = 1
+    max_steps: int | None = None  # stop the stage after this many optimiser steps (small machines)
+    lr: float = 5e-5
+    weight_decay: float = 0.0
+    # Stage I trains the regressors and depth head; a pretrained backbone normally stays fixed. Training
+    # from scratch (no pretrained weights, e.g. on synthetic data) needs the backbone to learn too.
+    train_backbone: bool = False
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    keypoint_3d: float = LOSS_WEIGHTS["keypoint_3d"]
+    crop_keypoint_2d: float = LOSS_WEIGHTS["crop_keypoint_2d"]
+    full2_keypoint_2d: float = LOSS_WEIGHTS["full2_keypoint_2d"]
+    vertex_sparse: float = LOSS_WEIGHTS["vertex_sparse"]
+    vertex_intermediate: float = LOSS_WEIGHTS["vertex_intermediate"]
+    vertex_full: float = LOSS_WEIGHTS["vertex_full"]
+    smpl_pose: float = LOSS_WEIGHTS["smpl_pose"]
+    smpl_betas: float = LOSS_WEIGHTS["smpl_betas"]
+    iuv: float = LOSS_WEIGHTS["iuv"]
+    inverse_depth: float = LOSS_WEIGHTS["inverse_depth"]
+    focal: float = LOSS_WEIGHTS["focal"]
+    world: float = LOSS_WEIGHTS["world"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    name: str = "train"
+    model: str = "small-cpu"  # a named model config or a YAML file (relative to this config)
+    body: str = "lowres"  # shipped body variant (full, lowres) or a path to a SMPL file
+    data: DataConfig = field(default_factory=DataConfig)
+    batch_size: int = 128  # per process; paper: 128
+    stage1: StageConfig = field(default_factory=StageConfig)
+    stage2: StageConfig = field(default_factory=StageConfig)
+    stage3: StageConfig = field(default_factory=StageConfig)
+    weights: LossWeights = field(default_factory=LossWeights)
+    seed: int = 0
+    amp: bool = True  # bf16/fp16 autocast on GPU; ignored on CPU
+    grad_clip: float | None = 1.0
+    log_every: int = 10  # steps between TensorBoard scalars
+    checkpoint_every: int = 100  # steps between atomic "last" checkpoints
+    threads: int | None = None  # torch CPU threads (None: torch's default)
+
+    def stage(self, k: int) -> StageConfig:
+        if k not in (1, 2, 3):
+            raise ConfigError(f"stage: must be 1, 2 or 3, got {k}")
+        return getattr(self, f"stage{k}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclass_to_dict(self)
+
+
+def _resolve(base: Path, value: str | None) -> str | None:
+    if value is None or value == "":
+        return value
+    p = Path(value)
+    return str(p if p.is_absolute() else (base / p).resolve())
+
+
+def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Read a training config; paths inside it are resolved relative to the file."""
+    path = Path(path)
+    data = read_yaml(path)
+    if overrides:
+        data = {**data, **overrides}
+    try:
+        cfg = dataclass_from_dict(TrainConfig, data)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from err
+    base = path.resolve().parent
+    d = cfg.data
+    data_cfg = DataConfig(
+        train=_resolve(base, d.train) or "",
+        train_images=_resolve(base, d.train_images) or "",
+        val=_resolve(base, d.val),
+        val_images=_resolve(base, d.val_images),
+        augment=d.augment,
+        num_workers=d.num_workers,
+        val_max_samples=d.val_max_samples,
+    )
+    model = cfg.model
+    if model.endswith((".yaml", ".yml")):
+        model = _resolve(base, model) or model
+    body = cfg.body
+    if body not in ("full", "lowres"):
+        body = _resolve(base, body) or body
+    from dataclasses import replace
+
+    return replace(cfg, data=data_cfg, model=model, body=body)
