@@ -86,7 +86,7 @@ def test_small_param_variant_shapes(net_body, n):
         out = model(*_inputs(n, model.crop_hw))
     _check_shapes(out, n, net_body, "param", model)
     # Final mesh of the P variant is the net_body model of the final parameters.
-    verts, _ = model.net_body(out.rotmats, out.betas)
+    verts, _ = model.body(out.rotmats, out.betas)
     torch.testing.assert_close(out.vertices, verts)
 
 
@@ -120,7 +120,7 @@ def test_mean_parameters_are_the_mean_pose(net_body, small):
     torch.testing.assert_close(rot, mean_rotmats(24)[None])
     assert torch.equal(mean.betas, torch.zeros(1, 10))
     torch.testing.assert_close(mean.cam_crop, torch.tensor([[0.9, 0.0, 0.0]]))
-    verts, _ = small.net_body(rot, mean.betas)
+    verts, _ = small.body(rot, mean.betas)
     ref = smpl(global_orient=torch.tensor([[math.pi, 0.0, 0.0]]), body_pose=torch.zeros(1, 69))
     torch.testing.assert_close(verts, ref.vertices, atol=1e-5, rtol=0)
     # Upright and facing the camera: head above feet in the image (y down), front towards -z (camera).
@@ -138,7 +138,7 @@ def test_initialisation_reproduces_mean(net_body):
     with torch.no_grad():
         out = model(*_inputs(2, model.crop_hw))
         mean = model.mean_params(2)
-        mean_verts, _ = model.net_body(rot6d_to_matrix(mean.pose6d), mean.betas)
+        mean_verts, _ = model.body(rot6d_to_matrix(mean.pose6d), mean.betas)
     for it in out.iterations[:2]:
         assert torch.equal(it.pose6d, mean.pose6d) and torch.equal(it.cam_crop, mean.cam_crop)
         torch.testing.assert_close(it.vertices, mean_verts)
