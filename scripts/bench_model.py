@@ -24,7 +24,9 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from whmr_core.model import NAMED_CONFIGS, InferenceGraph, build_model
+from whmr_core.export.graph import InferenceGraph
+from whmr_core.export.onnx_export import export_onnx
+from whmr_core.model import NAMED_CONFIGS, build_model
 
 
 def _body(kind: str):
@@ -87,7 +89,7 @@ def bench(
 
         with tempfile.TemporaryDirectory() as tmp:
             path = str(Path(tmp) / "m.onnx")
-            graph.export_onnx(path, batch=batch)
+            export_onnx(model, path, example_batch=batch)
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = threads
             sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])

@@ -12,15 +12,18 @@ import pytest
 import torch
 
 from whmr_core import geometry
-from whmr_core.model import INPUT_NAMES, OUTPUT_NAMES, InferenceGraph, build_model
+from whmr_core.export.graph import InferenceGraph
+from whmr_core.export.onnx_export import export_onnx
+from whmr_core.model import build_model
 from whmr_core.model.config import config_from_dict
+from whmr_core.runtime.io_spec import INPUT_NAMES, OUTPUT_NAMES
 
 
 def _export_and_compare(model, tmp_path, n_run: int = 3) -> float:
     graph = InferenceGraph(model.eval())
     path = tmp_path / "whmr.onnx"
     t0 = time.perf_counter()
-    graph.export_onnx(str(path), batch=2, opset=17)
+    export_onnx(model, path, opset=17, example_batch=2)  # the runtime's export path (onnxslim included)
     elapsed = time.perf_counter() - t0
     proto = onnx.load(str(path))
     onnx.checker.check_model(proto)

@@ -1,4 +1,7 @@
-"""The W-HMR network: configs, backbones, heads, typed outputs and ``build_model``."""
+"""The W-HMR network: configs, backbones, heads, typed outputs and ``build_model``.
+
+The exported inference graph (named flat outputs) is ``whmr_core.export.graph.InferenceGraph``.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from whmr_core.model.config import NAMED_CONFIGS, ConfigError, ModelConfig, get_config, load_config
-from whmr_core.model.inference import INPUT_NAMES, OUTPUT_NAMES, InferenceGraph
 from whmr_core.model.network import WHMR
 from whmr_core.model.outputs import AuxOutput, IterationOutput, ModelOutput
 
 __all__ = [
-    "INPUT_NAMES",
     "NAMED_CONFIGS",
-    "OUTPUT_NAMES",
     "WHMR",
     "AuxOutput",
     "ConfigError",
-    "InferenceGraph",
     "IterationOutput",
     "ModelConfig",
     "ModelOutput",
