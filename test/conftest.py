@@ -140,3 +140,17 @@ def body_assets(body):
         joint_regressor=arrays["J_regressor"],
         faces=arrays["f"],
     )
+
+
+@pytest.fixture(scope="session")
+def net_body():
+    """Network tests' body: (smplx.SMPL, assets), synthetic SMPL-format (384 vertices, 24 sparse, 24 markers).
+
+    Kept synthetic so network tests do not depend on the shipped model's assets; the network is also
+    tested on the shipped low-res model (test_model_network.py::test_shipped_lowres_body). To run all
+    network tests on it instead: ``m = whmr_core.body.load_body_model(variant="lowres")`` and return
+    ``m, whmr_core.body.body_assets(m)``.
+    """
+    from whmr_core.model.standin_body import make_standin_body
+
+    return make_standin_body(n_vertices=384, n_markers=24)

@@ -54,7 +54,12 @@ def check_positive(name: str, value: torch.Tensor) -> torch.Tensor:
 
 
 def check_batch(names: Sequence[str], *tensors: torch.Tensor) -> int:
-    """All tensors share the leading batch size; returns it."""
+    """All tensors share the leading batch size; returns it.
+
+    Skipped while tracing for export: sizes are then traced tensors, which a set cannot compare.
+    """
+    if _tracing():
+        return tensors[0].shape[0]
     sizes = {t.shape[0] for t in tensors}
     if len(sizes) > 1:
         got = ", ".join(f"{n}={t.shape[0]}" for n, t in zip(names, tensors, strict=True))

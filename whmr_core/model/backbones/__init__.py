@@ -1,0 +1,34 @@
+"""Backbones (in-tree, no torchvision) and loading of user-supplied pretrained weights."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from whmr_core.model.backbones.loading import LoadReport, PretrainedMismatchError, load_pretrained
+from whmr_core.model.backbones.resnet import ResNet, resnet18, resnet50
+from whmr_core.model.backbones.vit import VisionTransformer, vit_base_patch16
+from whmr_core.model.config import BackboneConfig
+
+__all__ = [
+    "LoadReport",
+    "PretrainedMismatchError",
+    "ResNet",
+    "VisionTransformer",
+    "build_backbone",
+    "load_pretrained",
+]
+
+
+def build_backbone(cfg: BackboneConfig) -> nn.Module:
+    """Backbone of ``cfg.kind``; it has ``out_channels``, ``stride`` and ``arch`` attributes."""
+    if cfg.kind == "resnet18":
+        net: nn.Module = resnet18()
+    elif cfg.kind == "resnet50":
+        net = resnet50()
+    elif cfg.kind == "vitb16":
+        net = vit_base_patch16(crop_hw=cfg.crop_hw, drop_path=cfg.drop_path)
+    else:  # pragma: no cover - the config validates kind
+        raise ValueError(f"unknown backbone kind {cfg.kind!r}")
+    if cfg.pretrained:
+        load_pretrained(net, cfg.pretrained)
+    return net

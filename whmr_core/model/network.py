@@ -1,0 +1,255 @@
+"""The W-HMR network (DESIGN.md section 6): backbone -> feature pyramid -> iterative regression ->
+depth/focal head -> OrientCorrect, with the body model inside. Built from a ``ModelConfig`` and sized from
+the loaded body model and its assets.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from whmr_core import geometry
+from whmr_core._checks import _tracing, check_batch, check_tensor
+from whmr_core.model.aux_heads import AuxHeads
+from whmr_core.model.backbones import build_backbone
+from whmr_core.model.body_layer import BodyLayer, mean_rotmats
+from whmr_core.model.config import ModelConfig
+from whmr_core.model.depth_head import DepthHead
+from whmr_core.model.orient_correct import OrientCorrect
+from whmr_core.model.outputs import AuxOutput, IterationOutput, ModelOutput
+from whmr_core.model.pyramid import (
+    FeaturePyramid,
+    PointFeatureMLP,
+    box_to_crop_coords,
+    fixed_grid,
+    sample_points,
+)
+from whmr_core.model.regressors import LearnedUpsampler, ParamRegressor, Params, VertexRegressor
+from whmr_core.rotations import matrix_to_rot6d, rot6d_to_matrix
+
+__all__ = ["WHMR"]
+
+
+class WHMR(nn.Module):
+    """forward(crops (N,3,H,W), glob_info (N,5), cam_rotation (N,3,3) | None) -> ModelOutput.
+
+    ``crops`` are normalised RGB crops of the config's ``crop_hw``; ``glob_info`` is eq. 7
+    (``whmr_core.geometry.glob_info``); ``cam_rotation`` is R_c from gravity (identity = level camera).
+    Auxiliary maps are computed in training mode only (or with ``return_aux=True``).
+
+    Mean parameters (iteration 0 input; there is no SMPL mean-parameter file for our body models): the body
+    model's rest pose with the root turned to face the camera upright (``mean_rotmats``), zero betas, and
+    the crop camera ``config.init_cam`` (s = 0.9: a 1.7 m body fills ~77% of the box height).
+    """
+
+    def __init__(self, config: ModelConfig, body_model: Any, assets: Any) -> None:
+        super().__init__()
+        self.config = config
+        self.crop_hw = tuple(config.backbone.crop_hw)
+        self.variant = config.variant
+        self.body = BodyLayer(body_model, assets)
+        nj, nb = self.body.num_joints, self.body.num_betas
+        f32 = torch.float32
+
+        # Mesh sampling: sparse vertices (hybrid) or surface markers (param variant).
+        down = (assets.down_sparse.float() @ assets.down_intermediate.float()).contiguous()  # (S,V)
+        self.register_buffer("down_sparse_full", down, persistent=False)
+        self.register_buffer("marker_ids", assets.marker_ids.long().clone(), persistent=False)
+        regs = torch.cat([assets.joint_regressor, assets.coco_regressor, assets.h36m_regressor]).float()
+        self.register_buffer("joint_regressors", regs, persistent=False)
+        self._joint_split = (
+            int(assets.joint_regressor.shape[0]),
+            int(assets.coco_regressor.shape[0]),
+            int(assets.h36m_regressor.shape[0]),
+        )
+        num_points = down.shape[0] if self.variant == "hybrid" else int(self.marker_ids.shape[0])
+
+        # Mean parameters (see class docstring).
+        self.register_buffer("mean_pose6d", matrix_to_rot6d(mean_rotmats(nj, f32)))
+        self.register_buffer("mean_betas", torch.zeros(nb, dtype=f32))
+        self.register_buffer("mean_cam", torch.tensor(config.init_cam, dtype=f32))
+        self.register_buffer("grid_points", fixed_grid(config.pyramid.grid_hw), persistent=False)
+
+        self.backbone = build_backbone(config.backbone)
+        pc = config.pyramid
+        self.pyramid = FeaturePyramid(self.backbone.out_channels, pc.channels)
+        self.point_mlps = nn.ModuleList(PointFeatureMLP(pc.channels, pc.mlp_dims) for _ in range(3))
+        d = pc.mlp_dims[-1]
+        feat_dims = [d * self.grid_points.shape[0]] + [d * num_points] * 2
+        self.param_regressors = nn.ModuleList(
+            ParamRegressor(feat_dims[t], nj, nb, config.regressor) for t in range(config.num_param_iterations)
+        )
+        if self.variant == "hybrid":
+            sparse_template = assets.sparse_template.float()
+            self.vertex_regressor: VertexRegressor | None = VertexRegressor(
+                pc.channels, sparse_template, config.vertex
+            )
+            self.upsampler: LearnedUpsampler | None = LearnedUpsampler(assets.up_intermediate, assets.up_full)
+        else:
+            self.vertex_regressor = None
+            self.upsampler = None
+        self.depth_head = DepthHead(pc.channels, config.depth.hidden, config.depth.max_depth)
+        self.orient_correct = OrientCorrect(d * num_points, config.orient.hidden)
+        self.aux_heads = (
+            AuxHeads(pc.channels, config.aux.hidden, config.aux.num_parts) if config.aux.enabled else None
+        )
+
+    # -- helpers ---------------------------------------------------------------------------------------
+    def mean_params(self, n: int) -> Params:
+        return Params(
+            pose6d=self.mean_pose6d.expand(n, -1, -1),
+            betas=self.mean_betas.expand(n, -1),
+            cam_crop=self.mean_cam.expand(n, -1),
+        )
+
+    def sample_mesh(self, vertices: torch.Tensor) -> torch.Tensor:
+        """Points of the mesh the next iteration samples: sparse vertices (hybrid) or markers (param)."""
+        if self.variant == "hybrid":
+            return self.down_sparse_full @ vertices
+        return vertices[:, self.marker_ids]
+
+    def regress_joints(self, vertices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        j = self.joint_regressors @ vertices
+        return torch.split(j, self._joint_split, dim=1)
+
+    def _check_inputs(
+        self, crops: torch.Tensor, glob_info: torch.Tensor, cam_rotation: torch.Tensor | None
+    ) -> None:
+        if _tracing():  # shapes are symbolic while exporting; the exported graph is checked by its runtime
+            return
+        if not isinstance(crops, torch.Tensor) or crops.dim() != 4:
+            shape = tuple(crops.shape) if isinstance(crops, torch.Tensor) else type(crops).__name__
+            raise ValueError(f"crops: expected a (N, 3, H, W) tensor, got {shape}")
+        if crops.shape[1] != 3:
+            raise ValueError(
+                f"crops: expected 3 colour channels (RGB), got {crops.shape[1]} in {tuple(crops.shape)}"
+            )
+        if tuple(crops.shape[2:]) != self.crop_hw:
+            h, w = self.crop_hw
+            raise ValueError(
+                f"crops: config {self.config.name!r} expects {h}x{w} (HxW) crops, got "
+                f"{crops.shape[2]}x{crops.shape[3]}"
+            )
+        check_tensor("crops", crops, (3, *self.crop_hw), batch_dims=1)
+        check_tensor("glob_info", glob_info, (5,), batch_dims=1)
+        if not _tracing() and bool((glob_info[:, 2] <= 0).any()):
+            raise ValueError("glob_info: box size (column 2) must be > 0 (see geometry.glob_info, eq. 7)")
+        if cam_rotation is None:
+            check_batch(("crops", "glob_info"), crops, glob_info)
+        else:
+            check_tensor("cam_rotation", cam_rotation, (3, 3), batch_dims=1)
+            check_batch(("crops", "glob_info", "cam_rotation"), crops, glob_info, cam_rotation)
+
+    # -- forward ---------------------------------------------------------------------------------------
+    def forward(
+        self,
+        crops: torch.Tensor,
+        glob_info: torch.Tensor,
+        cam_rotation: torch.Tensor | None = None,
+        return_aux: bool | None = None,
+    ) -> ModelOutput:
+        self._check_inputs(crops, glob_info, cam_rotation)
+        n = crops.shape[0]
+        phis = self.pyramid(self.backbone(crops))
+
+        params = self.mean_params(n)
+        points = self.grid_points.to(crops.dtype).expand(n, -1, -1)
+        iterations: list[IterationOutput] = []
+        feat3 = sampled3 = None
+        prev_sparse = None
+        for t, regressor in enumerate(self.param_regressors):
+            sampled = sample_points(phis[t], points)  # eq. 13: grid on Phi_1, then projected mesh points
+            feat = self.point_mlps[t](sampled)
+            if t == 2:
+                feat3 = feat
+            params = regressor(feat, glob_info, params)  # eq. 14
+            rotmats = rot6d_to_matrix(params.pose6d)
+            verts, _ = self.body(rotmats, params.betas)
+            mesh_points = self.sample_mesh(verts)
+            iterations.append(
+                IterationOutput(
+                    kind="param",
+                    rotmats=rotmats,
+                    pose6d=params.pose6d,
+                    betas=params.betas,
+                    cam_crop=params.cam_crop,
+                    vertices=verts,
+                    joints=self.regress_joints(verts)[0],
+                    sparse_vertices=mesh_points,
+                    sample_points=points,
+                )
+            )
+            # Next iteration samples where this mesh projects (weak perspective in the box, crop geometry).
+            proj = geometry.weak_perspective_project(mesh_points.detach(), params.cam_crop.detach())
+            points = box_to_crop_coords(proj, self.crop_hw)
+            prev_sparse = mesh_points
+
+        if self.vertex_regressor is not None and self.upsampler is not None:
+            sampled3 = sample_points(phis[2], points)
+            feat3 = self.point_mlps[2](sampled3)
+            sparse = self.vertex_regressor(sampled3, prev_sparse, glob_info, params.cam_crop)
+            verts = self.upsampler(sparse)
+            iterations.append(
+                IterationOutput(
+                    kind="vertex",
+                    rotmats=rotmats,
+                    pose6d=params.pose6d,
+                    betas=params.betas,
+                    cam_crop=params.cam_crop,
+                    vertices=verts,
+                    joints=self.regress_joints(verts)[0],
+                    sparse_vertices=sparse,
+                    sample_points=points,
+                )
+            )
+        assert feat3 is not None
+        final = iterations[-1]
+
+        # Depth/focal head (section 3): t_z from Phi_3, focal from eq. 3, t_b from eq. 4. The glob info is
+        # normalised by the image diagonal, so box size / centre / image size below are in those units:
+        # eq. 4 is scale-free (t_b exact) and eq. 3 gives the focal length in diagonal units.
+        tz = self.depth_head(phis[2], glob_info)
+        box = glob_info[:, 2]
+        image_wh = glob_info[:, 3:5]
+        centre = glob_info[:, 0:2] + image_wh / 2
+        focal = geometry.focal_from_depth(final.cam_crop[:, 0], box, tz)
+        translation = geometry.full_image_translation(final.cam_crop, centre, box, image_wh, tz)
+
+        # OrientCorrect (eq. 6) and the world-frame (gravity-aligned) mesh, pelvis-centred.
+        cam_root = final.rotmats[:, 0]
+        if cam_rotation is None:
+            cam_rotation = torch.eye(3, dtype=crops.dtype, device=crops.device).expand(n, 3, 3)
+        world_root = self.orient_correct(feat3, glob_info, cam_root, cam_rotation)
+        delta = world_root @ cam_root.transpose(1, 2)
+        joints, coco, h36m = self.regress_joints(final.vertices)
+        pelvis = joints[:, :1]
+        world_vertices = (final.vertices - pelvis) @ delta.transpose(1, 2)
+        world_joints = (joints - pelvis) @ delta.transpose(1, 2)
+
+        aux = None
+        want_aux = self.training if return_aux is None else return_aux
+        if want_aux and self.aux_heads is not None:
+            aux = AuxOutput(*self.aux_heads(phis[2]))
+
+        return ModelOutput(
+            iterations=iterations,
+            rotmats=final.rotmats,
+            betas=final.betas,
+            cam_crop=final.cam_crop,
+            tz=tz,
+            focal=focal,
+            translation=translation,
+            vertices=final.vertices,
+            joints=joints,
+            coco_joints=coco,
+            h36m_joints=h36m,
+            sparse_vertices=final.sparse_vertices,
+            cam_root=cam_root,
+            cam_rotation=cam_rotation,
+            world_root=world_root,
+            world_vertices=world_vertices,
+            world_joints=world_joints,
+            aux=aux,
+        )
