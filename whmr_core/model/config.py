@@ -7,11 +7,11 @@ Every named config lives here. A YAML file either spells a whole config or start
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any, Literal
 
-import yaml
+from whmr_core.config_io import ConfigError, dataclass_from_dict, dataclass_to_dict, read_yaml
 
 __all__ = [
     "NAMED_CONFIGS",
@@ -29,10 +29,6 @@ __all__ = [
     "get_config",
     "load_config",
 ]
-
-
-class ConfigError(ValueError):
-    """A configuration file or dictionary does not describe a valid ModelConfig."""
 
 
 @dataclass(frozen=True)
@@ -173,64 +169,6 @@ def get_config(name: str) -> ModelConfig:
         ) from None
 
 
-def _convert(value: Any, hint: Any, where: str) -> Any:
-    origin = get_origin(hint)
-    args = get_args(hint)
-    if is_dataclass(hint):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
-        return _build(hint, value, where)
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{where}: expected one of {list(args)}, got {value!r}")
-        return value
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_convert(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
-        pairs = enumerate(zip(value, args, strict=True))
-        return tuple(_convert(v, a, f"{where}[{i}]") for i, (v, a) in pairs)
-    if args and type(None) in args:  # Optional[X]
-        if value is None:
-            return None
-        (inner,) = (a for a in args if a is not type(None))
-        return _convert(value, inner, where)
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if hint is int or hint is bool or hint is str:
-        if type(value) is not hint:
-            raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
-        return value
-    raise ConfigError(f"{where}: unsupported type {hint}")  # pragma: no cover
-
-
-def _build(cls: type, data: dict[str, Any], where: str, base: Any = None) -> Any:
-    hints = get_type_hints(cls)
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"{where or 'config'}: unknown key(s) {unknown}; allowed: {sorted(names)}")
-    kwargs: dict[str, Any] = {}
-    for name, value in data.items():
-        key = f"{where}.{name}" if where else name
-        hint = hints[name]
-        if is_dataclass(hint) and base is not None and isinstance(value, dict):
-            kwargs[name] = _build(hint, value, key, getattr(base, name))
-        else:
-            kwargs[name] = _convert(value, hint, key)
-    try:
-        return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"{where or 'config'}: {err}") from err
-
-
 def config_from_dict(data: dict[str, Any]) -> ModelConfig:
     """Strictly build a ModelConfig; ``base: NAME`` starts from a named config (fields override it)."""
     if not isinstance(data, dict):
@@ -238,27 +176,18 @@ def config_from_dict(data: dict[str, Any]) -> ModelConfig:
     data = dict(data)
     base_name = data.pop("base", None)
     base = get_config(base_name) if base_name is not None else None
-    return _build(ModelConfig, data, "", base)
+    return dataclass_from_dict(ModelConfig, data, "", base)
 
 
 def config_to_dict(config: ModelConfig) -> dict[str, Any]:
     """Plain dict (lists for tuples) that ``config_from_dict`` reads back to an equal config."""
-
-    def plain(v: Any) -> Any:
-        if isinstance(v, tuple | list):
-            return [plain(x) for x in v]
-        if isinstance(v, dict):
-            return {k: plain(x) for k, x in v.items()}
-        return v
-
-    return plain(dataclasses.asdict(config))
+    return dataclass_to_dict(config)
 
 
 def load_config(path: str | Path) -> ModelConfig:
     """Read a YAML model config (strict; see ``config_from_dict``)."""
-    with open(path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
+    data = read_yaml(path)
     try:
-        return config_from_dict(data if data is not None else {})
+        return config_from_dict(data)
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from err

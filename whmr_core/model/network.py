@@ -56,6 +56,12 @@ class WHMR(nn.Module):
         # Mesh sampling: sparse vertices (hybrid) or surface markers (param variant).
         down = (assets.down_sparse.float() @ assets.down_intermediate.float()).contiguous()  # (S,V)
         self.register_buffer("down_sparse_full", down, persistent=False)
+        # The intermediate mesh (training's vertex loss) picks vertices of the full one: keep the indices,
+        # not the (V1,V) matrix, which is ~130 MB for the full free model.
+        picks = assets.down_intermediate
+        if not bool(((picks > 0).sum(1) == 1).all()):
+            raise ValueError("body assets: down_intermediate must select one vertex per row")
+        self.register_buffer("intermediate_ids", picks.argmax(1).long(), persistent=False)
         self.register_buffer("marker_ids", assets.marker_ids.long().clone(), persistent=False)
         regs = torch.cat([assets.joint_regressor, assets.coco_regressor, assets.h36m_regressor]).float()
         self.register_buffer("joint_regressors", regs, persistent=False)
@@ -189,7 +195,9 @@ class WHMR(nn.Module):
         if self.vertex_regressor is not None and self.upsampler is not None:
             sampled3 = sample_points(phis[2], points)
             feat3 = self.point_mlps[2](sampled3)
-            sparse = self.vertex_regressor(sampled3, prev_sparse, glob_info, params.cam_crop)
+            # The crop camera conditions the vertex regressor as a feature only (detached), so losses on the
+            # mesh cannot move the camera: the stage rules (section 7) keep the camera to its own paths.
+            sparse = self.vertex_regressor(sampled3, prev_sparse, glob_info, params.cam_crop.detach())
             verts = self.upsampler(sparse)
             iterations.append(
                 IterationOutput(

@@ -103,14 +103,15 @@ def compute_losses(
             terms["vertex_full"] = L.vertex_loss(out.vertices, gt.vertices, has_smpl)
             final = out.iterations[-1]
             if final.kind == "vertex" and getattr(model, "upsampler", None) is not None:
-                gt_inter = model.body_down_intermediate(gt.vertices)
+                gt_inter = gt.vertices[:, model.intermediate_ids]
                 gt_sparse = model.sample_mesh(gt.vertices)
                 inter = model.upsampler.to_intermediate @ final.sparse_vertices
                 terms["vertex_sparse"] = L.vertex_loss(final.sparse_vertices, gt_sparse, has_smpl)
                 terms["vertex_intermediate"] = L.vertex_loss(inter, gt_inter, has_smpl)
 
     if rules.focal_loss:
-        f_px = out.focal * G.pseudo_focal(batch["image_wh"])  # network focal is in image-diagonal units
+        # Eq. 8 on the FULL^2 path's focal length: like that path in stage I, it may move t_z only.
+        f_px = G.focal_from_depth(out.cam_crop[:, 0].detach(), batch["bbox_size"], out.tz)
         terms["focal"] = L.focal_loss(f_px, batch["image_wh"])
 
     if out.aux is not None and rules.camera_losses and "iuv_part" in batch:

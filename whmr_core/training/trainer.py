@@ -267,6 +267,9 @@ class Trainer:
                 num_workers=cfg.data.num_workers,
                 collate_fn=_collate,
                 persistent_workers=False,
+                # Its own generator: creating the iterator must not consume the global RNG (dropout),
+                # or a resumed run would diverge from an uninterrupted one.
+                generator=torch.Generator().manual_seed(cfg.seed + epoch),
             )
             t0 = time.perf_counter()
             for batch in loader:
@@ -297,10 +300,12 @@ class Trainer:
                 dt = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 bar.update(1)
-                bar.set_postfix(loss=f"{float(loss):.4g}", img_s=f"{cfg.batch_size * self.world / dt:.1f}")
+                bar.set_postfix(
+                    loss=f"{float(loss.detach()):.4g}", img_s=f"{cfg.batch_size * self.world / dt:.1f}"
+                )
                 if self.writer is not None and step % cfg.log_every == 0:
                     for k, v in losses.items():
-                        self.writer.add_scalar(f"stage{stage}/loss/{k}", float(v), step)
+                        self.writer.add_scalar(f"stage{stage}/loss/{k}", float(v.detach()), step)
                 if step % cfg.checkpoint_every == 0 or step == total:
                     self._save(last, optimizer, {"stage": stage, "step": step, "epoch": epoch})
                 if step >= total or step - epoch * steps_per_epoch >= steps_per_epoch:
