@@ -42,6 +42,7 @@ __all__ = [
     "sample_betas",
     "sample_body",
     "sample_pose",
+    "walking_pose",
     "within_limits",
 ]
 
@@ -181,8 +182,9 @@ def _standing(p: _Pose, rng: np.random.Generator) -> None:
     p.set("head", x=rng.normal(0, 8), y=rng.normal(0, 15))
 
 
-def _walking(p: _Pose, rng: np.random.Generator) -> None:
-    phase = rng.uniform(0, 2 * math.pi)
+def _walking(p: _Pose, rng: np.random.Generator, phase: float | None = None) -> None:
+    # The phase is drawn first, so a given phase with a fixed-seed generator animates one walker's gait.
+    phase = rng.uniform(0, 2 * math.pi) if phase is None else phase
     amp = rng.uniform(15, 35)
     s = math.sin(phase)
     # Opposite legs and arms swing in counter-phase; the knee of the swinging leg bends most.
@@ -296,6 +298,17 @@ def sample_pose(rng: np.random.Generator, family: str, noise_deg: float = 4.0) -
     pose[1:] += np.radians(rng.normal(0.0, noise_deg, size=(23, 3))) * _NOISE_SCALE[1:, None]
     lim = np.radians(JOINT_LIMITS_DEG)
     return np.clip(pose, lim[..., 0], lim[..., 1])
+
+
+def walking_pose(phase: float, rng: np.random.Generator) -> np.ndarray:
+    """(24, 3) walking pose at gait ``phase`` (radians); the style (stride, arm swing) comes from ``rng``.
+
+    A fresh generator with the same seed for every frame gives one walker's gait cycle (sequences).
+    """
+    p = _Pose()
+    _walking(p, rng, phase)
+    lim = np.radians(JOINT_LIMITS_DEG)
+    return np.clip(p.rotvec(), lim[..., 0], lim[..., 1])
 
 
 def sample_betas(rng: np.random.Generator, num_betas: int = 10, clip: float = 2.5) -> np.ndarray:

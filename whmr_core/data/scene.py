@@ -27,6 +27,7 @@ __all__ = [
     "Person",
     "Scene",
     "SceneConfig",
+    "person_at",
     "sample_scene",
     "sample_scene_at",
     "scene_rng",
@@ -190,9 +191,8 @@ def _place(
     w, h = cam.image_wh
     yaw = float(rng.uniform(-180.0, 180.0))
     # The sample's vertices already carry its root lean (pose[0]) about the pelvis; heading and the turn
-    # into G come on top, so the world root orientation is their product.
+    # into G come on top (person_at composes the world root orientation the same way).
     turn = _rot_y(yaw) @ _UPRIGHT
-    R_w = turn @ Rotation.from_rotvec(sample.pose[0]).as_matrix()
     p0 = sample.joints[0]  # rest pelvis: the pivot of the root rotation
     rel = (sample.vertices - p0) @ turn.T  # body about its pelvis, in G
     # Lowest point on the ground: the ground is at y_G = height (y down).
@@ -233,6 +233,30 @@ def _place(
     if min(box[2] - box[0], box[3] - box[1]) < cfg.min_box_px or _inside_fraction(box, w, h) < cfg.min_inside:
         return None
 
+    return person_at(cam, sample, regs, yaw, P_w, cfg.bbox_padding)
+
+
+def person_at(
+    cam: Camera,
+    sample: BodySample,
+    regs: JointRegressors,
+    yaw_deg: float,
+    pelvis_world: np.ndarray,
+    bbox_padding: float = 1.2,
+) -> Person:
+    """``sample`` turned by ``yaw_deg`` about gravity (0 faces the camera) with its rest pelvis at
+    ``pelvis_world`` (G), seen by ``cam``: every quantity of ``Person``, exact. No checks (sequences place
+    people on their own paths; ``sample_scene`` checks its placements first)."""
+    w, h = cam.image_wh
+    yaw = float(yaw_deg)
+    P_w = np.asarray(pelvis_world, dtype=np.float64).reshape(3)
+    turn = _rot_y(yaw) @ _UPRIGHT
+    R_w = turn @ Rotation.from_rotvec(sample.pose[0]).as_matrix()
+    p0 = sample.joints[0]
+    verts_w = (sample.vertices - p0) @ turn.T + P_w
+    verts_c = verts_w @ cam.R_c.T
+    box = _tight_box(cam.project(verts_c))
+
     def regress(reg: np.ndarray | None, verts: np.ndarray, fk: np.ndarray) -> np.ndarray:
         return fk if reg is None else reg @ verts
 
@@ -265,7 +289,7 @@ def _place(
         coco_visible=_visible(c2d, coco_c[:, 2], w, h),
         tight_bbox=box,
         bbox_center=(box[:2] + box[2:]) / 2,
-        bbox_size=float(cfg.bbox_padding * max(box[2] - box[0], box[3] - box[1])),
+        bbox_size=float(bbox_padding * max(box[2] - box[0], box[3] - box[1])),
         yaw_deg=yaw,
         distance=float(np.linalg.norm(P_w)),
     )
