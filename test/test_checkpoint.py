@@ -76,3 +76,19 @@ def test_overwrite_is_atomic_and_leaves_no_temporaries(tmp_path):
     save_checkpoint(ck, small().state_dict(), train_state={"step": 2})
     assert load_checkpoint(ck)["train_state"]["step"] == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last"]
+
+
+def test_int8_shipping_is_small_and_close(tmp_path):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(256, 128), torch.nn.BatchNorm1d(128))
+    save_checkpoint(tmp_path / "f32", model.state_dict())
+    save_checkpoint(tmp_path / "i8", model.state_dict(), int8=True)
+    size = lambda p: (p / "model.safetensors").stat().st_size  # noqa: E731
+    assert size(tmp_path / "i8") < 0.3 * size(tmp_path / "f32")
+    other = torch.nn.Sequential(torch.nn.Linear(256, 128), torch.nn.BatchNorm1d(128))
+    load_checkpoint(tmp_path / "i8", other)
+    w, w8 = model[0].weight, other[0].weight
+    # Per-channel int8: error at most half a quantisation step of each row.
+    step = w.abs().amax(1, keepdim=True) / 127
+    assert bool(((w - w8).abs() <= step / 2 + 1e-6).all())
+    assert other[0].bias.dtype == torch.float32

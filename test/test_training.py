@@ -13,12 +13,13 @@ import yaml
 
 from whmr_core.body import body_assets, load_body_model
 from whmr_core.data.annotations import annotations_from_scenes, write_annotations
+from whmr_core.data.batch import collate as _collate
 from whmr_core.data.scene import JointRegressors, SceneConfig, sample_scene_at
 from whmr_core.training.cli import main as train_main
 from whmr_core.training.config import DataConfig, StageConfig, TrainConfig, load_train_config
 from whmr_core.training.objective import compute_losses, ground_truth_meshes
 from whmr_core.training.stages import configure_stage, stage_rules
-from whmr_core.training.trainer import Trainer, _collate, build_datasets, build_network
+from whmr_core.training.trainer import Trainer, build_datasets, build_network
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 WEIGHTS = "model.safetensors"
+INT8_SCALE = "::int8_scale"  # suffix of the per-channel scales of int8-stored weights
 STATE = "state.pt"
 META = "meta.json"
 
@@ -69,8 +70,11 @@ def save_checkpoint(
     train_state: Mapping[str, Any] | None = None,
     meta: Mapping[str, Any] | None = None,
     half: bool = False,
+    int8: bool = False,
 ) -> Path:
-    """Write a checkpoint directory atomically; ``half`` stores floating weights as fp16 (shipping)."""
+    """Write a checkpoint directory atomically. For shipping, ``half`` stores floating weights as fp16 and
+    ``int8`` stores large weight matrices as int8 with one fp32 scale per output channel (the rest fp16);
+    loading restores float tensors either way."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     if tmp.exists():
@@ -79,7 +83,13 @@ def save_checkpoint(
     tensors = {}
     for k, v in model_state.items():
         v = v.detach().to("cpu").contiguous()
-        if half and v.is_floating_point():
+        if int8 and v.is_floating_point() and v.dim() >= 2 and v.numel() >= 4096:
+            scale = v.float().abs().flatten(1).amax(1).clamp_min(1e-12) / 127.0
+            shape = (-1,) + (1,) * (v.dim() - 1)
+            tensors[k] = torch.round(v.float() / scale.view(shape)).clamp(-127, 127).to(torch.int8)
+            tensors[k + INT8_SCALE] = scale  # fp32: a few bytes per channel keep the dequantisation exact
+            continue
+        if (half or int8) and v.is_floating_point():
             v = v.half()
         tensors[k] = v
     st_meta = {
@@ -123,6 +133,11 @@ def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, s
         tensors = load_file(str(file))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{file}: not a readable safetensors file ({exc})") from exc
+    for key in [k for k in tensors if k.endswith(INT8_SCALE)]:
+        base = key[: -len(INT8_SCALE)]
+        scale = tensors.pop(key).float()
+        q = tensors[base]
+        tensors[base] = q.float() * scale.view((-1,) + (1,) * (q.dim() - 1))
     return tensors, metadata
 
 

@@ -48,6 +48,24 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    from whmr_core.export.commands import run_export
+
+    return run_export(args)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from whmr_core.runtime.bench import bench_main
+
+    return bench_main(args)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from whmr_core.evaluation import eval_main
+
+    return eval_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="whmr",
@@ -88,6 +106,30 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--bag", help="output .mcap file of --sequence")
     synth.add_argument("--seconds", type=float, default=4.0, help="sequence length (default: 4)")
     synth.set_defaults(func=_cmd_synth)
+
+    from whmr_core.export.commands import add_export_arguments
+    from whmr_core.runtime.bench import add_bench_arguments
+
+    export = sub.add_parser("export", help="export a checkpoint to ONNX, a TensorRT engine or torch2trt")
+    add_export_arguments(export)
+    export.set_defaults(func=_cmd_export)
+
+    bench = sub.add_parser("bench", help="latency/throughput of every available engine vs eager PyTorch")
+    add_bench_arguments(bench)
+    bench.set_defaults(func=_cmd_bench)
+
+    ev = sub.add_parser("eval", help="MPJPE, PA-MPJPE, PVE, W-MPJPE, W-PVE, orientation and focal errors")
+    ev.add_argument("--checkpoint", default=None, help="checkpoint directory (default: the shipped one)")
+    ev.add_argument("--data", required=True, help="annotation .npz, or a whmr synth folder (uses val.npz)")
+    ev.add_argument("--images", default=None, help="image folder (default: the annotation file's folder)")
+    ev.add_argument("--json", default=None, help="write the metrics here")
+    ev.add_argument("--batch-size", type=int, default=32)
+    ev.add_argument("--max-samples", type=int, default=None)
+    ev.add_argument(
+        "--gravity-noise", type=float, nargs="*", default=None, metavar="DEG",
+        help="also evaluate with this much IMU tilt error on the camera rotation (e.g. 3 5)",
+    )  # fmt: skip
+    ev.set_defaults(func=_cmd_eval)
     return parser
 
 

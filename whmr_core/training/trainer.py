@@ -28,7 +28,9 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from whmr_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from whmr_core.evaluation import evaluate
+from whmr_core.data.batch import collate as _collate
+from whmr_core.data.batch import network_crops
+from whmr_core.evaluation import CropAdapter, evaluate
 from whmr_core.training.config import TrainConfig
 from whmr_core.training.objective import compute_losses, ground_truth_meshes
 from whmr_core.training.stages import configure_stage, stage_rules
@@ -97,24 +99,6 @@ def build_datasets(cfg: TrainConfig, crop_res: int) -> tuple[Any, Any | None]:
         if d.val_max_samples is not None and len(val) > d.val_max_samples:
             val = torch.utils.data.Subset(val, range(d.val_max_samples))
     return train, val
-
-
-def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k in items[0]:
-        vals = [it[k] for it in items]
-        out[k] = torch.stack(vals) if isinstance(vals[0], torch.Tensor) else vals
-    return out
-
-
-def _crops_for(model: Any, img: torch.Tensor) -> torch.Tensor:
-    """Square dataset crops -> the network's crop (the middle columns for a portrait HxW crop)."""
-    h, w = model.crop_hw
-    if img.shape[-2:] == (h, w):
-        return img
-    side = img.shape[-1]
-    x0 = (side - w) // 2
-    return img[..., :, x0 : x0 + w]
 
 
 class Trainer:
@@ -283,7 +267,7 @@ class Trainer:
                     torch.eye(3, device=self.device).expand(batch["img"].shape[0], 3, 3),
                 )
                 with torch.autocast(self.device.type, dtype=amp_dtype, enabled=use_amp):
-                    out = net(_crops_for(model, batch["img"]), batch["glob_info"], r_c)
+                    out = net(network_crops(model.crop_hw, batch["img"]), batch["glob_info"], r_c)
                 gt = ground_truth_meshes(model, batch)
                 losses = compute_losses(out, batch, rules, cfg.weights, gt, model)
                 loss = losses["total"]
@@ -332,7 +316,7 @@ class Trainer:
             num_workers=0,
         )
 
-        metrics = evaluate(_CropAdapter(self.model), loader, device=self.device)
+        metrics = evaluate(CropAdapter(self.model), loader, device=self.device)
         line = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
         log.info("stage %d epoch %d step %d: %s", stage, epoch, step, line)
         print(f"[val] stage {stage} epoch {epoch}: {line}", flush=True)
@@ -346,22 +330,3 @@ class Trainer:
         tmp.write_text(json.dumps(history, indent=2))
         tmp.replace(self.metrics_file)
         return metrics
-
-
-class _CropAdapter(torch.nn.Module):
-    """The network seen through square dataset crops (evaluation uses the dataset's crops as they are)."""
-
-    def __init__(self, model: Any) -> None:
-        super().__init__()
-        self.model = model
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            return getattr(self.model, name)
-
-    def forward(
-        self, img: torch.Tensor, glob_info: torch.Tensor, cam_rotation: torch.Tensor | None = None
-    ) -> Any:
-        return self.model(_crops_for(self.model, img), glob_info, cam_rotation)
