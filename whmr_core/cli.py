@@ -10,9 +10,9 @@ from whmr_core._version import __version__
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from whmr_core.demo import run_demo
+    from whmr_ros.demo import run_demo
 
-    return run_demo(out=args.out)
+    return run_demo(out=args.out, seconds=args.seconds, seed=args.seed, checkpoint=args.checkpoint)
 
 
 def _cmd_bag(args: argparse.Namespace) -> int:
@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the main job on the embedded default and print a summary")
     demo.add_argument("--out", default="out/demo", help="output directory (default: %(default)s)")
+    demo.add_argument("--seconds", type=float, default=4.0, help="length of the sample sequence (default: 4)")
+    demo.add_argument("--seed", type=int, default=0, help="seed of the sample sequence (default: 0)")
+    demo.add_argument("--checkpoint", default=None, help="checkpoint (default: the shipped one)")
     demo.set_defaults(func=_cmd_demo)
 
     from whmr_ros.bag_runner import build_bag_parser

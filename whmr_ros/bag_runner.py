@@ -14,7 +14,8 @@ from __future__ import annotations
 import argparse
 import heapq
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ class BagSummary:
     dropped: dict[str, int] = field(default_factory=dict)
     last_problem: dict[str, str] = field(default_factory=dict)
     copied: int = 0
+    latency_ms: list[float] = field(default_factory=list)  # per processed image: pipeline wall time
 
 
 def _qos(transient_local: bool = False) -> list[Any]:
@@ -87,8 +89,11 @@ def run_bag(
     progress: bool = True,
     distro: str = "ROS2_JAZZY",
     max_pending: int = 64,
+    on_frame: Callable[[int, Any], None] | None = None,
 ) -> BagSummary:
-    """Process ``input_path`` (a bag directory or file) into a new mcap bag at ``output_path``."""
+    """Process ``input_path`` (a bag directory or file) into a new mcap bag at ``output_path``.
+
+    ``on_frame(stamp_ns, FrameResult)`` is called for every processed image (the demo's metrics)."""
     from rosbags.highlevel import AnyReader
     from rosbags.rosbag2 import StoragePlugin, Writer
 
@@ -163,9 +168,13 @@ def run_bag(
                     if not state["topology"]:
                         write("topology", host.topology(stamp), log_time)
                         state["topology"] = True
+                    t0 = time.perf_counter()
                     out = host.process(prepared)
                     if out is None:
                         continue
+                    summary.latency_ms.append((time.perf_counter() - t0) * 1000)
+                    if on_frame is not None:
+                        on_frame(stamp, out.result)
                     summary.frames_with_output += 1
                     summary.bodies += len(out.result.persons)
                     write("bodies", out.bodies, log_time)
