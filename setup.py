@@ -41,6 +41,8 @@ setup(
         "pyyaml>=6.0",
         "rosbags>=0.10",
         "tqdm>=4.66",
+        # Training logs (torch.utils.tensorboard writes the event files).
+        "tensorboard>=2.14",
         # Offscreen renderer (whmr_core.render): OpenGL 3.3 via EGL on Mesa; PNG I/O.
         "moderngl>=5.10",
         "pillow>=10.0",

@@ -246,7 +246,9 @@ def build_bag_parser(parser: argparse.ArgumentParser | None = None) -> argparse.
     p.add_argument("--output", required=True, help="output bag directory (mcap); must not exist")
     p.add_argument("--engine", default="auto", choices=("auto", "onnxruntime", "tensorrt", "torch"))
     p.add_argument(
-        "--model", required=True, help="model file: .onnx, TensorRT engine or .safetensors weights"
+        "--model",
+        default="",
+        help="model file: .onnx, TensorRT engine or checkpoint (default: the shipped checkpoint)",
     )
     p.add_argument("--network-config", default=None, help="network config name for PyTorch weights")
     p.add_argument("--body-model", default=None, help="body model file (default: the shipped free model)")

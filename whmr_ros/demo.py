@@ -49,26 +49,6 @@ def _check_output(out: Path) -> str | None:
     return None
 
 
-def _pick_engine(model: Any, out: Path, threads: int) -> tuple[Any, str]:
-    """TensorRT on a CUDA GPU when tensorrt imports, else ONNX Runtime; says which and why."""
-    from whmr_core.export.onnx_export import export_onnx
-    from whmr_core.runtime.engines import OnnxRuntimeEngine
-
-    onnx_path = export_onnx(model, out / "model.onnx")
-    try:
-        import tensorrt  # noqa: F401
-        import torch
-
-        if torch.cuda.is_available():
-            from whmr_core.runtime.tensorrt_engine import TensorRTEngine
-
-            return TensorRTEngine(out / "model.engine", onnx_path, precision="fp16"), "TensorRT: GPU found"
-        why = "tensorrt imports but no CUDA GPU"
-    except ImportError:
-        why = "no TensorRT (CPU machine)"
-    return OnnxRuntimeEngine(onnx_path, threads=threads), f"ONNX Runtime: {why}"
-
-
 def _ground_truth(seq: Any) -> dict[int, Any]:
     """Stamp -> the (single) ground-truth person of that frame."""
     return {int(s): scene.people[0] for s, scene in zip(seq.frame_stamps_ns, seq.scenes, strict=True)}
@@ -205,7 +185,8 @@ def run_demo(
         return 1
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     from whmr_core.body import load_body_model
-    from whmr_core.model_io import build_from_checkpoint, checkpoint_info, shipped_checkpoint
+    from whmr_core.model_io import checkpoint_info, shipped_checkpoint
+    from whmr_core.runtime.factory import default_engine
     from whmr_core.runtime.pipeline import BodyTopology
     from whmr_ros.bag_runner import BagTopics, run_bag
     from whmr_ros.synth_bag import write_sequence_bag
@@ -218,10 +199,9 @@ def run_demo(
     info = write_sequence_bag(bag, seconds=seconds, seed=seed, body=body)
     truth = _ground_truth(info["sequence"])
 
-    model = build_from_checkpoint(ckpt)
     threads = threads or min(4, os.cpu_count() or 1)
-    engine, why = _pick_engine(model, out, threads)
-    print(f"[2/3] bag runner on {engine.describe()} ({why}); checkpoint: {ckpt or 'untrained small-cpu'}")
+    engine = default_engine("auto", threads=threads, checkpoint=ckpt)  # TensorRT on a GPU, else ONNX Runtime
+    print(f"[2/3] bag runner on {engine.describe()}; checkpoint: {ckpt or 'untrained small-cpu'}")
     topology = BodyTopology.from_body_model(
         load_body_model(variant=body) if body in ("full", "lowres") else load_body_model(body),
         f"whmr-free-{body}",
