@@ -75,9 +75,9 @@ def default_engine(
     device: str = "cpu",
     checkpoint: str | Path | None = None,
 ) -> Engine:
-    """A checkpoint (default: the shipped one) on the best engine here: TensorRT when it imports and a GPU exists, else
-    ONNX Runtime (its ONNX export is cached under ``$WHMR_CACHE_DIR`` or ``~/.cache/whmr``), or PyTorch
-    when asked for."""
+    """A checkpoint (default: the shipped one) on the best engine here: TensorRT when it imports and a
+    GPU exists, else ONNX Runtime (its ONNX export is cached under ``$WHMR_CACHE_DIR`` or
+    ``~/.cache/whmr``), or PyTorch when asked for."""
     import os
 
     from whmr_core.export.onnx_export import export_onnx, file_sha256
