@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("moderngl")
 
@@ -211,3 +212,42 @@ def test_bad_arguments(tmp_path):
         generate_dataset(tmp_path, 2, 0, split_val=0.1, workers=0, body="lowres", progress=False)
     with pytest.raises(ValueError, match="image_format"):
         SynthConfig(image_format="bmp")
+
+
+def test_dataset_maps_follow_the_crop_and_feed_the_aux_losses(dataset):
+    """IUV/depth maps are cut with the image's warp: the part under each visible crop joint belongs to that
+    joint's neighbourhood, depth is positive on the body, and the aux losses reach the aux heads."""
+    from whmr_core.data.augment import AugmentParams
+    from whmr_core.data.batch import collate
+    from whmr_core.data.dataset import HumanDataset
+    from whmr_core.data.poses import SMPL_PARENTS
+    from whmr_core.model import build_model
+    from whmr_core.training.config import LossWeights
+    from whmr_core.training.objective import compute_losses
+    from whmr_core.training.stages import configure_stage, stage_rules
+
+    ds = HumanDataset(dataset / "train.npz", dataset, crop_res=128, with_maps=True)
+    hits = total = 0
+    for i in range(len(ds)):
+        item = ds.item(i, AugmentParams(rot_deg=20.0, scale=1.1))
+        assert float(item["has_maps"]) == 1.0
+        part = item["iuv_part"].numpy()
+        on_body = part > 0
+        assert on_body.any() and (item["inv_depth"][0].numpy()[on_body] > 0).all()
+        for j, (x, y, c) in enumerate(item["keypoints"].numpy()):
+            px, py = round((x + 1) * 64 - 0.5), round((y + 1) * 64 - 0.5)
+            if c > 0 and 0 <= px < 128 and 0 <= py < 128 and part[py, px] > 0:
+                near = {j, int(SMPL_PARENTS[j])} | {k for k, p in enumerate(SMPL_PARENTS) if p == j}
+                hits += int(part[py, px] - 1 in near)
+                total += 1
+    assert total > 10 and hits / total > 0.8
+    assert float(ds.item(0, AugmentParams(flip=True))["has_maps"]) == 0.0
+
+    model = build_model("small-cpu", body=load_body_model(variant="lowres"))
+    configure_stage(model, 1, train_backbone=True)
+    batch = collate([ds[i] for i in range(2)])
+    out = model(batch["img"], batch["glob_info"], batch["cam_rotation"])
+    losses = compute_losses(out, batch, stage_rules(1), LossWeights())
+    assert "iuv" in losses and "inverse_depth" in losses
+    grads = torch.autograd.grad(losses["iuv"] + losses["inverse_depth"], list(model.aux_heads.parameters()))
+    assert any(float(g.abs().sum()) > 0 for g in grads)

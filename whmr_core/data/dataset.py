@@ -14,6 +14,8 @@ One item is one annotated person. Keys (float32 tensors unless said; J = 24 join
 - ``transl_cam`` (3,), ``has_transl`` (); ``cam_rotation`` (3,3), ``gravity_cam`` (3,), ``has_gravity`` ()
 - ``global_orient_world`` (3,), ``joints3d_world`` (J,3), ``has_world`` ()
 - ``flip`` (), ``rot`` () degrees, ``index`` () int64, ``imgname`` str
+- with ``with_maps``: ``iuv_part`` (R,R) int64, ``iuv_uv`` (2,R,R), ``inv_depth`` (1,R,R) 1/metres on the
+  body, ``has_maps`` () (0 for flipped samples and files without maps)
 Missing fields are zeros with their ``has_*`` mask 0, never dropped samples.
 """
 
@@ -34,6 +36,7 @@ from whmr_core.data.augment import (
     Targets,
     apply_augmentation,
     crop_keypoints,
+    crop_matrix,
     normalise_crop,
     sample_augment_params,
 )
@@ -116,6 +119,7 @@ class HumanDataset(torch.utils.data.Dataset):
         seed: int = 0,
         check_images: bool = True,
         extra_ignored: Sequence[str] = (),
+        with_maps: bool = False,
     ) -> None:
         self.ann = read_annotations(annotation_file, extra_ignored=extra_ignored)
         self.image_dir = Path(image_dir)
@@ -124,6 +128,7 @@ class HumanDataset(torch.utils.data.Dataset):
         self.seed = int(seed)
         self.epoch = 0
         self.joints_layout = self.ann.joints_layout
+        self.with_maps = bool(with_maps)  # IUV/depth targets for the auxiliary heads (whmr synth writes them)
         if check_images:
             # Fail at start-up, naming the first missing image, rather than mid-epoch.
             for i, name in enumerate(self.ann["imgname"]):
@@ -212,7 +217,42 @@ class HumanDataset(torch.utils.data.Dataset):
             "imgname": str(self.ann["imgname"][index]),
         }
         out.update({k: torch.tensor(float(v)) for k, v in has.items()})
+        if self.with_maps:
+            out.update(self._maps(index, t, params))
         return out
+
+    def _maps(self, index: int, t: Targets, params: AugmentParams) -> dict[str, torch.Tensor]:
+        """IUV and inverse-depth targets cut with the image's crop warp (nearest neighbour), at crop size.
+
+        Flipped samples carry no maps (``has_maps`` 0): mirroring would also have to mirror the U, V charts.
+        Rotation and box jitter keep depth (the optical axis is unchanged) and the part labels."""
+        res = self.crop_res
+        empty = {
+            "iuv_part": torch.zeros((res, res), dtype=torch.int64),
+            "iuv_uv": torch.zeros((2, res, res)),
+            "inv_depth": torch.zeros((1, res, res)),
+            "has_maps": torch.tensor(0.0),
+        }
+        names = self.ann.get("iuvname"), self.ann.get("depthname")
+        if names[0] is None or names[1] is None or params.flip:
+            return empty
+        iuv = cv2.imread(str(self.image_dir / str(names[0][index])), cv2.IMREAD_UNCHANGED)
+        depth = cv2.imread(str(self.image_dir / str(names[1][index])), cv2.IMREAD_UNCHANGED)
+        if iuv is None or depth is None:
+            raise AnnotationError(self.ann.path, index, "iuvname/depthname", "map missing or unreadable")
+        iuv = cv2.cvtColor(iuv, cv2.COLOR_BGR2RGB)
+        m = crop_matrix(t.center, t.bbox_size, params.rot_deg, res)
+        warp = {"flags": cv2.INTER_NEAREST, "borderMode": cv2.BORDER_CONSTANT}
+        iuv_c = cv2.warpAffine(iuv, m, (res, res), **warp)
+        depth_c = cv2.warpAffine(depth, m, (res, res), **warp).astype(np.float32) / 1000.0
+        part = iuv_c[..., 0].astype(np.int64)
+        inv = np.where((depth_c > 0) & (part > 0), 1.0 / np.maximum(depth_c, 1e-3), 0.0).astype(np.float32)
+        return {
+            "iuv_part": torch.from_numpy(part),
+            "iuv_uv": torch.from_numpy(iuv_c[..., 1:].transpose(2, 0, 1).astype(np.float32) / 255.0),
+            "inv_depth": torch.from_numpy(inv[None]),
+            "has_maps": torch.tensor(1.0),
+        }
 
     def _row(self, name: str, index: int, default: float) -> float:
         a = self.ann.get(name)

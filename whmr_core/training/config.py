@@ -23,6 +23,7 @@ class DataConfig:
     augment: bool = True
     num_workers: int = 0
     val_max_samples: int | None = None  # cap the validation set (quick checks)
+    maps: bool = True  # IUV/depth targets for the auxiliary losses when the annotation file names them
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None)
         augment=d.augment,
         num_workers=d.num_workers,
         val_max_samples=d.val_max_samples,
+        maps=d.maps,
     )
     model = cfg.model
     if model.endswith((".yaml", ".yml")):

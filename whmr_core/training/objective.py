@@ -11,6 +11,7 @@ from dataclasses import asdict
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from whmr_core import geometry as G
 from whmr_core import losses as L
@@ -116,11 +117,13 @@ def compute_losses(
 
     if out.aux is not None and rules.camera_losses and "iuv_part" in batch:
         valid = batch["has_maps"] > 0
-        uv = torch.stack([_pick(out.aux.u, batch["iuv_part"]), _pick(out.aux.v, batch["iuv_part"])], 1)
-        terms["iuv"] = L.iuv_loss(out.aux.part_logits, uv, batch["iuv_part"], batch["iuv_uv"], valid)
-        terms["inverse_depth"] = L.inverse_depth_loss(
-            out.aux.inverse_depth, batch["inv_depth"], batch["iuv_part"][:, None] > 0, valid
-        )
+        size = out.aux.part_logits.shape[-2:]  # targets come at crop size: nearest-resample to Phi_3's
+        part = F.interpolate(batch["iuv_part"][:, None].float(), size=size, mode="nearest")[:, 0].long()
+        uv_t = F.interpolate(batch["iuv_uv"], size=size, mode="nearest")
+        inv_t = F.interpolate(batch["inv_depth"], size=size, mode="nearest")
+        uv = torch.stack([_pick(out.aux.u, part), _pick(out.aux.v, part)], 1)
+        terms["iuv"] = L.iuv_loss(out.aux.part_logits, uv, part, uv_t, valid)
+        terms["inverse_depth"] = L.inverse_depth_loss(out.aux.inverse_depth, inv_t, part[:, None] > 0, valid)
 
     if rules.world_losses:
         has_world = batch["has_world"] > 0

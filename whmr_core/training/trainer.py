@@ -90,6 +90,7 @@ def build_datasets(cfg: TrainConfig, crop_res: int) -> tuple[Any, Any | None]:
         crop_res=crop_res,
         augment=AugmentConfig() if d.augment else None,
         seed=cfg.seed,
+        with_maps=d.maps,
     )
     val = None
     if d.val:
