@@ -199,28 +199,16 @@ def static_tf_msg(kit, stamp_ns: int, parent: str, child: str, quat_xyzw, xyz=(0
     return kit.new("tf2_msgs/msg/TFMessage", transforms=[tr])
 
 
-VISION_MSGS = {  # vision_msgs 4.x (Humble, Jazzy): not in rosbags' stores
-    "vision_msgs/msg/Point2D": "float64 x\nfloat64 y\n",
-    "vision_msgs/msg/Pose2D": "vision_msgs/Point2D position\nfloat64 theta\n",
-    "vision_msgs/msg/BoundingBox2D": "vision_msgs/Pose2D center\nfloat64 size_x\nfloat64 size_y\n",
-    "vision_msgs/msg/ObjectHypothesis": "string class_id\nfloat64 score\n",
-    "vision_msgs/msg/ObjectHypothesisWithPose": (
-        "vision_msgs/ObjectHypothesis hypothesis\ngeometry_msgs/PoseWithCovariance pose\n"
-    ),
-    "vision_msgs/msg/Detection2D": (
-        "std_msgs/Header header\nvision_msgs/ObjectHypothesisWithPose[] results\n"
-        "vision_msgs/BoundingBox2D bbox\nstring id\n"
-    ),
-    "vision_msgs/msg/Detection2DArray": "std_msgs/Header header\nvision_msgs/Detection2D[] detections\n",
-}
-
-
 def register_vision_msgs(store) -> None:
+    """Add vision_msgs to a store that lacks them (whmr's own typestore() already has them)."""
     from rosbags.typesys import get_types_from_msg
+
+    from whmr_ros.message_types import VISION_MSGS
 
     types: dict = {}
     for name, text in VISION_MSGS.items():
-        types.update(get_types_from_msg(text, name))
+        if name not in store.types:
+            types.update(get_types_from_msg(text, name))
     store.register(types)
 
 

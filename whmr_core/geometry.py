@@ -10,12 +10,14 @@ image_wh (N,2), tz (N,), focal (N,) or (N,2), principal_point (N,2), gravity_cam
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from whmr_core._checks import check_batch, check_positive, check_tensor
 from whmr_core.rotations import cross
 
 __all__ = [
+    "GRAVITY_FROM_G",
     "camera_rotation_from_gravity",
     "depth_from_focal",
     "focal_from_depth",
@@ -28,6 +30,11 @@ __all__ = [
     "pseudo_focal",
     "weak_perspective_project",
 ]
+
+
+# The published gravity frame <camera>_gravity uses ROS axes (x forward, y left, z up); G has y down and z
+# forward (section 4): rows are the ROS axes in G, X_ros = GRAVITY_FROM_G X_G.
+GRAVITY_FROM_G = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
 
 
 def _focal_xy(focal: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,24 @@ PACKAGE = "whmr_ros"
 MESSAGE_NAMES = ("BodyMesh", "BodyMeshArray", "BodyModelTopology")
 
 
+# vision_msgs 4.x (ros-perception/vision_msgs, Humble and Jazzy): the types Detection2DArray needs. rosbags'
+# stores do not carry them, and whmr reads and writes detector boxes in bags.
+VISION_MSGS = {
+    "vision_msgs/msg/Point2D": "float64 x\nfloat64 y\n",
+    "vision_msgs/msg/Pose2D": "vision_msgs/Point2D position\nfloat64 theta\n",
+    "vision_msgs/msg/BoundingBox2D": "vision_msgs/Pose2D center\nfloat64 size_x\nfloat64 size_y\n",
+    "vision_msgs/msg/ObjectHypothesis": "string class_id\nfloat64 score\n",
+    "vision_msgs/msg/ObjectHypothesisWithPose": (
+        "vision_msgs/ObjectHypothesis hypothesis\ngeometry_msgs/PoseWithCovariance pose\n"
+    ),
+    "vision_msgs/msg/Detection2D": (
+        "std_msgs/Header header\nvision_msgs/ObjectHypothesisWithPose[] results\n"
+        "vision_msgs/BoundingBox2D bbox\nstring id\n"
+    ),
+    "vision_msgs/msg/Detection2DArray": "std_msgs/Header header\nvision_msgs/Detection2D[] detections\n",
+}
+
+
 def _candidate_dirs() -> list[Path]:
     here = Path(__file__).resolve().parent
     dirs = [here.parent / "msg"]  # source tree / editable install
@@ -44,7 +62,8 @@ def message_definitions() -> dict[str, str]:
 
 @lru_cache(maxsize=4)
 def typestore(distro: str = "ROS2_JAZZY"):
-    """A rosbags typestore of ``distro`` (e.g. ROS2_HUMBLE, ROS2_JAZZY) with whmr's messages added."""
+    """A rosbags typestore of ``distro`` (e.g. ROS2_HUMBLE, ROS2_JAZZY) with whmr's messages (and
+    vision_msgs' detection types, where the store lacks them) added."""
     from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
     try:
@@ -53,7 +72,8 @@ def typestore(distro: str = "ROS2_JAZZY"):
         known = ", ".join(s.name for s in Stores)
         raise ValueError(f"distro: unknown rosbags store {distro!r}; known: {known}") from None
     types: dict = {}
-    for name, text in message_definitions().items():
+    extra = {k: v for k, v in VISION_MSGS.items() if k not in store.types}
+    for name, text in {**message_definitions(), **extra}.items():
         types.update(get_types_from_msg(text, name))
     store.register(types)
     return store

@@ -23,15 +23,15 @@ from typing import Any
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from whmr_core.runtime.pipeline import GRAVITY_FROM_G
 from whmr_ros.conversions import make_header, numpy_to_image
-from whmr_ros.message_types import message_definitions
+from whmr_ros.message_types import typestore
 
 __all__ = [
     "CAMERA_FRAME",
     "GRAVITY_FRAME",
     "IMU_FRAME",
     "TOPICS",
-    "VISION_MSGS",
     "bag_typestore",
     "write_sequence_bag",
 ]
@@ -48,36 +48,10 @@ TOPICS = {
     "ground_truth": "/whmr/ground_truth",
 }
 
-# vision_msgs 4.x (ros-perception/vision_msgs, ROS 2 Humble/Jazzy), the types Detection2DArray needs.
-VISION_MSGS = {
-    "vision_msgs/msg/Point2D": "float64 x\nfloat64 y\n",
-    "vision_msgs/msg/Pose2D": "vision_msgs/Point2D position\nfloat64 theta\n",
-    "vision_msgs/msg/BoundingBox2D": "vision_msgs/Pose2D center\nfloat64 size_x\nfloat64 size_y\n",
-    "vision_msgs/msg/ObjectHypothesis": "string class_id\nfloat64 score\n",
-    "vision_msgs/msg/ObjectHypothesisWithPose": (
-        "vision_msgs/ObjectHypothesis hypothesis\ngeometry_msgs/PoseWithCovariance pose\n"
-    ),
-    "vision_msgs/msg/Detection2D": (
-        "std_msgs/Header header\nvision_msgs/ObjectHypothesisWithPose[] results\n"
-        "vision_msgs/BoundingBox2D bbox\nstring id\n"
-    ),
-    "vision_msgs/msg/Detection2DArray": "std_msgs/Header header\nvision_msgs/Detection2D[] detections\n",
-}
-
-# Rows: the ROS gravity frame's axes in G (x = z_G, y = -x_G, z = -y_G): X_ros = _ROS_FROM_G X_G.
-_ROS_FROM_G = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
-
 
 def bag_typestore(distro: str = "ROS2_JAZZY") -> Any:
-    """A fresh rosbags typestore of ``distro`` with whmr's and vision_msgs' definitions."""
-    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
-
-    store = get_typestore(getattr(Stores, distro))
-    types: dict = {}
-    for name, text in {**message_definitions(), **VISION_MSGS}.items():
-        types.update(get_types_from_msg(text, name))
-    store.register(types)
-    return store
+    """The rosbags typestore of ``distro`` with whmr's and vision_msgs' definitions."""
+    return typestore(distro)
 
 
 def _quat(T: Any, matrix: np.ndarray) -> Any:
@@ -172,19 +146,19 @@ def _ground_truth(T: Any, scene: Any, stamp: int) -> Any:
     bodies = []
     for k, p in enumerate(scene.people):
         R_w = Rotation.from_rotvec(p.global_orient_world).as_matrix()
-        root_ros = _ROS_FROM_G @ R_w  # body -> ROS gravity frame
+        root_ros = GRAVITY_FROM_G @ R_w  # body -> ROS gravity frame
         local = Rotation.from_rotvec(
             np.concatenate([[Rotation.from_matrix(root_ros).as_rotvec()], p.body_pose])
         )
-        pelvis = _ROS_FROM_G @ p.joints_world[0]
+        pelvis = GRAVITY_FROM_G @ p.joints_world[0]
         bodies.append(
             T["whmr_ros/msg/BodyMesh"](
                 header=make_header(stamp, GRAVITY_FRAME, T),
                 camera_frame_id=CAMERA_FRAME,
                 track_id=k + 1,
                 score=1.0,
-                vertices=(p.vertices_world @ _ROS_FROM_G.T).astype(np.float32).reshape(-1),
-                joints=(p.joints_world @ _ROS_FROM_G.T).astype(np.float32).reshape(-1),
+                vertices=(p.vertices_world @ GRAVITY_FROM_G.T).astype(np.float32).reshape(-1),
+                joints=(p.joints_world @ GRAVITY_FROM_G.T).astype(np.float32).reshape(-1),
                 pose=local.as_quat().astype(np.float32).reshape(-1),
                 betas=p.betas.astype(np.float32),
                 root_pose=T["geometry_msgs/msg/Pose"](

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from whmr_core.geometry import GRAVITY_FROM_G
+
 __all__ = ["GRAVITY", "G_FROM_WORLD", "ImuNoise", "SimulatedImu", "simulate_imu"]
 
 GRAVITY = 9.80665
-# Columns: W's axes expressed in G (x_W = z_G, y_W = -x_G, z_W = -y_G): X_G = G_FROM_WORLD X_W.
-G_FROM_WORLD = np.array([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])
+# W's axes in G (x_W = z_G, y_W = -x_G, z_W = -y_G), the ROS gravity frame: X_G = G_FROM_WORLD X_W.
+G_FROM_WORLD = GRAVITY_FROM_G.T
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ import torch
 
 from whmr_core import geometry
 from whmr_core.crops import extract_crops, square_boxes
+from whmr_core.geometry import GRAVITY_FROM_G  # G -> ROS gravity axes (section 4), re-exported
 from whmr_core.gravity import GravityEstimate, as_rotation_matrix
 from whmr_core.rotations import matrix_to_quaternion
 from whmr_core.runtime.engines import Engine
@@ -50,7 +51,6 @@ __all__ = [
 
 # G (y down, z forward-level, x right-level) -> the ROS gravity frame (x forward, y left, z up):
 # x = z_G, y = -x_G, z = -y_G (DESIGN.md section 4). Rows are the ROS axes expressed in G.
-GRAVITY_FROM_G = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
 
 SMPL_JOINT_NAMES: tuple[str, ...] = (
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
