@@ -15,5 +15,9 @@ def test_unknown_kind_suffix_and_missing_files_are_clear_errors(tmp_path):
         load_engine("auto", tmp_path / "m.bin")
     with pytest.raises(EngineError, match="not found"):
         load_engine("auto", tmp_path / "m.onnx")
-    with pytest.raises(EngineError, match="no model file"):
-        load_engine("auto", "")
+
+
+def test_no_model_file_means_the_shipped_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setenv("WHMR_CACHE_DIR", str(tmp_path))
+    engine = load_engine("torch", "")
+    assert engine.kind == "torch" and engine.crop_hw == (128, 128)

@@ -30,7 +30,7 @@ class NodeSettings:
     """What the node itself needs (the engine, rates, what to publish)."""
 
     engine: str = "auto"  # auto | onnxruntime | tensorrt | torch
-    model: str = ""  # .onnx, TensorRT engine, or .safetensors weights
+    model: str = ""  # .onnx, TensorRT engine, or checkpoint; "" = the shipped checkpoint
     network_config: str = ""  # network config name for PyTorch weights (else read from the checkpoint)
     body_model: str = ""  # "" = the shipped free body model
     device: str = "cpu"  # cpu | cuda (ONNX Runtime provider / PyTorch device)
