@@ -148,6 +148,7 @@ def test_train_all_stages_writes_checkpoints_and_metrics(tiny_data, tmp_path):
     for k in (1, 2, 3):
         assert (tmp_path / "run" / f"stage{k}" / "final" / "model.safetensors").is_file()
     assert (model_dir / "model.safetensors").is_file()
+    assert (tmp_path / "run" / "initial" / "model.safetensors").is_file()
     assert (tmp_path / "run" / "metrics.json").is_file()
     assert not list((tmp_path / "run").glob("**/*.tmp"))
 

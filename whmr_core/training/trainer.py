@@ -5,6 +5,7 @@ Layout of ``out_dir``::
 
     stage{k}/last/    latest checkpoint of stage k (weights + optimizer + step + RNG), written atomically
     stage{k}/final/   the stage's result; stage k+1 starts from it
+    initial/          the untrained network (the baseline of the evaluation)
     model/            the final network (weights only, fp16 when ``ship_half``)
     tb/               TensorBoard event files
     metrics.json      validation metrics per stage and epoch
@@ -166,6 +167,10 @@ class Trainer:
 
     # -- training -----------------------------------------------------------------------------------------
     def run(self, stages: list[int], resume: bool = False) -> Path:
+        initial = self.out / "initial"
+        if self.is_main and not initial.is_dir():
+            # The untrained network, the baseline every evaluation of this run is compared with.
+            save_checkpoint(initial, self.model.state_dict(), config=self._config_meta(), meta={"stage": 0})
         for stage in stages:
             final = self._stage_dir(stage) / "final"
             if resume and final.is_dir():
