@@ -140,6 +140,20 @@ def test_stage3_trains_only_orientcorrect_with_frozen_batchnorm(batch_and_model)
     assert got["orient_correct"]
     assert set(losses) == {"world", "total"}
     assert torch.equal(bns[0].running_mean, before)  # frozen statistics do not drift
+    # Validation in the middle of a stage must leave the frozen layers in eval mode.
+    from torch.utils.data import DataLoader
+
+    from whmr_core.evaluation import CropAdapter, evaluate
+
+    evaluate(
+        CropAdapter(model),
+        DataLoader(
+            [{k: v[i] for k, v in batch.items()} for i in range(3)],
+            batch_size=3,
+            collate_fn=_collate,
+        ),
+    )
+    assert not any(m.training for m in bns) and model.orient_correct.training
 
 
 def test_train_all_stages_writes_checkpoints_and_metrics(tiny_data, tmp_path):

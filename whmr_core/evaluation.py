@@ -55,7 +55,9 @@ def evaluate(
 ) -> dict[str, float]:
     """Mean metrics over ``loader`` (batches of HumanDataset items). ``gravity_noise_deg`` perturbs the
     camera rotation given to OrientCorrect (and to the baseline) by that many degrees of tilt."""
-    was_training = model.training
+    # Restore each module's own mode afterwards: a plain model.train() would wake up the BatchNorm layers
+    # that a training stage froze in eval mode (stage III).
+    modes = {m: m.training for m in model.modules()}
     model.eval()
     gen = torch.Generator().manual_seed(seed)
     sums: dict[str, list[np.ndarray]] = defaultdict(list)
@@ -127,8 +129,8 @@ def evaluate(
         pairs = np.concatenate(focal_pairs)
         if len(pairs) > 2 and pairs[:, 0].std() > 0 and pairs[:, 1].std() > 0:
             result["focal_corr"] = float(np.corrcoef(np.log(pairs[:, 0]), np.log(pairs[:, 1]))[0, 1])
-    if was_training:
-        model.train()
+    for m, training in modes.items():
+        m.training = training
     return result
 
 
