@@ -70,11 +70,11 @@ def save_checkpoint(
     train_state: Mapping[str, Any] | None = None,
     meta: Mapping[str, Any] | None = None,
     half: bool = False,
-    int8: bool = False,
+    int8: bool | tuple[str, ...] = False,
 ) -> Path:
     """Write a checkpoint directory atomically. For shipping, ``half`` stores floating weights as fp16 and
-    ``int8`` stores large weight matrices as int8 with one fp32 scale per output channel (the rest fp16);
-    loading restores float tensors either way."""
+    ``int8`` stores large weight matrices (all, or those whose names start with one of the given prefixes)
+    as int8 with one fp32 scale per output channel, the rest fp16; loading restores float tensors."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     if tmp.exists():
@@ -83,7 +83,8 @@ def save_checkpoint(
     tensors = {}
     for k, v in model_state.items():
         v = v.detach().to("cpu").contiguous()
-        if int8 and v.is_floating_point() and v.dim() >= 2 and v.numel() >= 4096:
+        quantise = int8 is True or (isinstance(int8, tuple) and k.startswith(int8))
+        if quantise and v.is_floating_point() and v.dim() >= 2 and v.numel() >= 4096:
             scale = v.float().abs().flatten(1).amax(1).clamp_min(1e-12) / 127.0
             shape = (-1,) + (1,) * (v.dim() - 1)
             tensors[k] = torch.round(v.float() / scale.view(shape)).clamp(-127, 127).to(torch.int8)
