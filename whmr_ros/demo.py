@@ -111,17 +111,15 @@ def _pictures(
     gif = []
     for s in stamps[::2]:
         res, img = results[s], images[s]
-        meshes = [
-            Mesh(p.vertices_camera + p.translation_camera, faces, color=(0.3, 0.7, 1.0)) for p in res.persons
-        ]
+        meshes = [Mesh(p.vertices_camera, faces, color=(1.0, 0.55, 0.1)) for p in res.persons]
         if res.K is not None:
             cam = PinholeCamera.from_K(res.K, img.shape[1], img.shape[0])
         else:
             p = res.persons[0] if res.persons else None
             f = p.focal_px if p else float(np.hypot(*img.shape[:2]))
             cam = PinholeCamera(f, f, img.shape[1] / 2, img.shape[0] / 2, img.shape[1], img.shape[0])
-        frame = overlay_meshes(img, meshes, cam, alpha=0.6, renderer=renderer) if meshes else img
-        gif.append(Image.fromarray(frame))
+        frame = overlay_meshes(img, meshes, cam, alpha=0.7, renderer=renderer) if meshes else img
+        gif.append(Image.fromarray(np.concatenate([img, frame], axis=1)))  # input | meshes over it
     files = []
     if gif:
         gif[0].save(out / "overlay.gif", save_all=True, append_images=gif[1:], duration=66, loop=0)
