@@ -6,7 +6,7 @@ CPU pins live in requirements/constraints.txt; scripts/setup.sh applies them.
 
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 HERE = Path(__file__).parent
 version = {}
@@ -20,7 +20,8 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["whmr_core", "whmr_core.*", "whmr_ros", "whmr_ros.*"]),
+    # Namespace discovery also lists the asset folders (body model, checkpoint), whose files are package data.
+    packages=find_namespace_packages(include=["whmr_core", "whmr_core.*", "whmr_ros", "whmr_ros.*"]),
     package_data={"whmr_core": ["assets/**/*"]},
     # The .msg files at share/whmr_ros/msg, where a colcon install puts them too (whmr_ros.message_types).
     data_files=[("share/whmr_ros/msg", sorted(f"msg/{p.name}" for p in (HERE / "msg").glob("*.msg")))],

@@ -146,7 +146,7 @@ class PersonResult:
 
     track_id: int
     score: float
-    box_source: str  # "detection", "tracked" or "whole_image"
+    box_source: str  # "detection", "detector", "tracked" or "whole_image"
     box_xyxy: np.ndarray  # the person box the crop came from, pixels
     bbox_center: np.ndarray  # (2,) square crop box
     bbox_size: float
@@ -196,7 +196,7 @@ class FrameResult:
     camera_rotation: np.ndarray  # R_c: X_C = R_c X_G
     gravity_source: str
     gravity_reason: str  # why preferred gravity sources were skipped ("" when none were)
-    box_source: str  # where this frame's boxes came from: detection, tracked, whole_image, none
+    box_source: str  # where this frame's boxes came from: detection, detector, tracked, whole_image, none
     K: np.ndarray | None
     inference_s: float  # wall time of the engine call
 
@@ -214,6 +214,8 @@ class PipelineConfig:
     min_detection_score: float = 0.3
     min_box_px: float = 16.0  # boxes smaller than this after clipping to the image are dropped
     max_persons: int = 8
+    detector_model: str = ""  # YOLO-family ONNX file for the built-in person detector ("" = none)
+    detector_score: float = 0.35  # its person-score threshold
     use_tracked_boxes: bool = True  # no detections for a frame: re-use the bodies' projected boxes
     whole_image_fallback: bool = True  # no boxes at all: one person in the whole image
     track_min_iou: float = 0.2
@@ -290,6 +292,11 @@ class Pipeline:
         self.tracker = Tracker(min_iou=c.track_min_iou, min_hits=c.track_min_hits, max_age=c.track_max_age)
         self._tracked: Detections | None = None  # boxes of the last frame's bodies, for the next frame
         self._last_stamp: int | None = None
+        self.detector = None
+        if c.detector_model:
+            from whmr_core.runtime.detector import YoloPersonDetector
+
+            self.detector = YoloPersonDetector(c.detector_model, score_threshold=c.detector_score)
 
     def reset(self) -> None:
         """Forget tracks (e.g. after time jumped back when a bag loops)."""
@@ -299,10 +306,12 @@ class Pipeline:
 
     # --- step 1: person boxes ---------------------------------------------------------------------
 
-    def _boxes(self, frame: Frame, w: int, h: int) -> _Boxes:
+    def _boxes(self, frame: Frame, image: np.ndarray, w: int, h: int) -> _Boxes:
         c = self.config
         if frame.detections is not None:
             det, source = frame.detections, "detection"
+        elif self.detector is not None:
+            det, source = Detections.of(*self.detector(image)), "detector"
         elif c.use_tracked_boxes and self._tracked is not None and len(self._tracked.boxes):
             det, source = self._tracked, "tracked"
         elif c.whole_image_fallback:
@@ -365,7 +374,7 @@ class Pipeline:
             )
         self._last_stamp = stamp
 
-        boxes = self._boxes(frame, w, h)
+        boxes = self._boxes(frame, image, w, h)
         dropped = list(boxes.dropped)
         tracks = self.tracker.update(boxes.boxes, stamp, boxes.scores)
         persons: list[PersonResult] = []
