@@ -172,3 +172,33 @@ def test_tensorrt_rebuilds_a_stale_engine(onnx_file, tmp_path):
     meta_file.write_text(json.dumps({**meta, "tensorrt_version": "0.0.0"}))
     with pytest.raises(EngineError, match="tensorrt_version"):
         TensorRTEngine(path, None)
+
+
+@pytest.mark.slow
+def test_export_and_bench_commands_on_the_shipped_checkpoint(tmp_path, capsys):
+    from whmr_core.cli import main
+
+    out = tmp_path / "shipped.onnx"
+    assert main(["export", "--format", "onnx", "--out", str(out)]) == 0
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert meta["config"] == "small-cpu" and meta["body"] == "lowres"
+    eng = OnnxRuntimeEngine(out, threads=1)
+    assert eng.infer(**inputs(2))["vertices"].shape == (2, 1229, 3)
+    report = tmp_path / "bench.json"
+    args = [
+        "bench",
+        "--engines",
+        "torch,onnxruntime",
+        "--batches",
+        "1",
+        "--repeats",
+        "2",
+        "--json",
+        str(report),
+    ]
+    assert main(args) == 0
+    rows = json.loads(report.read_text())["results"]
+    assert {r["engine"] for r in rows} == {"torch", "onnxruntime"}
+    assert all(r["median_ms"] > 0 and r["vertex_error_mm_vs_torch_fp32"] < 0.01 for r in rows)
+    assert main(["export", "--format", "torch2trt", "--out", str(tmp_path / "x.pth")]) == 2  # not installed
+    assert "torch2trt is not installed" in capsys.readouterr().out

@@ -56,12 +56,16 @@ class WHMR(nn.Module):
         # Mesh sampling: sparse vertices (hybrid) or surface markers (param variant).
         down = (assets.down_sparse.float() @ assets.down_intermediate.float()).contiguous()  # (S,V)
         self.register_buffer("down_sparse_full", down, persistent=False)
-        # The intermediate mesh (training's vertex loss) picks vertices of the full one: keep the indices,
-        # not the (V1,V) matrix, which is ~130 MB for the full free model.
-        picks = assets.down_intermediate
-        if not bool(((picks > 0).sum(1) == 1).all()):
-            raise ValueError("body assets: down_intermediate must select one vertex per row")
-        self.register_buffer("intermediate_ids", picks.argmax(1).long(), persistent=False)
+        # The intermediate mesh (training's vertex loss). Decimation picks vertices of the full mesh, so keep
+        # the indices rather than the (V1,V) matrix (~130 MB for the full free model); any other matrix
+        # (e.g. a hand-made hierarchy) is kept as it is.
+        to_inter = assets.down_intermediate.float()
+        picks = bool(((to_inter != 0).sum(1) == 1).all() and (to_inter.max(1).values == 1).all())
+        self.register_buffer(
+            "intermediate_ids", to_inter.argmax(1).long() if picks else torch.zeros(0, dtype=torch.long),
+            persistent=False,
+        )  # fmt: skip
+        self.register_buffer("down_intermediate", torch.zeros(0) if picks else to_inter, persistent=False)
         self.register_buffer("marker_ids", assets.marker_ids.long().clone(), persistent=False)
         regs = torch.cat([assets.joint_regressor, assets.coco_regressor, assets.h36m_regressor]).float()
         self.register_buffer("joint_regressors", regs, persistent=False)
@@ -115,6 +119,12 @@ class WHMR(nn.Module):
         if self.variant == "hybrid":
             return self.down_sparse_full @ vertices
         return vertices[:, self.marker_ids]
+
+    def intermediate_mesh(self, vertices: torch.Tensor) -> torch.Tensor:
+        """(N,V,3) full mesh -> (N,V1,3) intermediate mesh of the body model's hierarchy."""
+        if self.intermediate_ids.numel():
+            return vertices[:, self.intermediate_ids]
+        return self.down_intermediate @ vertices
 
     def regress_joints(self, vertices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         j = self.joint_regressors @ vertices

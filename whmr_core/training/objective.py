@@ -104,7 +104,7 @@ def compute_losses(
             terms["vertex_full"] = L.vertex_loss(out.vertices, gt.vertices, has_smpl)
             final = out.iterations[-1]
             if final.kind == "vertex" and getattr(model, "upsampler", None) is not None:
-                gt_inter = gt.vertices[:, model.intermediate_ids]
+                gt_inter = model.intermediate_mesh(gt.vertices)
                 gt_sparse = model.sample_mesh(gt.vertices)
                 inter = model.upsampler.to_intermediate @ final.sparse_vertices
                 terms["vertex_sparse"] = L.vertex_loss(final.sparse_vertices, gt_sparse, has_smpl)
