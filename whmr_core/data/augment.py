@@ -32,6 +32,8 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from whmr_core.crops import IMAGENET_MEAN, IMAGENET_STD, normalise_pixels
+
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
@@ -48,8 +50,6 @@ __all__ = [
     "sample_augment_params",
 ]
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 _MIRROR = np.diag([-1.0, 1.0, 1.0])
 
 
@@ -307,6 +307,6 @@ def apply_augmentation(
 
 
 def normalise_crop(crop_rgb: np.ndarray) -> np.ndarray:
-    """(H,W,3) uint8 RGB -> (3,H,W) float32 normalised with the ImageNet mean and std."""
-    x = crop_rgb.astype(np.float32) / 255.0
-    return ((x - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1).copy()
+    """(H,W,3) uint8 RGB -> (3,H,W) float32 normalised with the ImageNet mean and std (the inference
+    crops' normalisation, ``whmr_core.crops``)."""
+    return normalise_pixels(crop_rgb)

@@ -29,6 +29,7 @@ import torch
 
 from whmr_core import geometry
 from whmr_core.crops import extract_crops, square_boxes
+from whmr_core.data.poses import JOINT_NAMES as SMPL_JOINT_NAMES  # re-exported
 from whmr_core.geometry import GRAVITY_FROM_G  # G -> ROS gravity axes (section 4), re-exported
 from whmr_core.gravity import GravityEstimate, as_rotation_matrix
 from whmr_core.rotations import matrix_to_quaternion
@@ -51,13 +52,6 @@ __all__ = [
 
 # G (y down, z forward-level, x right-level) -> the ROS gravity frame (x forward, y left, z up):
 # x = z_G, y = -x_G, z = -y_G (DESIGN.md section 4). Rows are the ROS axes expressed in G.
-
-SMPL_JOINT_NAMES: tuple[str, ...] = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
-    "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-    "left_hand", "right_hand",
-)  # fmt: skip
 
 
 class InputError(ValueError):
