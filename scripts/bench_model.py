@@ -57,7 +57,6 @@ def _median_ms(fn, repeats: int, rounds: int = 1, warmup: int = 2) -> float:
             fn()
             times.append((time.perf_counter() - t0) * 1000)
         medians.append(statistics.median(times))
-        time.sleep(0.5)
     return min(medians)
 
 
