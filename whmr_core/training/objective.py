@@ -32,19 +32,20 @@ class GroundTruthMeshes:
 
 
 @torch.no_grad()
-def ground_truth_meshes(model: Any, batch: dict[str, Any]) -> GroundTruthMeshes:
+def ground_truth_meshes(model: Any, batch: dict[str, Any], world: bool = True) -> GroundTruthMeshes:
+    """``world=False`` skips the world-frame mesh (only stage III's losses use it)."""
     body = model.body
     n = batch["pose"].shape[0]
     rotmats = axis_angle_to_matrix(batch["pose"].reshape(n, -1, 3).float())
     verts, _ = body(rotmats, batch["betas"].float())
-    world = None
-    if bool(batch["has_world"].any()):
+    world_vertices = None
+    if world and bool(batch["has_world"].any()):
         world_rot = rotmats.clone()
         world_rot[:, 0] = axis_angle_to_matrix(batch["global_orient_world"].float())
         w_verts, _ = body(world_rot, batch["betas"].float())
         pelvis = (model.joint_regressors[:1] @ w_verts)[:, :1]
-        world = w_verts - pelvis
-    return GroundTruthMeshes(verts, world, rotmats)
+        world_vertices = w_verts - pelvis
+    return GroundTruthMeshes(verts, world_vertices, rotmats)
 
 
 def _full2_projection(joints: torch.Tensor, cam: torch.Tensor, tz: torch.Tensor, batch: dict[str, Any]):

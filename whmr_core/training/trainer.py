@@ -274,7 +274,7 @@ class Trainer:
                 )
                 with torch.autocast(self.device.type, dtype=amp_dtype, enabled=use_amp):
                     out = net(network_crops(model.crop_hw, batch["img"]), batch["glob_info"], r_c)
-                gt = ground_truth_meshes(model, batch)
+                gt = ground_truth_meshes(model, batch, world=rules.world_losses)
                 losses = compute_losses(out, batch, rules, cfg.weights, gt, model)
                 loss = losses["total"]
                 if not torch.isfinite(loss):
