@@ -12,6 +12,7 @@ import torch
 import yaml
 
 from whmr_core.body import body_assets, load_body_model
+from whmr_core.config_io import ConfigError
 from whmr_core.data.annotations import annotations_from_scenes, write_annotations
 from whmr_core.data.batch import collate as _collate
 from whmr_core.data.scene import JointRegressors, SceneConfig, sample_scene_at
@@ -19,7 +20,7 @@ from whmr_core.training.cli import main as train_main
 from whmr_core.training.config import DataConfig, StageConfig, TrainConfig, load_train_config
 from whmr_core.training.objective import compute_losses, ground_truth_meshes
 from whmr_core.training.stages import configure_stage, stage_rules
-from whmr_core.training.trainer import Trainer, build_datasets, build_network
+from whmr_core.training.trainer import Trainer, build_datasets, build_network, lr_factor
 
 
 @pytest.fixture(scope="module")
@@ -171,8 +172,20 @@ class _Crash(RuntimeError):
     pass
 
 
+def test_lr_factor_warms_up_then_follows_the_schedule():
+    assert [lr_factor(k, 10, "constant", 2) for k in (0, 1, 2, 9)] == [0.5, 1.0, 1.0, 1.0]
+    cos = [lr_factor(k, 10, "cosine", 2) for k in range(10)]
+    assert cos[:3] == [0.5, 1.0, 1.0]  # step 2 is the first after warm-up: the full rate
+    assert cos[6] == pytest.approx(0.5)  # half-way through the 8 cosine steps
+    assert all(a > b for a, b in zip(cos[2:], cos[3:], strict=False))
+    assert lr_factor(10, 10, "cosine") == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ConfigError, match="schedule"):
+        StageConfig(schedule="linear")
+
+
 def test_resume_after_a_crash_continues_at_the_same_step(tiny_data, tmp_path, monkeypatch):
-    steps = StageConfig(epochs=2, max_steps=4, lr=1e-3, train_backbone=True)
+    # A warm-up + cosine schedule: a resume that forgot the scheduler's state would step at another rate.
+    steps = StageConfig(epochs=2, max_steps=4, lr=1e-3, train_backbone=True, schedule="cosine", warmup_steps=2)
     cfg = tiny_config(tiny_data, stage1=steps, checkpoint_every=2)
     cfg = replace(cfg, data=replace(cfg.data, val=None))
     torch.manual_seed(0)
@@ -215,3 +228,13 @@ def test_cli_errors_name_the_problem(tmp_path, tiny_data, capsys):
     assert "nope.npz" in capsys.readouterr().err
     cfg = load_train_config(missing)
     assert cfg.data.train == str((tmp_path / "nope.npz").resolve())
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "training" / "configs").glob("*.yaml")))
+def test_shipped_training_configs_parse(path):
+    cfg = load_train_config(path)
+    assert cfg.name == path.stem
+    assert Path(cfg.data.train).is_absolute()  # resolved against the config file, not the working directory
+    from whmr_core.model.config import NAMED_CONFIGS  # the model must be a known config
+
+    assert cfg.model in NAMED_CONFIGS

@@ -53,6 +53,10 @@ class RegressorConfig:
     hidden: int = 1024
     dropout: float = 0.5
     init_gain: float = 0.01  # xavier gain of the output layers: iteration starts at the mean parameters
+    # BatchNorm on the sampled point features before the regressor (not in PyMAF). From scratch, the image
+    # part of the regressor input is small next to the constant Theta_t, and the regressor sits on the mean
+    # pose for hundreds of steps; normalising each feature over the batch makes the image visible at once.
+    feature_norm: bool = False
 
 
 @dataclass(frozen=True)
@@ -147,7 +151,7 @@ def _named() -> dict[str, ModelConfig]:
         variant="hybrid",
         backbone=BackboneConfig(kind="resnet18", crop_hw=(128, 128)),
         pyramid=PyramidConfig(channels=64, grid_hw=(8, 8), mlp_dims=(32, 16, 4)),
-        regressor=RegressorConfig(hidden=256, dropout=0.2),
+        regressor=RegressorConfig(hidden=256, dropout=0.2, feature_norm=True),
         vertex=VertexRegressorConfig(dim=64, depth=1, heads=2, mlp_ratio=2.0, drop_path=0.0),
         depth=DepthConfig(hidden=64),
         orient=OrientConfig(hidden=128),

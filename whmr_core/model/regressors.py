@@ -38,6 +38,7 @@ class ParamRegressor(nn.Module):
     def __init__(self, feat_dim: int, num_joints: int, num_betas: int, cfg: RegressorConfig) -> None:
         super().__init__()
         self.num_joints = num_joints
+        self.feature_norm = nn.BatchNorm1d(feat_dim) if cfg.feature_norm else nn.Identity()
         in_dim = feat_dim + 5 + num_joints * 6 + num_betas + 3
         self.trunk = nn.Sequential(
             nn.Linear(in_dim, cfg.hidden),
@@ -55,7 +56,7 @@ class ParamRegressor(nn.Module):
             nn.init.zeros_(dec.bias)
 
     def forward(self, feat: torch.Tensor, glob_info: torch.Tensor, prev: Params) -> Params:
-        x = self.trunk(torch.cat([feat, glob_info, prev.flat()], dim=1))
+        x = self.trunk(torch.cat([self.feature_norm(feat), glob_info, prev.flat()], dim=1))
         return Params(
             pose6d=prev.pose6d + self.dec_pose(x).reshape(-1, self.num_joints, 6),
             betas=prev.betas + self.dec_betas(x),

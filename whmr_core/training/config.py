@@ -37,6 +37,16 @@ class StageConfig:
     # Stage I trains the regressors and depth head; a pretrained backbone normally stays fixed. Training
     # from scratch (no pretrained weights, e.g. on synthetic data) needs the backbone to learn too.
     train_backbone: bool = False
+    # Learning-rate schedule over the stage's steps: "constant" (the paper) or "cosine" (decays to 0;
+    # short runs end much lower with it), after ``warmup_steps`` of linear warm-up.
+    schedule: str = "constant"
+    warmup_steps: int = 0
+
+    def __post_init__(self) -> None:
+        if self.schedule not in ("constant", "cosine"):
+            raise ConfigError(f"schedule: must be 'constant' or 'cosine', got {self.schedule!r}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"warmup_steps: must be >= 0, got {self.warmup_steps}")
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from whmr_core.training.config import TrainConfig
 from whmr_core.training.objective import compute_losses, ground_truth_meshes
 from whmr_core.training.stages import configure_stage, stage_rules
 
-__all__ = ["ResumableSampler", "Trainer", "build_datasets", "build_network"]
+__all__ = ["ResumableSampler", "Trainer", "build_datasets", "build_network", "lr_factor"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,16 @@ class ResumableSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.size // self.world - self.start
+
+
+def lr_factor(step: int, total: int, schedule: str, warmup_steps: int = 0) -> float:
+    """Multiplier of a stage's base learning rate at optimiser step ``step`` (0-based) of ``total``."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "cosine":
+        span = max(total - warmup_steps, 1)
+        return 0.5 * (1.0 + math.cos(math.pi * min(step - warmup_steps, span) / span))
+    return 1.0
 
 
 def build_network(cfg: TrainConfig) -> torch.nn.Module:
@@ -149,11 +159,12 @@ class Trainer:
             "body": self.cfg.body,
         }
 
-    def _save(self, path: Path, optimizer: Any, state: dict[str, Any]) -> None:
+    def _save(self, path: Path, optimizer: Any, scheduler: Any, state: dict[str, Any]) -> None:
         if not self.is_main:
             return
         train_state = {
             "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
             "rng_torch": torch.get_rng_state(),
             **state,
         }
@@ -217,6 +228,9 @@ class Trainer:
         total = scfg.epochs * steps_per_epoch
         if scfg.max_steps is not None:
             total = min(total, scfg.max_steps)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda k: lr_factor(k, total, scfg.schedule, scfg.warmup_steps)
+        )
         step, epoch = 0, 0
         last = self._stage_dir(stage) / "last"
         if resume and last.is_dir():
@@ -225,6 +239,8 @@ class Trainer:
             if st.get("stage") != stage:
                 raise CheckpointError(f"{last}: holds stage {st.get('stage')}, expected {stage}")
             optimizer.load_state_dict(st["optimizer"])
+            if "scheduler" in st:
+                scheduler.load_state_dict(st["scheduler"])
             torch.set_rng_state(st["rng_torch"])
             step, epoch = int(st["step"]), int(st["epoch"])
             log.info("resuming stage %d at step %d (epoch %d)", stage, step, epoch)
@@ -286,18 +302,22 @@ class Trainer:
                     torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                 scaler.step(optimizer)
                 scaler.update()
+                scheduler.step()
                 step += 1
                 dt = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 bar.update(1)
                 bar.set_postfix(
-                    loss=f"{float(loss.detach()):.4g}", img_s=f"{cfg.batch_size * self.world / dt:.1f}"
+                    loss=f"{float(loss.detach()):.4g}",
+                    lr=f"{scheduler.get_last_lr()[0]:.2g}",
+                    img_s=f"{cfg.batch_size * self.world / dt:.1f}",
                 )
                 if self.writer is not None and step % cfg.log_every == 0:
                     for k, v in losses.items():
                         self.writer.add_scalar(f"stage{stage}/loss/{k}", float(v.detach()), step)
+                    self.writer.add_scalar(f"stage{stage}/lr", scheduler.get_last_lr()[0], step)
                 if step % cfg.checkpoint_every == 0 or step == total:
-                    self._save(last, optimizer, {"stage": stage, "step": step, "epoch": epoch})
+                    self._save(last, optimizer, scheduler, {"stage": stage, "step": step, "epoch": epoch})
                 if step >= total or step - epoch * steps_per_epoch >= steps_per_epoch:
                     break
             end_of_epoch = step - epoch * steps_per_epoch >= steps_per_epoch
@@ -306,7 +326,7 @@ class Trainer:
         bar.close()
         if self.is_main:
             self._save(
-                self._stage_dir(stage) / "final", optimizer, {"stage": stage, "step": step, "epoch": epoch}
+                self._stage_dir(stage) / "final", optimizer, scheduler, {"stage": stage, "step": step, "epoch": epoch}
             )
         if self.world > 1:
             torch.distributed.barrier()
