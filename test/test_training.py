@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from pathlib import Path
 
@@ -177,7 +178,7 @@ def test_lr_factor_warms_up_then_follows_the_schedule():
     cos = [lr_factor(k, 10, "cosine", 2) for k in range(10)]
     assert cos[:3] == [0.5, 1.0, 1.0]  # step 2 is the first after warm-up: the full rate
     assert cos[6] == pytest.approx(0.5)  # half-way through the 8 cosine steps
-    assert all(a > b for a, b in zip(cos[2:], cos[3:], strict=False))
+    assert all(a > b for a, b in itertools.pairwise(cos[2:]))
     assert lr_factor(10, 10, "cosine") == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(ConfigError, match="schedule"):
         StageConfig(schedule="linear")
@@ -185,7 +186,9 @@ def test_lr_factor_warms_up_then_follows_the_schedule():
 
 def test_resume_after_a_crash_continues_at_the_same_step(tiny_data, tmp_path, monkeypatch):
     # A warm-up + cosine schedule: a resume that forgot the scheduler's state would step at another rate.
-    steps = StageConfig(epochs=2, max_steps=4, lr=1e-3, train_backbone=True, schedule="cosine", warmup_steps=2)
+    steps = StageConfig(
+        epochs=2, max_steps=4, lr=1e-3, train_backbone=True, schedule="cosine", warmup_steps=2
+    )
     cfg = tiny_config(tiny_data, stage1=steps, checkpoint_every=2)
     cfg = replace(cfg, data=replace(cfg.data, val=None))
     torch.manual_seed(0)

@@ -326,7 +326,10 @@ class Trainer:
         bar.close()
         if self.is_main:
             self._save(
-                self._stage_dir(stage) / "final", optimizer, scheduler, {"stage": stage, "step": step, "epoch": epoch}
+                self._stage_dir(stage) / "final",
+                optimizer,
+                scheduler,
+                {"stage": stage, "step": step, "epoch": epoch},
             )
         if self.world > 1:
             torch.distributed.barrier()
