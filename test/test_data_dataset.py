@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from whmr_core.crops import IMAGENET_MEAN, IMAGENET_STD
 from whmr_core.data.annotations import AnnotationError, annotations_from_scenes, write_annotations
 from whmr_core.data.augment import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     AugmentConfig,
     AugmentParams,
     crop_keypoints,

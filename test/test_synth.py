@@ -13,9 +13,9 @@ import torch
 pytest.importorskip("moderngl")
 
 from whmr_core.body import body_assets, load_body_model
+from whmr_core.crops import IMAGENET_MEAN, IMAGENET_STD
 from whmr_core.data.annotations import read_annotations, write_annotations
 from whmr_core.data.appearance import Prop, sample_appearance
-from whmr_core.data.augment import IMAGENET_MEAN, IMAGENET_STD
 from whmr_core.data.dataset import HumanDataset
 from whmr_core.data.poses import SMPL_PARENTS
 from whmr_core.data.scene import JointRegressors, sample_scene_at

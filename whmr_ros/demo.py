@@ -58,7 +58,7 @@ def _metrics(results: dict[int, Any], truth: dict[int, Any]) -> dict[str, float]
     import torch
 
     from whmr_core import metrics as M
-    from whmr_core.runtime.pipeline import GRAVITY_FROM_G
+    from whmr_core.geometry import GRAVITY_FROM_G
 
     cam_p, cam_t, w_p, w_t = [], [], [], []
     for stamp, res in results.items():
@@ -125,7 +125,7 @@ def _pictures(
         gif[0].save(out / "overlay.gif", save_all=True, append_images=gif[1:], duration=66, loop=0)
         files.append("overlay.gif")
     # World view: a few frames' gravity-frame bodies (ROS axes, z up), back in G for the renderer.
-    from whmr_core.runtime.pipeline import GRAVITY_FROM_G
+    from whmr_core.geometry import GRAVITY_FROM_G
 
     picks = stamps[:: max(1, len(stamps) // 5)][:5]
     world = []
@@ -182,10 +182,8 @@ def run_demo(
         print(f"whmr demo: {problem}")
         return 1
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    from whmr_core.body import load_body_model
     from whmr_core.model_io import checkpoint_info, shipped_checkpoint
-    from whmr_core.runtime.factory import default_engine
-    from whmr_core.runtime.pipeline import BodyTopology
+    from whmr_core.runtime.factory import default_engine, load_topology
     from whmr_ros.bag_runner import BagTopics, run_bag
     from whmr_ros.synth_bag import write_sequence_bag
 
@@ -200,10 +198,7 @@ def run_demo(
     threads = threads or min(4, os.cpu_count() or 1)
     engine = default_engine("auto", threads=threads, checkpoint=ckpt)  # TensorRT on a GPU, else ONNX Runtime
     print(f"[2/3] bag runner on {engine.describe()}; checkpoint: {ckpt or 'untrained small-cpu'}")
-    topology = BodyTopology.from_body_model(
-        load_body_model(variant=body) if body in ("full", "lowres") else load_body_model(body),
-        f"whmr-free-{body}",
-    )
+    topology = load_topology(body)
     output = out / "output"
     if output.exists():
         shutil.rmtree(output)

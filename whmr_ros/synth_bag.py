@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from whmr_core.runtime.pipeline import GRAVITY_FROM_G
+from whmr_core.geometry import GRAVITY_FROM_G
 from whmr_ros.conversions import make_header, numpy_to_image
 from whmr_ros.message_types import typestore
 
@@ -32,7 +32,6 @@ __all__ = [
     "GRAVITY_FRAME",
     "IMU_FRAME",
     "TOPICS",
-    "bag_typestore",
     "write_sequence_bag",
 ]
 
@@ -47,11 +46,6 @@ TOPICS = {
     "detections": "/detections",
     "ground_truth": "/whmr/ground_truth",
 }
-
-
-def bag_typestore(distro: str = "ROS2_JAZZY") -> Any:
-    """The rosbags typestore of ``distro`` with whmr's and vision_msgs' definitions."""
-    return typestore(distro)
 
 
 def _quat(T: Any, matrix: np.ndarray) -> Any:
@@ -211,7 +205,7 @@ def write_sequence_bag(
     cfg = replace(config or SequenceConfig(), seconds=float(seconds))
     model = load_body(body)
     seq = make_sequence(model, JointRegressors.from_assets(body_assets(model)), seed, cfg)
-    store = bag_typestore(distro)
+    store = typestore(distro)
     T = store.types
     rng = np.random.default_rng([int(seed), 11])
 

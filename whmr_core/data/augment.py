@@ -32,11 +32,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from whmr_core.crops import IMAGENET_MEAN, IMAGENET_STD, normalise_pixels
-
 __all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "AugmentConfig",
     "AugmentParams",
     "Targets",
@@ -45,7 +41,6 @@ __all__ = [
     "crop_matrix",
     "flip_pose",
     "flip_targets",
-    "normalise_crop",
     "rotate_targets",
     "sample_augment_params",
 ]
@@ -304,9 +299,3 @@ def apply_augmentation(
             p1 = (round(cx + ow / 2), round(cy + oh / 2))
             cv2.rectangle(crop, p0, p1, colour, -1)
     return crop, t
-
-
-def normalise_crop(crop_rgb: np.ndarray) -> np.ndarray:
-    """(H,W,3) uint8 RGB -> (3,H,W) float32 normalised with the ImageNet mean and std (the inference
-    crops' normalisation, ``whmr_core.crops``)."""
-    return normalise_pixels(crop_rgb)

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 import torch
 
+from whmr_core.crops import normalise_pixels
 from whmr_core.data.annotations import SPIN24_FLIP_PERM, AnnotationError, Annotations, read_annotations
 from whmr_core.data.augment import (
     AugmentConfig,
@@ -37,7 +38,6 @@ from whmr_core.data.augment import (
     apply_augmentation,
     crop_keypoints,
     crop_matrix,
-    normalise_crop,
     sample_augment_params,
 )
 from whmr_core.data.poses import SMPL_FLIP_PERM
@@ -187,7 +187,7 @@ class HumanDataset(torch.utils.data.Dataset):
             "has_world": t.global_orient_world is not None and bool(self._row("has_world", index, 1.0)),
         }
         out: dict[str, object] = {
-            "img": torch.from_numpy(normalise_crop(crop)),
+            "img": torch.from_numpy(normalise_pixels(crop)),
             "glob_info": glob_info(center[None], size[None], image_wh[None])[0],
             "center": center,
             "bbox_size": size,

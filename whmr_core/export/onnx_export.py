@@ -46,6 +46,9 @@ def export_onnx(
         )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Written under a temporary name and renamed at the end: an interrupted export leaves no half file at
+    # ``path`` (the engine factory caches exports by file name).
+    tmp = path.with_name(path.name + ".tmp")
     graph = InferenceGraph(model).eval()
     h, w = graph.crop_hw
     param = next(model.parameters())
@@ -61,7 +64,7 @@ def export_onnx(
         torch.onnx.export(
             graph,
             args,
-            str(path),
+            str(tmp),
             input_names=list(INPUT_NAMES),
             output_names=list(OUTPUT_NAMES),
             dynamic_axes=dynamic,
@@ -69,7 +72,7 @@ def export_onnx(
             dynamo=False,
             do_constant_folding=True,
         )
-    proto = onnx.load(str(path))
+    proto = onnx.load(str(tmp))
     if simplify:
         import onnxslim
 
@@ -80,6 +83,7 @@ def export_onnx(
         meta.setdefault("config", str(config.name))
     onnx.helper.set_model_props(proto, meta)
     onnx.checker.check_model(proto, full_check=True)
-    onnx.save(proto, str(path))
+    onnx.save(proto, str(tmp))
+    tmp.replace(path)
     log.info("exported %s (%s, opset %d)", path, meta, opset)
     return path

@@ -50,9 +50,6 @@ __all__ = [
     "PipelineConfig",
 ]
 
-# G (y down, z forward-level, x right-level) -> the ROS gravity frame (x forward, y left, z up):
-# x = z_G, y = -x_G, z = -y_G (DESIGN.md section 4). Rows are the ROS axes expressed in G.
-
 
 class InputError(ValueError):
     """An unusable frame (bad image, K, rotation or boxes); the host drops it with this reason."""
