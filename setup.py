@@ -66,7 +66,7 @@ setup(
         # Renders the body-model pictures under docs/ (scripts/render_body_docs.py).
         "docs": ["matplotlib>=3.8"],
     },
-    entry_points={"console_scripts": ["whmr = whmr_core.cli:main"]},
+    entry_points={"console_scripts": ["whmr = whmr_ros.cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Framework :: Robot Framework",

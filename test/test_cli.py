@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from whmr_core import __version__
-from whmr_core.cli import main
+from whmr_ros.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

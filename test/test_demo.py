@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from whmr_core.cli import main
+from whmr_ros.cli import main
 
 
 @pytest.mark.slow

@@ -179,7 +179,7 @@ def test_tensorrt_rebuilds_a_stale_engine(onnx_file, tmp_path):
 
 @pytest.mark.slow
 def test_export_and_bench_commands_on_the_shipped_checkpoint(tmp_path, capsys):
-    from whmr_core.cli import main
+    from whmr_ros.cli import main
 
     out = tmp_path / "shipped.onnx"
     assert main(["export", "--format", "onnx", "--out", str(out)]) == 0

@@ -1,4 +1,7 @@
-"""The ``whmr`` command line: one subcommand per job, each a thin wrapper over whmr_core."""
+"""The ``whmr`` command line: one subcommand per job, each a thin wrapper over whmr_core and whmr_ros.
+
+It lives in whmr_ros because some subcommands (demo, bag) need the ROS message layer; whmr_core
+knows no ROS."""
 
 from __future__ import annotations
 
