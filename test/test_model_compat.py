@@ -50,7 +50,7 @@ def test_stored_config_without_schema_means_the_old_behaviour():
 
 
 def test_newer_schema_is_refused():
-    with pytest.raises(ConfigError, match="schema: 3 .*newer whmr"):
+    with pytest.raises(ConfigError, match=r"schema: 3 .*newer whmr"):
         config_from_stored({**config_to_dict(get_config("small-cpu")), "schema": 3})
 
 
