@@ -18,9 +18,9 @@ from whmr_core.config_io import ConfigError
 from whmr_core.data.annotations import annotations_from_scenes, write_annotations
 from whmr_core.data.batch import collate as _collate
 from whmr_core.data.scene import JointRegressors, SceneConfig, sample_scene_at
+from whmr_core.training.batch import Batch
 from whmr_core.training.cli import main as train_main
 from whmr_core.training.config import DataConfig, StageConfig, TrainConfig, load_train_config
-from whmr_core.training.batch import Batch
 from whmr_core.training.objective import compute_losses
 from whmr_core.training.stages import configure_stage, stage_rules
 from whmr_core.training.trainer import Trainer, build_datasets, build_network, lr_factor
@@ -220,9 +220,7 @@ def test_lr_factor_warms_up_then_follows_the_schedule():
 
 def test_resume_after_a_crash_continues_at_the_same_step(tiny_data, tmp_path, monkeypatch):
     # A warm-up + cosine schedule: a resume that forgot the scheduler's state would step at another rate.
-    steps = StageConfig(
-        epochs=2, max_steps=4, lr=1e-3, schedule="cosine", warmup_steps=2
-    )
+    steps = StageConfig(epochs=2, max_steps=4, lr=1e-3, schedule="cosine", warmup_steps=2)
     cfg = tiny_config(tiny_data, stage1=steps, checkpoint_every=2)
     cfg = replace(cfg, data=replace(cfg.data, val=None))
     torch.manual_seed(0)
@@ -267,7 +265,7 @@ def test_stage2_without_stage1_result_is_refused(tiny_data, tmp_path, capsys):
 def test_batch_names_missing_labels(batch_and_model):
     _, _, _, raw = batch_and_model
     broken = {k: v for k, v in raw.items() if k not in ("keypoints_full", "has_world")}
-    with pytest.raises(KeyError, match="has_world.*keypoints_full"):
+    with pytest.raises(KeyError, match=r"has_world.*keypoints_full"):
         Batch.from_collated(broken)
 
 
