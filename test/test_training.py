@@ -192,6 +192,34 @@ def test_stage3_steps_move_the_world_root_and_nothing_camera_side(batch_and_mode
         assert torch.equal(getattr(new, name), getattr(ref, name)), name
 
 
+def test_evaluation_protocols_through_the_h36m_regressor(batch_and_model, tmp_path):
+    from torch.utils.data import DataLoader
+
+    from whmr_core.evaluation import CropAdapter, evaluate
+
+    model, _, _, raw = batch_and_model
+    loader = DataLoader(
+        [{k: v[i] for k, v in raw.items()} for i in range(3)], batch_size=3, collate_fn=_collate
+    )
+    net = CropAdapter(model)
+    body24 = evaluate(net, loader)
+    pw3d = evaluate(net, loader, protocol="3dpw")
+    assert pw3d["mpjpe"] != pytest.approx(body24["mpjpe"], rel=1e-3)  # 14 H36M joints, not the 24
+    assert pw3d["pve"] == pytest.approx(body24["pve"])  # PVE does not depend on the joint protocol
+    # A regressor file with the body's own H36M rows gives the same numbers as the built-in path.
+    file = tmp_path / "J_regressor_h36m.npy"
+    n_joint, n_coco, _ = model._joint_split
+    np.save(file, model.joint_regressors[n_joint + n_coco :].numpy().astype(np.float64))
+    from whmr_core.evaluation import load_joint_regressor
+
+    reg = load_joint_regressor(file, model.joint_regressors.shape[1])
+    same = evaluate(net, loader, protocol="3dpw", h36m_regressor=reg)
+    assert same["mpjpe"] == pytest.approx(pw3d["mpjpe"], rel=1e-5)
+    assert evaluate(net, loader, protocol="mpi-inf-3dhp")["mpjpe"] != pytest.approx(pw3d["mpjpe"], rel=1e-3)
+    with pytest.raises(ValueError, match="protocol"):
+        evaluate(net, loader, protocol="lsp")
+
+
 def test_train_all_stages_writes_checkpoints_and_metrics(tiny_data, tmp_path):
     cfg = tiny_config(tiny_data)
     model_dir = Trainer(cfg, tmp_path / "run").run([1, 2, 3])
