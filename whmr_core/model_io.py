@@ -69,7 +69,15 @@ def build_from_checkpoint(path: str | Path | None = None, *, body: str | None = 
         theta0["mean_params"] = MeanParams(weights["mean_pose6d"], weights["mean_betas"], weights["mean_cam"])
     if "marker_ids" in weights:
         theta0["marker_ids"] = weights["marker_ids"].long()
-    model = build_model(config, body=_body_for(body or info.get("body")), **theta0)
+    body_model = _body_for(body or info.get("body"))
+    want = info.get("body_vertices")
+    got = int(body_model.v_template.shape[0])
+    if want is not None and got != int(want):
+        raise CheckpointError(
+            f"{path}: the network was made for a {want}-vertex body model, the given one has {got} "
+            "(pass the SMPL model file it was imported with, e.g. --body-model SMPL_NEUTRAL.pkl)"
+        )
+    model = build_model(config, body=body_model, **theta0)
     load_state(model, weights, path, config.name)
     return model.eval()
 

@@ -55,6 +55,12 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import_release(args: argparse.Namespace) -> int:
+    from whmr_core.model.release_import import run_import_release
+
+    return run_import_release(args)
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from whmr_core.export.commands import run_export
 
@@ -133,6 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="latency/throughput of every available engine vs eager PyTorch")
     add_bench_arguments(bench)
     bench.set_defaults(func=_cmd_bench)
+
+    from whmr_core.model.release_import import add_import_release_arguments
+
+    imp = sub.add_parser(
+        "import-release", help="convert the authors' released W-HMR checkpoint to whmr's format"
+    )
+    add_import_release_arguments(imp)
+    imp.set_defaults(func=_cmd_import_release)
 
     ev = sub.add_parser("eval", help="MPJPE, PA-MPJPE, PVE, W-MPJPE, W-PVE, orientation and focal errors")
     ev.add_argument("--checkpoint", default=None, help="checkpoint directory (default: the shipped one)")
