@@ -8,6 +8,7 @@ at 6dd6c49, run on CPU with stand-in data from whmr's 6890-vertex stand-in body)
 
 from __future__ import annotations
 
+import argparse
 import json
 import pickle
 
@@ -142,12 +143,10 @@ def test_refuses_truncated_and_foreign_files(tmp_path, release_sd):
     with pytest.raises(ReleaseImportError, match="not a readable PyTorch file"):
         load_release_state(cut)
 
-    class Payload:  # any object a pickle could smuggle in
-        pass
-
+    # A class instance (here the training options some trainers save) needs code to load: refused by name.
     evil = tmp_path / "evil.pt"
-    torch.save({"model": {"x": torch.zeros(1)}, "extra": Payload()}, evil)
-    with pytest.raises(ReleaseImportError, match="objects other than tensors"):
+    torch.save({"model": {"x": torch.zeros(1)}, "args": argparse.Namespace(lr=1e-4)}, evil)
+    with pytest.raises(ReleaseImportError, match=r"objects other than tensors.*argparse\.Namespace"):
         load_release_state(evil)
     with pytest.raises(ReleaseImportError, match="file not found"):
         load_release_state(tmp_path / "missing.pt")
@@ -170,3 +169,25 @@ def test_refuses_a_state_dict_that_is_not_the_release(release_sd, smpl_standin, 
     mutate(sd)
     with pytest.raises(ReleaseImportError, match=needle):
         release_network(sd, smpl_standin, smpl_standin[1].marker_ids)
+
+
+def test_camera_rotation_conventions(fixture):
+    """Their R_c (CamCalib angles) vs whmr's (gravity): same gravity direction, a yaw about it apart."""
+    import math
+
+    from whmr_core.model.release_import import release_camera_angles, release_camera_rotation
+
+    pitch, roll = torch.tensor([0.3, 0.3]), torch.tensor([0.1, 0.1])  # the fixture's stand-in angles
+    theirs = release_camera_rotation(pitch, roll)
+    torch.testing.assert_close(theirs, torch.from_numpy(fixture["out/cam_rotmat"]), atol=1e-6, rtol=0)
+    for p_deg, r_deg, yaw_deg in [(17.0, 0.0, 0.0), (0.0, 6.0, 0.0), (17.0, 6.0, 1.83)]:
+        p, r = torch.tensor([math.radians(p_deg)]), torch.tensor([math.radians(r_deg)])
+        rc = release_camera_rotation(p, r)
+        gravity = rc[:, :, 1]  # the world's down axis seen from the camera
+        got_p, got_r = release_camera_angles(gravity * 9.81)
+        torch.testing.assert_close(torch.cat([got_p, got_r]), torch.cat([p, r]), atol=1e-6, rtol=0)
+        ours = geometry.camera_rotation_from_gravity(gravity)
+        rel = ours[0].T @ rc[0]  # a rotation about the vertical (y of G) only
+        torch.testing.assert_close(rel[:, 1], torch.tensor([0.0, 1.0, 0.0]), atol=1e-6, rtol=0)
+        yaw = math.degrees(math.atan2(float(rel[2, 0]), float(rel[0, 0])))
+        assert abs(abs(yaw) - yaw_deg) < 0.01

@@ -44,6 +44,8 @@ __all__ = [
     "convert_release_state",
     "import_release",
     "load_release_state",
+    "release_camera_angles",
+    "release_camera_rotation",
     "release_network",
     "run_import_release",
 ]
@@ -79,9 +81,11 @@ def load_release_state(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        found = re.search(r"GLOBAL (\S+)", str(err))
+        what = f"it needs {found.group(1)}" if found else str(err).strip().splitlines()[0]
         raise ReleaseImportError(
-            f"{path}: refused: the file holds objects other than tensors and plain containers ({first})"
+            f"{path}: refused: the file holds objects other than tensors and plain containers ({what}; "
+            "loading it would run code from the file)"
         ) from err
     except (RuntimeError, OSError, EOFError, zipfile.BadZipFile, ValueError) as err:
         raise ReleaseImportError(
@@ -100,6 +104,26 @@ def load_release_state(path: str | Path) -> dict[str, torch.Tensor]:
     if any(k.startswith("module.") for k in state):  # saved from DataParallel
         state = {k.removeprefix("module."): v for k, v in state.items()}
     return state
+
+
+def release_camera_rotation(pitch: torch.Tensor, roll: torch.Tensor) -> torch.Tensor:
+    """The release's camera rotation (N,3,3) from CamCalib's (pitch, roll) in radians:
+    R_c = Rx(pitch) Rz(roll) (PARE's batch_euler2matrix of (pitch, 0, roll)); X_C = R_c X_G as whmr's R_c."""
+    cp, sp, cr, sr = torch.cos(pitch), torch.sin(pitch), torch.cos(roll), torch.sin(roll)
+    z, o = torch.zeros_like(pitch), torch.ones_like(pitch)
+    rx = torch.stack([o, z, z, z, cp, -sp, z, sp, cp], -1).reshape(-1, 3, 3)
+    rz = torch.stack([cr, -sr, z, sr, cr, z, z, z, o], -1).reshape(-1, 3, 3)
+    return rx @ rz
+
+
+def release_camera_angles(gravity_cam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pitch, roll) of the release's convention for gravity (N,3) in the camera frame:
+    pitch = atan2(g_z, g_y), roll = -asin(g_x). ``release_camera_rotation`` of them has the same gravity
+    column as whmr's ``geometry.camera_rotation_from_gravity``; the two differ by a yaw about gravity (0 for
+    pure pitch or pure roll, 1.8 degrees at pitch 17 / roll 6), which only turns the world frame about the
+    vertical."""
+    g = gravity_cam / torch.linalg.vector_norm(gravity_cam, dim=-1, keepdim=True)
+    return torch.atan2(g[:, 2], g[:, 1]), -torch.asin(g[:, 0].clamp(-1, 1))
 
 
 def _name_map(n_blocks: int) -> dict[str, str]:
