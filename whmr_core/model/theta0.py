@@ -13,8 +13,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from whmr_core.rotations import rot6d_to_matrix
-
 __all__ = ["MeanParams", "load_marker_ids", "load_mean_params"]
 
 
@@ -57,8 +55,13 @@ def load_mean_params(path: str | Path, num_joints: int, num_betas: int) -> MeanP
     cam = torch.from_numpy(arrays["cam"].astype(np.float32))
     if float(cam[0]) <= 0:
         raise ValueError(f"mean parameters {path}: cam scale must be > 0, got {float(cam[0])}")
-    if not bool(torch.isfinite(rot6d_to_matrix(pose6d)).all()):
-        raise ValueError(f"mean parameters {path}: pose holds degenerate 6D rotations")
+    cols = pose6d.reshape(num_joints, 3, 2)
+    a1, a2 = cols[..., 0], cols[..., 1]
+    sine = torch.linalg.vector_norm(torch.linalg.cross(a1, a2), dim=-1)
+    if bool((sine <= 1e-6 * a1.norm(dim=-1) * a2.norm(dim=-1)).any()) or bool((sine == 0).any()):
+        raise ValueError(
+            f"mean parameters {path}: pose holds degenerate 6D rotations (zero or parallel columns)"
+        )
     return MeanParams(pose6d, torch.from_numpy(arrays["shape"].astype(np.float32)), cam)
 
 
