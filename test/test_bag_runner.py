@@ -21,8 +21,8 @@ from whmr_fakes import (
     static_tf_msg,
 )
 
+from whmr_core.geometry import GRAVITY_FROM_G
 from whmr_core.rotations import matrix_to_quaternion
-from whmr_core.runtime.pipeline import GRAVITY_FROM_G
 from whmr_ros.bag_runner import BagTopics, run_bag
 
 W, H = 160, 120

@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from whmr_core.body.topology import BodyTopology
+from whmr_core.runtime.config import PipelineConfig
 from whmr_core.runtime.engines import Engine
-from whmr_core.runtime.pipeline import BodyTopology, Pipeline, PipelineConfig
+from whmr_core.runtime.pipeline import Pipeline
 from whmr_ros.conversions import MessageError, header_stamp_ns
 from whmr_ros.host import HostConfig, WhmrHost
 from whmr_ros.message_kit import RosbagsKit

@@ -21,7 +21,8 @@ import numpy as np
 
 from whmr_core.gravity import SOURCES, GravityEstimator, GravityUnavailableError, gravity_from_fixed_frame
 from whmr_core.runtime.engines import EngineError
-from whmr_core.runtime.pipeline import Detections, Frame, FrameResult, InputError, Pipeline
+from whmr_core.runtime.frames import Detections, Frame, FrameResult, InputError
+from whmr_core.runtime.pipeline import Pipeline, StampWentBackError
 from whmr_ros import outputs
 from whmr_ros.conversions import (
     CameraIntrinsics,
@@ -294,10 +295,12 @@ class WhmrHost:
         except EngineError as e:  # e.g. a foreign engine's input limits: this frame is lost, not the host
             self.problem("engine", f"frame dropped: {e}")
             return None
+        except StampWentBackError as e:
+            self.pipeline.reset()  # time jumped back (bag loop, sim reset): start tracks afresh
+            self.gravity.reset()
+            self.problem("frame", f"dropped: {e}; tracks restarted")
+            return None
         except InputError as e:
-            if "before the previous frame" in str(e):
-                self.pipeline.reset()  # time jumped back (bag loop, sim reset): start tracks afresh
-                self.gravity.reset()
             self.problem("frame", f"dropped: {e}")
             return None
         for d in result.dropped:

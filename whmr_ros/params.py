@@ -12,7 +12,7 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from whmr_core.runtime.pipeline import PipelineConfig
+from whmr_core.runtime.config import PipelineConfig
 from whmr_ros.host import HostConfig
 
 __all__ = [

@@ -117,7 +117,7 @@ def run_bench(
                 p90 = float(np.percentile(times, 90))
                 ref_ms = med if name == "torch" else ref_ms
                 out = eng.infer(**inputs)
-                err_mm = float(np.linalg.norm(out["vertices"] - ref_out["vertices"], axis=-1).mean() * 1000)
+                err_mm = float(np.linalg.norm(out.vertices - ref_out.vertices, axis=-1).mean() * 1000)
                 rows.append({
                     "engine": name, "batch": n, "median_ms": round(med, 3), "p90_ms": round(p90, 3),
                     "persons_per_s": round(n * 1000 / med, 2),

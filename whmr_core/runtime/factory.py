@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from whmr_core.body.topology import BodyTopology
 from whmr_core.runtime.engines import Engine, EngineError, OnnxRuntimeEngine
-from whmr_core.runtime.pipeline import BodyTopology
 
 __all__ = ["ENGINE_KINDS", "default_engine", "load_engine", "load_topology"]
 
