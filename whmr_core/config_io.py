@@ -3,8 +3,9 @@
 An unknown or misspelt key is an error naming it and the allowed keys; values are checked against the
 dataclass field types (numbers, strings, bools, Literal choices, tuples, Optional, nested dataclasses).
 
-Fields declared with ``setting(default, doc, low=..., high=...)`` carry their description and valid
-range beside them (dataclass field metadata ``"doc"`` and ``"range"``); ``check_settings`` (called from
+Fields declared with ``setting(default, description, low=..., high=...)`` carry their description and
+valid range beside them (dataclass field metadata ``"description"`` and ``"range"``, a ``Range`` that
+unpacks as ``low, high``); ``check_settings`` (called from
 the config's ``__post_init__``) enforces the ranges and rejects NaN and infinity in every float, so a
 config built in code, from YAML or from ROS parameters is checked the same way. The ROS parameter table
 reads the same metadata.
@@ -41,12 +42,16 @@ class ConfigError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class Range:
     """Valid values of a numeric setting: ``low``/``high`` bounds (None: unbounded), each inclusive
-    unless ``low_open``/``high_open``. Applies to every element of a tuple setting."""
+    unless ``low_open``/``high_open``. Applies to every element of a tuple setting. Unpacks as
+    ``low, high`` (what a ROS parameter range can express: inclusive bounds)."""
 
     low: float | None = None
     high: float | None = None
     low_open: bool = False
     high_open: bool = False
+
+    def __iter__(self):
+        return iter((self.low, self.high))
 
     def contains(self, value: float) -> bool:
         if self.low is not None and not (value > self.low if self.low_open else value >= self.low):
@@ -66,7 +71,7 @@ class Range:
 
 def setting(
     default: Any = dataclasses.MISSING,
-    doc: str = "",
+    description: str = "",
     *,
     low: float | None = None,
     high: float | None = None,
@@ -75,7 +80,7 @@ def setting(
     default_factory: Any = dataclasses.MISSING,
 ) -> Any:
     """A dataclass field with its description and range (``low_open``: low itself is not allowed)."""
-    meta = {"doc": doc, "range": Range(low, high, low_open, high_open)}
+    meta = {"description": description, "range": Range(low, high, low_open, high_open)}
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -97,7 +102,9 @@ def check_settings(obj: Any, where: str = "") -> None:
     for f in fields(obj):
         value = getattr(obj, f.name)
         name = f"{where}.{f.name}" if where else f.name
-        rng: Range | None = f.metadata.get("range")
+        rng = f.metadata.get("range")
+        if rng is not None and not isinstance(rng, Range):
+            rng = Range(*rng)  # a plain (low, high) pair
         for v in _numbers(value):
             if isinstance(v, float) and not math.isfinite(v):
                 raise ConfigError(f"{name}: must be a finite number, got {value!r}")
