@@ -52,7 +52,7 @@ def test_onnxruntime_matches_torch_on_every_output(small_model, onnx_file):
             assert a[name].shape[0] == n
             np.testing.assert_allclose(a[name], b[name], atol=1e-4, rtol=1e-4, err_msg=name)
     meta = {p.key: p.value for p in onnx.load(str(onnx_file)).metadata_props}
-    assert meta["crop_hw"] == "128x128" and meta["body"] == "lowres"
+    assert meta["crop_hw"] == "128x128" and meta["body"] == "lowres" and ort.body == "lowres"
 
 
 def test_onnx_graph_is_opset_17_with_dynamic_persons(onnx_file):

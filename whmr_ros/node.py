@@ -112,7 +112,7 @@ class WhmrNode(LifecycleNode):
             if topology is None:
                 from whmr_core.runtime.factory import load_topology
 
-                topology = load_topology(params.node.body_model or None)
+                topology = load_topology(params.node.body_model or None, engine=engine)
         except Exception as e:  # a bad parameter or model file: stay unconfigured, say why
             self.get_logger().error(f"configure failed: {e}")
             return TransitionCallbackReturn.FAILURE

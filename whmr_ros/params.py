@@ -36,7 +36,7 @@ class NodeSettings:
     engine: str = "auto"  # auto | onnxruntime | tensorrt | torch
     model: str = ""  # .onnx, TensorRT engine, or checkpoint; "" = the shipped checkpoint
     network_config: str = ""  # network config name for PyTorch weights (else read from the checkpoint)
-    body_model: str = ""  # "" = the shipped free body model
+    body_model: str = ""  # "" = the body the model records; a given one must match it
     device: str = "cpu"  # cpu | cuda (ONNX Runtime provider / PyTorch device)
     threads: int = field(
         default=0, metadata={"range": (0, 256), "description": "ONNX Runtime threads, 0 = default"}

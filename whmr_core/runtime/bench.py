@@ -160,13 +160,13 @@ def bench_main(args: argparse.Namespace) -> int:
     from whmr_core.model_io import build_from_checkpoint
 
     if args.config:
-        from whmr_core.body import load_body_model
+        from whmr_core.body import resolve
         from whmr_core.model import build_model
 
         body = args.body or "lowres"
         model = build_model(
             args.config,
-            body=load_body_model(variant=body) if body in ("full", "lowres") else load_body_model(body),
+            body=resolve(body).load(),
         )
     else:
         model = build_from_checkpoint(args.checkpoint)
