@@ -160,8 +160,12 @@ def test_refuses_truncated_and_foreign_files(tmp_path, release_sd):
     [
         (lambda sd: sd.pop("regressor.1.fc2.weight"), "missing regressor.1.fc2.weight"),
         (lambda sd: sd.update({"regressor.0.extra.weight": torch.zeros(3)}), "unexpected entries"),
-        (lambda sd: sd.update({"est_Tz.0.weight": torch.zeros(12, 100)}), "est_Tz.0.weight has shape"),
+        (
+            lambda sd: sd.update({"est_Tz.0.weight": torch.zeros(12, 100)}),
+            "depth head.s layers have shapes \\(12, 100\\)",
+        ),
         (lambda sd: sd.pop("regressor.0.init_pose"), "missing regressor.0.init_pose"),
+        (lambda sd: sd.update({"regressor.1.fc2.weight": torch.zeros(1024, 1000)}), r"fc2.weight has shape"),
     ],
 )
 def test_refuses_a_state_dict_that_is_not_the_release(release_sd, smpl_standin, mutate, needle):

@@ -55,8 +55,12 @@ class DepthHead(nn.Module):
 class ReleaseDepthHead(nn.Module):
     """The release's head: Phi_3 -> Conv(C->hidden, k7, s3) -> Conv(hidden->5, k7, s2) (no biases) -> a
     transformer block over the 5 channel maps as tokens (timm 0.4.9: 2 heads, no qkv bias, eps 1e-5) ->
-    mean over the 5 tokens -> FC(D, D/18) -> FC(., 1, no bias) -> BN -> max_depth * sigmoid. D is the
-    flattened map size (18 x 12 = 216 for a 128x96 Phi_3). It does not see the glob info."""
+    mean over the 5 tokens -> FC(D, D/18) -> FC(., 1) -> BN -> max_depth * sigmoid. D is the flattened
+    map size (18 x 12 = 216 for a 128x96 Phi_3). It does not see the glob info.
+
+    Everything after the block's MLP is linear up to the BatchNorm, so the release's three biases there
+    (the MLP's output bias, both FC biases) only shift the BN input by a constant: zero gradient in
+    training. They are left out here and folded into the running mean on import (exact in eval)."""
 
     def __init__(self, channels: int, hidden: int, map_hw: tuple[int, int], max_depth: float = 10.0) -> None:
         super().__init__()
@@ -73,9 +77,9 @@ class ReleaseDepthHead(nn.Module):
                 f"release depth head: Phi_3 of {map_hw} is too small for its two k7 convolutions"
             )
         dim = h * w
-        self.block = Block(dim, heads=2, mlp_ratio=4.0, drop_path=0.0, qkv_bias=False, eps=1e-5)
+        self.block = Block(dim, 2, 4.0, 0.0, qkv_bias=False, eps=1e-5, mlp_out_bias=False)
         width = max(dim // 18, 1)  # 216 -> 12 as the release
-        self.fc = nn.Sequential(nn.Linear(dim, width), nn.Linear(width, 1, bias=False))
+        self.fc = nn.Sequential(nn.Linear(dim, width, bias=False), nn.Linear(width, 1, bias=False))
         self.bn = nn.BatchNorm1d(1)
 
     def forward(self, phi3: torch.Tensor, glob_info: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,8 @@ options (see ``whmr_core.model.config``). This module maps the release's state_d
   ``global_orient.{fc1,fc2,decrot}`` -> ``orient_correct.fc.{0,2,4}``;
 - feature columns: the release flattens point features channel-major (c * P + p), whmr point-major
   (p * C + c), so the point-feature columns of the regressors' and OrientCorrect's first layers are permuted;
-- the dead bias of ``est_Tz.1`` (right before BatchNorm) is folded into the running mean (exact in eval);
+- the depth head's dead biases (``est_Tz.1`` right before BatchNorm, and ``est_Tz.0`` and the block's MLP
+  output bias, which reach it only linearly) are folded into the running mean (exact in eval);
 - Theta_0 is the checkpoint's ``regressor.0.init_*`` (the release loads them from the checkpoint too);
 - dropped: ``cam_model.*`` (SPEC's CamCalib: whmr takes R_c from gravity), ``dp_head.*`` (training only),
   every ``*.smpl.*`` buffer (SMPL data embedded in the file: never kept or redistributed), ``Dmap*``,
@@ -162,10 +163,10 @@ def _name_map(n_blocks: int) -> dict[str, str]:
     m["depth_head.conv.1.weight"] = "conv.1.weight"
     for k in (
         "norm1.weight", "norm1.bias", "attn.qkv.weight", "attn.proj.weight", "attn.proj.bias",
-        "norm2.weight", "norm2.bias", "mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight", "mlp.fc2.bias",
+        "norm2.weight", "norm2.bias", "mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight",
     ):  # fmt: skip
         m[f"depth_head.block.{k}"] = f"transformer_decoder.{k}"
-    m["depth_head.fc.0.weight"], m["depth_head.fc.0.bias"] = "est_Tz.0.weight", "est_Tz.0.bias"
+    m["depth_head.fc.0.weight"] = "est_Tz.0.weight"
     m["depth_head.fc.1.weight"] = "est_Tz.1.weight"
     for k in bn:
         m[f"depth_head.bn.{k}"] = f"est_Tz.2.{k}"
@@ -173,6 +174,27 @@ def _name_map(n_blocks: int) -> dict[str, str]:
         for k in ("weight", "bias"):
             m[f"orient_correct.fc.{ours}.{k}"] = f"global_orient.{theirs}.{k}"
     return m
+
+
+def _fold_depth_biases(release: dict[str, torch.Tensor], where: str) -> None:
+    """Fold the depth head's dead biases into its BN running mean (see ``ReleaseDepthHead``): the block's
+    MLP output bias b2 and est_Tz's biases b0, b1 shift the BN input by W1 (W0 b2 + b0) + b1."""
+    keys = ("transformer_decoder.mlp.fc2.bias", "est_Tz.0.bias", "est_Tz.0.weight", "est_Tz.1.weight")
+    missing = [k for k in keys if k not in release]
+    if missing:
+        raise ReleaseImportError(f"{where}: missing {missing[0]} (not the released ViT-P W-HMR network?)")
+    b2 = release.pop(keys[0]).double()
+    b0 = release.pop(keys[1]).double()
+    w0, w1 = release[keys[2]].double(), release[keys[3]].double()
+    if w0.shape[1:] != b2.shape or w0.shape[:1] != b0.shape or w1.shape[1:] != b0.shape:
+        raise ReleaseImportError(
+            f"{where}: the depth head's layers have shapes {tuple(w0.shape)}, {tuple(w1.shape)}"
+        )
+    key = "est_Tz.2.running_mean"
+    if key not in release:
+        raise ReleaseImportError(f"{where}: missing {key} (not the released ViT-P W-HMR network?)")
+    release[key] = (release[key].double() - w1 @ (w0 @ b2 + b0)).to(release[key].dtype)
+    fold_dead_bias(release, "est_Tz.1.bias", "est_Tz.2.")
 
 
 def _point_major(weight: torch.Tensor, num_points: int, per_point: int) -> torch.Tensor:
@@ -208,7 +230,7 @@ def convert_release_state(
     """Map the release's state_dict onto a ``vitb-param-release`` network's ``own`` state_dict (names,
     shapes and the buffers the network keeps: Theta_0 and marker ids are taken from ``own``)."""
     release = dict(release)
-    fold_dead_bias(release, "est_Tz.1.bias", "est_Tz.2.")
+    _fold_depth_biases(release, where)
     n_blocks = len({k.split(".")[3] for k in release if k.startswith("feature_extractor.backbone.blocks.")})
     names = _name_map(n_blocks)
     used = set()

@@ -57,11 +57,11 @@ class Attention(nn.Module):
 
 
 class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int) -> None:
+    def __init__(self, dim: int, hidden: int, out_bias: bool = True) -> None:
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
         self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc2 = nn.Linear(hidden, dim, bias=out_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(x)))
@@ -69,7 +69,8 @@ class Mlp(nn.Module):
 
 class Block(nn.Module):
     """Pre-norm transformer block. ViTPose: qkv bias, LayerNorm eps 1e-6; timm 0.4.9's default Block (the
-    release's depth head): ``qkv_bias=False, eps=1e-5``."""
+    release's depth head): ``qkv_bias=False, eps=1e-5``. ``mlp_out_bias=False`` drops the MLP's output
+    bias, a constant on every token, for a block whose tokens are only averaged and mapped linearly."""
 
     def __init__(
         self,
@@ -79,12 +80,13 @@ class Block(nn.Module):
         drop_path: float,
         qkv_bias: bool = True,
         eps: float = 1e-6,
+        mlp_out_bias: bool = True,
     ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=eps)
         self.attn = Attention(dim, heads, qkv_bias)
         self.norm2 = nn.LayerNorm(dim, eps=eps)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), mlp_out_bias)
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
