@@ -157,7 +157,6 @@ def net_body():
     return make_standin_body(n_vertices=384, n_markers=24)
 
 
-
 @pytest.fixture(scope="session")
 def big_model(net_body):
     """``big_model(name)``: the big network configs, each built once per session on ``net_body`` (seed 0,
