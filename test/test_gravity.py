@@ -263,7 +263,7 @@ def test_unknown_camera_from_imu_falls_back_until_set() -> None:
 
 def test_no_parameter_source_raises() -> None:
     est = GravityEstimator(CAM_FROM_IMU, sources=("imu_orientation", "tf"))
-    with pytest.raises(GravityUnavailableError, match="imu_orientation: no readings; tf: no gravity"):
+    with pytest.raises(GravityUnavailableError, match="imu_orientation: no IMU messages; tf: no gravity"):
         est.gravity_at(0)
     assert est.gravity_at(0, tf_gravity=[0, 2, 0]).source == "tf"
 

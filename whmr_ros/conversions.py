@@ -319,13 +319,14 @@ class ImuReading:
     gyro: np.ndarray | None
     frame_id: str
     orientation_covariance0: float
+    orientation_covariance: np.ndarray | None = None  # (9,) row-major, rad^2
 
 
 def imu_to_reading(msg: object) -> ImuReading:
-    """sensor_msgs/Imu -> ImuReading; NaN/inf in a provided part raises MessageError naming it.
+    """sensor_msgs/Imu -> ImuReading; a missing field or a non-numeric part raises MessageError naming it.
 
-    Zero readings pass through: deciding that a zero quaternion or a zero acceleration is unusable is
-    the gravity estimator's job, which falls back and says why.
+    Zero and non-finite values pass through: judging each part (a NaN quaternion, a zero acceleration) is
+    the gravity estimator's job, which rejects that part only, falls back and says why.
     """
     stamp_ns = header_stamp_ns(msg)
     frame_id = str(_get(_get(msg, "header", "header"), "frame_id", "header.frame_id"))
@@ -339,17 +340,12 @@ def imu_to_reading(msg: object) -> ImuReading:
             orientation = np.array([float(q.x), float(q.y), float(q.z), float(q.w)])
         except (AttributeError, TypeError, ValueError):
             raise MessageError("orientation", "expected a quaternion with numeric x, y, z, w") from None
-        if not np.isfinite(orientation).all():
-            raise MessageError("orientation", f"non-finite quaternion {orientation.tolist()}")
 
     def part(name: str, cov_name: str) -> np.ndarray | None:
         if _float_array(msg, cov_name, cov_name, 9)[0] == -1:
             return None
-        v = _vector3(msg, name, name)
-        if not np.isfinite(v).all():
-            raise MessageError(name, f"non-finite vector {v.tolist()}")
-        return v
+        return _vector3(msg, name, name)
 
     accel = part("linear_acceleration", "linear_acceleration_covariance")
     gyro = part("angular_velocity", "angular_velocity_covariance")
-    return ImuReading(stamp_ns, orientation, valid, accel, gyro, frame_id, float(cov_o[0]))
+    return ImuReading(stamp_ns, orientation, valid, accel, gyro, frame_id, float(cov_o[0]), cov_o)

@@ -56,6 +56,8 @@ class HostConfig:
     camera_from_imu: tuple[float, ...] = ()  # (x, y, z, w) or 9 row-major values; () = from TF
     imu_max_age_s: float = 0.1
     accel_time_constant_s: float = 0.5
+    imu_max_tilt_variance: float = 0.03  # rad^2 (10 deg std): a less certain IMU orientation is not used
+    imu_max_disagreement_deg: float = 30.0  # orientation vs low-passed accelerometer down directions
     use_camera_info: bool = True
     detection_class_ids: tuple[str, ...] = ()  # () = every detection is a person
     detection_max_age_s: float = 0.02  # detections belong to the image with a stamp this close
@@ -160,6 +162,8 @@ class WhmrHost:
             parameter_gravity=config.parameter_gravity,
             max_age_ns=int(config.imu_max_age_s * 1e9),
             accel_time_constant_s=config.accel_time_constant_s,
+            max_tilt_variance=config.imu_max_tilt_variance,
+            max_disagreement_deg=config.imu_max_disagreement_deg,
         )
         self._camera_from_imu_from_tf = config.camera_from_imu_rotation() is None
         self.intrinsics: CameraIntrinsics | None = None
@@ -208,7 +212,7 @@ class WhmrHost:
             r.stamp_ns,
             r.orientation_xyzw if r.orientation_valid else None,
             r.accel,
-            orientation_covariance0=r.orientation_covariance0,
+            orientation_covariance=r.orientation_covariance,
         ):
             if "flagged invalid" not in why:  # an IMU without orientation says so on every message
                 self.problem("imu", f"reading rejected: {why}")
