@@ -6,7 +6,17 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from whmr_fakes import TOPOLOGY, FakeEngine, SeenBody, image_msg, imu_msg, ros_kit
+from whmr_fakes import (
+    TOPOLOGY,
+    FakeEngine,
+    SeenBody,
+    camera_info_msg,
+    detections_msg,
+    image_msg,
+    imu_msg,
+    register_vision_msgs,
+    ros_kit,
+)
 
 from whmr_core.runtime.pipeline import Pipeline, PipelineConfig
 from whmr_ros.host import HostConfig, WhmrHost
@@ -109,3 +119,119 @@ def test_orientation_flagged_invalid_still_uses_the_accelerometer():
     host = imu_host()
     feed_imu(host, ROLL_90, cov=[-1.0] + [0.0] * 8)
     assert gravity_of(host)[0] == "imu_accel" and "imu" not in host.dropped  # not a problem: documented
+
+
+# --- CameraInfo --------------------------------------------------------------------------------------
+
+K = np.array([[250.0, 0.0, 160.0], [0.0, 250.0, 120.0], [0.0, 0.0, 1.0]])
+
+
+def _camera_info(host, k=K, d=(0.0,) * 5, stamp=1):
+    msg = camera_info_msg(host.kit, k, (W, H), stamp)
+    msg.d = np.asarray(d, dtype=np.float64)
+    return msg
+
+
+def test_a_non_physical_focal_length_is_refused_and_depth_stays_relative():
+    """fx = 1e-6 used to be taken, and every person dropped as "a joint lies behind the camera"."""
+    host, _ = make_host()
+    k = K.copy()
+    k[0, 0] = 1e-6
+    host.on_camera_info(_camera_info(host, k))
+    out = host.process(host.on_image(image_msg(host.kit, RGB, 2)))
+    assert len(out.result.persons) == 1 and not out.result.persons[0].translation_is_metric
+    assert "field of view" in host.last_problem["camera_info"] and "person" not in host.dropped
+
+
+def test_a_principal_point_outside_the_image_is_refused():
+    host, _ = make_host()
+    k = K.copy()
+    k[0, 2] = 1600.0  # full-sensor K for a cropped image
+    host.on_camera_info(_camera_info(host, k))
+    assert host.intrinsics is None and "outside the 320x240 image" in host.last_problem["camera_info"]
+
+
+def test_lens_distortion_is_warned_about_once_per_lens_and_shows_in_diagnostics():
+    warnings: list[str] = []
+    host, _ = make_host(warnings=warnings)
+    for stamp in range(5):
+        host.on_camera_info(_camera_info(host, d=(-0.3, 0.1, 0.0, 0.0, 0.0), stamp=stamp))
+    assert host.dropped["camera_info"] == 1 and len(warnings) == 1
+    assert "distortion ignored (plumb_bob, up to" in warnings[0] and "rectified image" in warnings[0]
+    assert host.intrinsics is not None  # K is still used: the warning is about the corners
+    assert inputs_status(host).level == 1
+
+
+def test_negligible_distortion_is_not_a_problem():
+    host, _ = make_host()
+    host.on_camera_info(_camera_info(host, d=(1e-7, 0.0, 0.0, 0.0, 0.0)))
+    assert "camera_info" not in host.dropped
+
+
+# --- detections --------------------------------------------------------------------------------------
+
+
+def _detector_host(warnings=None):
+    host, engine = make_host(warnings=warnings)
+    register_vision_msgs(host.kit.store)
+    return host, engine
+
+
+def test_a_nan_score_is_a_counted_drop_not_a_silent_zero():
+    host, engine = _detector_host()
+    box = engine.box_of(engine.bodies[0], 40)
+    host.on_detections(detections_msg(host.kit, 7, [box], [math.nan]))
+    out = host.process(host.on_image(image_msg(host.kit, RGB, 7)))
+    assert not out.result.persons and host.dropped["person"] == 1
+    assert "not finite" in host.last_problem["person"] and inputs_status(host).level == 1
+
+
+def test_detections_that_never_match_an_image_are_a_problem_with_a_throttled_warning():
+    """An offset clock: every detection 0.5 s off its image. Used to fall back silently, diagnostics OK."""
+    warnings: list[str] = []
+    host, engine = _detector_host(warnings)
+    box = engine.box_of(engine.bodies[0], 40)
+    for k in range(5):
+        stamp = 1_000 * MS + k * 33 * MS
+        host.on_detections(detections_msg(host.kit, stamp + 500 * MS, [box], [0.9]))
+        out = host.process(host.on_image(image_msg(host.kit, RGB, stamp)))
+        assert out.result.box_source != "detection"
+    assert host.dropped["detections"] == 5 and len([w for w in warnings if w.startswith("detections")]) == 1
+    status = inputs_status(host)
+    assert status.level == 1 and "none within detection_max_age_s=0.02 s of the image stamp" in status.message
+
+
+def test_detections_matching_their_image_are_no_problem():
+    host, engine = _detector_host()
+    box = engine.box_of(engine.bodies[0], 40)
+    host.on_detections(detections_msg(host.kit, 7 * MS, [box], [0.9]))
+    out = host.process(host.on_image(image_msg(host.kit, RGB, 7 * MS + 5 * MS)))
+    assert out.result.box_source == "detection" and "detections" not in host.dropped
+
+
+# --- time jumps --------------------------------------------------------------------------------------
+
+
+def test_a_time_jump_back_restarts_tracks_but_keeps_gravity_from_the_imu():
+    """A looping bag: the first looped frames used to be dropped and then fall back to parameter gravity,
+    with a message telling a bag user to "call reset()"."""
+    host = imu_host()
+    warnings: list[str] = []
+    host._warn = warnings.append
+
+    def second(t0: int):
+        outs = []
+        for k in range(30):
+            t = t0 + k * 33 * MS
+            for j in range(7):
+                host.on_imu(imu_msg(host.kit, t + j * 5 * MS, quat_xyzw=IDENTITY, accel=LEVEL_ACCEL))
+            outs.append(host.process(host.on_image(image_msg(host.kit, RGB, t + 10 * MS))))
+        return outs
+
+    first = second(0)
+    looped = second(0)  # the same second again
+    assert all(o is not None for o in looped)
+    assert {o.result.gravity_source for o in looped} == {"imu_orientation"}
+    assert looped[0].result.persons[0].track_id != first[-1].result.persons[0].track_id  # tracks restarted
+    assert host.dropped["time"] == 1 and "jumped back 0.957 s" in host.last_problem["time"]
+    assert "frame" not in host.dropped and not any("reset()" in w for w in warnings)

@@ -300,3 +300,12 @@ def test_buffer_window_and_reset() -> None:
 def test_bad_configuration_rejected(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         GravityEstimator(CAM_FROM_IMU, **kwargs)
+
+
+def test_an_imu_clock_jump_back_restarts_the_buffers_instead_of_rejecting_every_reading() -> None:
+    est = GravityEstimator(CAM_FROM_IMU)
+    for i in range(100):
+        est.add_imu(i * 10 * MS, q_pitch(10))
+    assert est.add_imu(5 * MS, q_pitch(30)) == []  # 985 ms back: a bag loop, not a late reading
+    assert est.clock_resets == 1
+    np.testing.assert_allclose(est.gravity_at(5 * MS).gravity, expected_pitch(30), atol=1e-9)

@@ -234,6 +234,7 @@ class GravityEstimator:
         self.rejected = 0
         self.last_rejection = ""
         self.messages = 0  # IMU readings offered (kept across reset: it tells "no IMU" from "no TF")
+        self.clock_resets = 0  # times the IMU clock jumped back and the buffers restarted
         self._last_problem: dict[str, str] = {}  # per IMU source, to explain an empty buffer
 
     def set_camera_from_imu(self, rotation: Sequence[float] | np.ndarray) -> None:
@@ -274,6 +275,13 @@ class GravityEstimator:
         """
         stamp_ns = int(stamp_ns)
         self.messages += 1
+        newest = max((x for x in (self._orientation.last_stamp, self._accel.last_stamp) if x is not None),
+                     default=None)  # fmt: skip
+        if newest is not None and stamp_ns < newest - self.max_age_ns:
+            # The IMU clock jumped back (a bag loops, a simulation resets), not a late reading: start
+            # afresh on the new clock instead of rejecting every reading until it catches up.
+            self.reset()
+            self.clock_resets += 1
         problems: list[str] = []
         if accel is not None:  # first: the orientation is checked against the filter including it
             problem = self._add_accel(stamp_ns, accel)
