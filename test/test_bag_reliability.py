@@ -268,3 +268,10 @@ def test_a_file_that_is_no_bag_is_refused_with_the_reason(tmp_path, capsys, fake
     junk.write_bytes(b"\x00" * 100)
     rc, _, err = whmr(capsys, "bag", "--input", str(junk), "--output", str(tmp_path / "o"), "--quiet")
     assert rc == 2 and err.startswith(f"whmr bag: error: {junk}: not a readable ROS 2 bag")
+
+
+def test_a_sqlite3_recording_without_metadata_points_to_reindex(tmp_path, capsys, fake_factory):
+    src = write_bag(tmp_path / "in", 2, storage="sqlite3")
+    (src / "metadata.yaml").unlink()
+    rc, _, err = whmr(capsys, "bag", "--input", str(src), "--output", str(tmp_path / "o"), "--quiet")
+    assert rc == 2 and "not a readable ROS 2 bag" in err and "ros2 bag reindex" in err

@@ -104,7 +104,10 @@ def open_bag(path: str | Path, default_typestore: Any) -> BagInput:
     except (*_READ_ERRORS, KeyError) as e:
         files = [path] if path.suffix == ".mcap" else sorted(path.glob("*.mcap")) if path.is_dir() else []
         if not files:
-            raise BagInputError(f"{path}: not a readable ROS 2 bag ({_why(e)})") from None
+            hint = ""
+            if path.is_dir() and any(path.glob("*.db3")) and not (path / "metadata.yaml").is_file():
+                hint = "; a sqlite3 recording cut short: `ros2 bag reindex` rebuilds its metadata.yaml"
+            raise BagInputError(f"{path}: not a readable ROS 2 bag ({_why(e)}{hint})") from None
         log.warning("%s: %s; reading its mcap records one by one (a recording cut short?)", path, _why(e))
         return _recover(path, files, default_typestore, _why(e))
     return BagInput(path, list(reader.connections), _reader=reader)
