@@ -78,7 +78,7 @@ def fake_factory(monkeypatch):
 
     engine = fake_engine()
     monkeypatch.setattr(factory, "load_engine", lambda *a, **k: engine)
-    monkeypatch.setattr(factory, "load_topology", lambda body_model=None: TOPOLOGY)
+    monkeypatch.setattr(factory, "load_topology", lambda *a, **k: TOPOLOGY)
     return engine
 
 
