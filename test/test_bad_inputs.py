@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from whmr_fakes import (
     TOPOLOGY,
     FakeEngine,
@@ -235,3 +236,15 @@ def test_a_time_jump_back_restarts_tracks_but_keeps_gravity_from_the_imu():
     assert looped[0].result.persons[0].track_id != first[-1].result.persons[0].track_id  # tracks restarted
     assert host.dropped["time"] == 1 and "jumped back 0.957 s" in host.last_problem["time"]
     assert "frame" not in host.dropped and not any("reset()" in w for w in warnings)
+
+
+def test_a_frame_with_a_k_no_camera_has_is_refused_by_the_pipeline_with_the_reason():
+    """Hosts other than the ROS ones (scripts, ``whmr image``) hand K to the Pipeline directly."""
+    from whmr_core.runtime.pipeline import Frame, InputError
+
+    host, _ = make_host()
+    k = K.copy()
+    k[0, 0] = 1e-6
+    with pytest.raises(InputError, match="K: fx=1e-06 px gives a 180 deg field of view"):
+        host.pipeline.process(Frame(RGB, 1, K=k))
+    assert host.pipeline.process(Frame(RGB, 2, K=K)).persons[0].translation_is_metric
