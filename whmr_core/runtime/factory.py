@@ -159,7 +159,7 @@ def _cached_export_problem(path: Path) -> str:
         return "missing"
     import onnx
 
-    from whmr_core.runtime.io_spec import INPUT_NAMES, OUTPUT_NAMES
+    from whmr_core.graph_io import INPUT_NAMES, OUTPUT_NAMES
 
     try:
         proto = onnx.load(str(path))
