@@ -31,6 +31,7 @@ __all__ = [
     "GravityEstimate",
     "GravityEstimator",
     "GravityUnavailableError",
+    "ImuRejection",
     "as_rotation_matrix",
     "gravity_from_accel",
     "gravity_from_fixed_frame",
@@ -43,6 +44,21 @@ WORLD_DOWN = np.array([0.0, 0.0, -1.0])  # gravity in a z-up world frame (ENU)
 LEVEL_CAMERA_GRAVITY = (0.0, 1.0, 0.0)  # optical frame: y points down
 # (value before, value after, interpolation weight in [0, 1], age of the nearer reading in ns)
 _Sample = tuple[np.ndarray, np.ndarray, float, int]
+
+
+class ImuRejection(str):
+    """Why part of an IMU reading was not used: the text, plus a ``code`` to act on without parsing it.
+
+    Codes: ``orientation_flagged_invalid`` (covariance[0] == -1: the IMU has no orientation, on every
+    message), ``orientation_invalid``, ``orientation_out_of_order``, ``accel_invalid``, ``accel_norm``,
+    ``accel_out_of_order``."""
+
+    code: str
+
+    def __new__(cls, code: str, text: str) -> ImuRejection:
+        obj = super().__new__(cls, text)
+        obj.code = code
+        return obj
 
 
 class GravityUnavailableError(RuntimeError):
@@ -250,25 +266,27 @@ class GravityEstimator:
         accel: Sequence[float] | np.ndarray | None = None,
         *,
         orientation_covariance0: float = 0.0,
-    ) -> list[str]:
+    ) -> list[ImuRejection]:
         """Add one IMU reading; returns the reasons its parts were rejected ([] when all were used).
 
         ``orientation_covariance0 == -1`` flags the orientation invalid (sensor_msgs/Imu convention).
         Rejected parts are counted in ``rejected`` with the last reason in ``last_rejection``.
         """
         stamp_ns = int(stamp_ns)
-        problems: list[str] = []
+        problems: list[ImuRejection] = []
         if orientation_covariance0 == -1:
-            problems.append("orientation: flagged invalid (orientation_covariance[0] == -1)")
+            text = "orientation: flagged invalid (orientation_covariance[0] == -1)"
+            problems.append(ImuRejection("orientation_flagged_invalid", text))
         elif orientation_xyzw is not None:
             last = self._orientation.last_stamp
             if last is not None and stamp_ns <= last:
-                problems.append(f"orientation: stamp {stamp_ns} not after the previous {last}")
+                text = f"orientation: stamp {stamp_ns} not after the previous {last}"
+                problems.append(ImuRejection("orientation_out_of_order", text))
             else:
                 try:
                     self._orientation.append(stamp_ns, _check_xyzw(orientation_xyzw, "orientation"))
                 except ValueError as e:
-                    problems.append(str(e))
+                    problems.append(ImuRejection("orientation_invalid", str(e)))
         for p in problems:
             self._last_problem["imu_orientation"] = p
         if accel is not None:
@@ -280,18 +298,22 @@ class GravityEstimator:
             self._reject(p)
         return problems
 
-    def _add_accel(self, stamp_ns: int, accel: Sequence[float] | np.ndarray) -> str:
+    def _add_accel(self, stamp_ns: int, accel: Sequence[float] | np.ndarray) -> ImuRejection | None:
         a = np.asarray(accel, dtype=np.float64)
         if a.shape != (3,) or not np.isfinite(a).all():
-            return f"linear_acceleration: expected 3 finite values, got {a.tolist()}"
+            return ImuRejection(
+                "accel_invalid", f"linear_acceleration: expected 3 finite values, got {a.tolist()}"
+            )
         n = float(np.linalg.norm(a))
         lo, hi = self.accel_norm_range
         if not lo <= n <= hi:
             # Zero is a missing reading; far from g the IMU is accelerating and -a is not gravity.
-            return f"linear_acceleration: norm {n:.3g} m/s^2 outside [{lo:.3g}, {hi:.3g}] (zero or moving)"
+            text = f"linear_acceleration: norm {n:.3g} m/s^2 outside [{lo:.3g}, {hi:.3g}] (zero or moving)"
+            return ImuRejection("accel_norm", text)
         last = self._accel.last_stamp
         if last is not None and stamp_ns <= last:
-            return f"linear_acceleration: stamp {stamp_ns} not after the previous {last}"
+            text = f"linear_acceleration: stamp {stamp_ns} not after the previous {last}"
+            return ImuRejection("accel_out_of_order", text)
         down = -a / n
         if self._accel_state is None or last is None or stamp_ns - last > self.max_age_ns:
             self._accel_state = down  # (re)start the filter after a gap instead of blending stale data
@@ -303,7 +325,7 @@ class GravityEstimator:
             state = self._accel_state + alpha * (down - self._accel_state)
             self._accel_state = state / np.linalg.norm(state)
         self._accel.append(stamp_ns, self._accel_state)
-        return ""
+        return None
 
     def _sample(self, series: _TimeSeries, stamp_ns: int, name: str) -> tuple[_Sample | None, str]:
         """((a, b, t, age_ns) for interpolation, "") or (None, reason)."""

@@ -21,7 +21,7 @@ import numpy as np
 
 from whmr_core.gravity import SOURCES, GravityEstimator, GravityUnavailableError, gravity_from_fixed_frame
 from whmr_core.runtime.engines import EngineError
-from whmr_core.runtime.pipeline import Detections, Frame, FrameResult, InputError, Pipeline
+from whmr_core.runtime.pipeline import Detections, Frame, FrameResult, InputError, Pipeline, TimeJumpError
 from whmr_ros import outputs
 from whmr_ros.conversions import (
     CameraIntrinsics,
@@ -170,6 +170,9 @@ class WhmrHost:
         self.last_problem: dict[str, str] = {}
         self._last_warn: dict[str, float] = {}
         self._problem_lock = threading.Lock()  # the node's callbacks and worker both report problems
+        # The node's callbacks fill the IMU buffer, K and detections while its worker reads them (and
+        # resets gravity on a time jump): every access to that input state holds this lock.
+        self._inputs_lock = threading.RLock()
         self.stats = _Stats()
 
     # --- problems ---------------------------------------------------------------------------------
@@ -193,9 +196,12 @@ class WhmrHost:
         if not self.config.use_camera_info:
             return
         try:
-            self.intrinsics = camera_info_to_intrinsics(msg)
+            intrinsics = camera_info_to_intrinsics(msg)
         except MessageError as e:
             self.problem("camera_info", f"dropped: {e}")
+            return
+        with self._inputs_lock:
+            self.intrinsics = intrinsics
 
     def on_imu(self, msg: object) -> None:
         try:
@@ -203,22 +209,27 @@ class WhmrHost:
         except MessageError as e:
             self.problem("imu", f"dropped: {e}")
             return
-        self.imu_frame = r.frame_id
-        for why in self.gravity.add_imu(
-            r.stamp_ns,
-            r.orientation_xyzw if r.orientation_valid else None,
-            r.accel,
-            orientation_covariance0=r.orientation_covariance0,
-        ):
-            if "flagged invalid" not in why:  # an IMU without orientation says so on every message
+        with self._inputs_lock:
+            self.imu_frame = r.frame_id
+            rejected = self.gravity.add_imu(
+                r.stamp_ns,
+                r.orientation_xyzw if r.orientation_valid else None,
+                r.accel,
+                orientation_covariance0=r.orientation_covariance0,
+            )
+        for why in rejected:
+            if why.code != "orientation_flagged_invalid":  # an IMU without orientation says so every time
                 self.problem("imu", f"reading rejected: {why}")
 
     def on_detections(self, msg: object) -> None:
         try:
             stamp = header_stamp_ns(msg)
-            self._detections.append((stamp, detections_from_msg(msg, self.config.detection_class_ids)))
+            detections = detections_from_msg(msg, self.config.detection_class_ids)
         except MessageError as e:
             self.problem("detections", f"dropped: {e}")
+            return
+        with self._inputs_lock:
+            self._detections.append((stamp, detections))
 
     def _detections_at(self, stamp: int) -> Detections | None:
         tol = int(self.config.detection_max_age_s * 1e9)
@@ -245,6 +256,12 @@ class WhmrHost:
         except MessageError as e:
             self.problem("image", f"dropped: {e}")
             return None
+        with self._inputs_lock:
+            return self._prepare(msg, rgb, stamp, received_s)
+
+    def _prepare(
+        self, msg: object, rgb: np.ndarray, stamp: int, received_s: float | None
+    ) -> PreparedFrame | None:
         camera_frame = self.config.camera_frame or str(msg.header.frame_id)  # type: ignore[attr-defined]
         if not camera_frame:
             self.problem("image", "header.frame_id is empty; set the camera_frame parameter")
@@ -294,10 +311,13 @@ class WhmrHost:
         except EngineError as e:  # e.g. a foreign engine's input limits: this frame is lost, not the host
             self.problem("engine", f"frame dropped: {e}")
             return None
-        except InputError as e:
-            if "before the previous frame" in str(e):
-                self.pipeline.reset()  # time jumped back (bag loop, sim reset): start tracks afresh
+        except TimeJumpError as e:  # bag loop, sim reset: start tracks afresh
+            self.pipeline.reset()
+            with self._inputs_lock:  # the IMU callbacks fill this buffer concurrently in the node
                 self.gravity.reset()
+            self.problem("frame", f"dropped: {e}")
+            return None
+        except InputError as e:
             self.problem("frame", f"dropped: {e}")
             return None
         for d in result.dropped:

@@ -48,11 +48,16 @@ __all__ = [
     "PersonResult",
     "Pipeline",
     "PipelineConfig",
+    "TimeJumpError",
 ]
 
 
 class InputError(ValueError):
     """An unusable frame (bad image, K, rotation or boxes); the host drops it with this reason."""
+
+
+class TimeJumpError(InputError):
+    """A frame stamped before the previous one: the clock jumped back (a bag loops, a simulation reset)."""
 
 
 @dataclass(frozen=True)
@@ -360,7 +365,7 @@ class Pipeline:
         R_c, g_source, g_reason = self._camera_rotation(frame)
         stamp = int(frame.stamp_ns)
         if self._last_stamp is not None and stamp < self._last_stamp:
-            raise InputError(
+            raise TimeJumpError(
                 f"stamp {stamp} is before the previous frame's {self._last_stamp} (call reset())"
             )
         self._last_stamp = stamp
