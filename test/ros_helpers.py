@@ -31,7 +31,12 @@ def build_workspace(root: Path, repo: Path) -> Workspace:
     link = root / "src" / "whmr"
     if not link.is_symlink():
         link.symlink_to(repo)
-    env = dict(os.environ, COLCON_PYTHON=sys.executable, PYTHONDONTWRITEBYTECODE="1")
+    # As a user builds: in the venv that holds whmr's dependencies (its python first on PATH).
+    venv = Path(sys.executable).parent
+    env = dict(
+        os.environ, COLCON_PYTHON=sys.executable, VIRTUAL_ENV=str(venv.parent), PYTHONDONTWRITEBYTECODE="1"
+    )
+    env["PATH"] = f"{venv}:{env.get('PATH', '')}"
     proc = subprocess.run(
         ["colcon", "--log-base", str(root / "log"), "build", "--packages-select", "whmr_ros",
          "--build-base", str(root / "build"), "--install-base", str(root / "install"),

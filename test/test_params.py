@@ -56,7 +56,8 @@ def test_rviz_layout_shows_markers_and_image_in_the_gravity_frame():
 
 def test_cmake_installs_the_node_config_and_rviz():
     cmake = (ROOT / "CMakeLists.txt").read_text()
-    assert re.search(r"install\(PROGRAMS scripts/whmr_node DESTINATION lib/\$\{PROJECT_NAME\}\)", cmake)
+    assert "file(READ scripts/whmr_node" in cmake
+    assert re.search(r'install\(PROGRAMS "\$\{CMAKE_CURRENT_BINARY_DIR\}/whmr_node" DESTINATION lib/', cmake)
     assert re.search(r"install\(DIRECTORY launch config rviz DESTINATION", cmake)
     script = ROOT / "scripts" / "whmr_node"
     assert script.stat().st_mode & 0o111 and "whmr_ros.node import main" in script.read_text()
