@@ -171,7 +171,7 @@ def main() -> int:
         "latency_ms": {
             k: float(np.percentile(lat, q)) if len(lat) else None
             for k, q in (("p50", 50), ("p90", 90), ("max", 100))
-        },  # fmt: skip
+        },
         "latency_p50_by_quarter_ms": [round(float(q), 1) for q in quarters],
         "dropped": len(sent) - len(answered),
         "node_cpu_percent": 100 * ((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)) / (wall1 - wall0),
