@@ -220,3 +220,37 @@ def test_output_in_a_fixed_frame_through_tf():
     np.testing.assert_allclose([b.root_pose.position.x, b.root_pose.position.y, b.root_pose.position.z],
                                [3.0, -0.2, 0.7], atol=1e-5)  # fmt: skip
     assert out.tf.transforms[1].header.frame_id == "odom"
+
+
+def test_a_time_jump_is_known_by_its_type_and_resets_under_the_input_lock():
+    from whmr_core.runtime.pipeline import InputError
+
+    host, _ = _host(config=HostConfig(camera_from_imu=(0.0, 0.0, 0.0, 1.0)))
+    resets = []
+    real_reset = host.gravity.reset
+
+    def reset():  # the IMU callbacks fill this buffer on another thread in the node
+        resets.append(host._inputs_lock._is_owned())
+        real_reset()
+
+    host.gravity.reset = reset
+    assert host.process(host.on_image(image_msg(host.kit, RGB, 2_000_000_000))) is not None
+    assert host.process(host.on_image(image_msg(host.kit, RGB, 1_000_000_000))) is None  # jumped back
+    assert resets == [True] and host.dropped["frame"] == 1
+    assert host.process(host.on_image(image_msg(host.kit, RGB, 1_100_000_000))) is not None  # afresh
+    # Another unusable frame whose text happens to mention the previous frame is not a time jump.
+    host.pipeline.process = lambda frame: (_ for _ in ()).throw(InputError("before the previous frame"))
+    assert host.process(host.on_image(image_msg(host.kit, RGB, 1_200_000_000))) is None
+    assert resets == [True] and host.dropped["frame"] == 2
+
+
+def test_imu_rejections_are_judged_by_code():
+    warnings: list[str] = []
+    host, _ = _host(config=HostConfig(camera_from_imu=(0.0, 0.0, 0.0, 1.0)), warnings=warnings)
+    for k in range(3):  # an IMU without orientation flags it on every message: not a problem
+        host.on_imu(imu_msg(host.kit, k + 1))
+    assert "imu" not in host.dropped and warnings == []
+    host.on_imu(imu_msg(host.kit, 10, accel=(0.0, 0.0, 0.0)))  # a zero accelerometer reading is
+    assert host.dropped["imu"] == 1 and "linear_acceleration" in warnings[-1]
+    (why,) = host.gravity.add_imu(11, None, (0.0, 0.0, 0.0))
+    assert why.code == "accel_norm"

@@ -148,8 +148,10 @@ class WhmrHost:
         kit: MessageKit,
         lookup: Lookup | None = None,
         warn: Callable[[str], None] | None = None,
+        image_to_rgb: Callable[[object], np.ndarray] = image_to_rgb,
     ) -> None:
         self.pipeline = pipeline
+        self._image_to_rgb = image_to_rgb  # whmr's own, or cv_bridge's in the node when it is installed
         self.config = config
         self.kit = kit
         self.lookup = lookup
@@ -252,7 +254,7 @@ class WhmrHost:
         self.stats.frames_in += 1
         try:
             stamp = header_stamp_ns(msg)
-            rgb = image_to_rgb(msg)
+            rgb = self._image_to_rgb(msg)
         except MessageError as e:
             self.problem("image", f"dropped: {e}")
             return None

@@ -29,6 +29,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profi
 from whmr_core.gravity import as_rotation_matrix
 from whmr_core.runtime.engines import Engine
 from whmr_core.runtime.pipeline import BodyTopology, Pipeline
+from whmr_ros.conversions import cv_bridge_image_to_rgb, image_to_rgb
 from whmr_ros.host import WhmrHost
 from whmr_ros.message_kit import RclpyKit
 from whmr_ros.params import ParameterSpec, WhmrParams, parameter_specs, params_from_flat
@@ -159,6 +160,7 @@ class WhmrNode(LifecycleNode):
             self._kit,
             lookup=self._lookup,
             warn=self.get_logger().warning,
+            image_to_rgb=cv_bridge_image_to_rgb() or image_to_rgb,
         )
         k, n = self._kit, params.node
         self._pubs = {
