@@ -205,6 +205,14 @@ def test_lifecycle_through_the_standard_services_without_leaks():
         assert _subs(node) == 0
 
 
+def test_whole_numbers_given_for_doubles_are_taken_as_doubles():
+    # A params file with `marker_rate_hz: 5` or `parameter_gravity: [0, 1, 0]` made rclpy raise at start-up.
+    with _rig(autostart=False, marker_rate_hz=5, host__parameter_gravity=[0, 1, 0]) as probe:
+        node = probe.whmr
+        assert node.get_parameter("marker_rate_hz").value == 5.0
+        assert list(node.get_parameter("host.parameter_gravity").value) == [0.0, 1.0, 0.0]
+
+
 def test_autostart_with_a_bad_parameter_stays_unconfigured_and_says_why():
     with _rig(autostart=True, pipeline__box_scale=-1.0) as probe:  # configure fails; no RCLError
         assert _state(probe) == "unconfigured"

@@ -111,7 +111,17 @@ class WhmrNode(LifecycleNode):
                 self.trigger_activate()
 
     def _declare_parameters(self) -> None:
+        overrides = self._parameter_overrides  # what params files and -p gave, before declaring
         for spec in parameter_specs():
+            given = overrides.get(spec.name)
+            if given is not None and spec.kind in ("double", "double_array"):
+                # `marker_rate_hz: 5` or `[0, 1, 0]` in YAML is an integer to ROS, and rclpy refuses it for
+                # a double with an exception at construction: take whole numbers as the doubles meant.
+                v = given.value
+                if given.type_ == Parameter.Type.INTEGER:
+                    overrides[spec.name] = Parameter(spec.name, value=float(v))
+                elif given.type_ == Parameter.Type.INTEGER_ARRAY:
+                    overrides[spec.name] = Parameter(spec.name, value=[float(x) for x in v])
             descriptor = _descriptor(spec)
             if isinstance(spec.default, list) and not spec.default:
                 # ROS cannot infer a type from [] (rclpy would make it a byte array): declare the type,
