@@ -26,9 +26,10 @@ from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
+from whmr_core.body.topology import BodyTopology
 from whmr_core.gravity import as_rotation_matrix
 from whmr_core.runtime.engines import Engine
-from whmr_core.runtime.pipeline import BodyTopology, Pipeline
+from whmr_core.runtime.pipeline import Pipeline
 from whmr_ros.conversions import cv_bridge_image_to_rgb, image_to_rgb
 from whmr_ros.host import WhmrHost
 from whmr_ros.message_kit import RclpyKit
@@ -57,7 +58,9 @@ def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
     if spec.range is not None:
         lo, hi = spec.range
         if spec.kind == "integer":
-            d.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=0)]
+            lo = int(max(lo, -(2**63)))  # int64 limits for an unbounded side
+            hi = int(min(hi, 2**63 - 1))
+            d.integer_range = [IntegerRange(from_value=lo, to_value=hi, step=0)]
         else:
             d.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
     return d
@@ -155,7 +158,7 @@ class WhmrNode(LifecycleNode):
             if topology is None:
                 from whmr_core.runtime.factory import load_topology
 
-                topology = load_topology(params.node.body_model or None)
+                topology = load_topology(params.node.body_model or None, engine=engine)
         except Exception as e:  # a bad parameter or model file: stay unconfigured, say why
             self.get_logger().error(f"configure failed: {e}")
             return TransitionCallbackReturn.FAILURE
