@@ -66,6 +66,13 @@ def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
     return d
 
 
+def _in_range(spec: ParameterSpec, value: Any) -> bool:
+    if spec.range is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return True
+    lo, hi = spec.range
+    return lo <= value <= hi
+
+
 class _Publishers:
     """The scheduler's sink for the node: a publisher per output, wanted while someone subscribes."""
 
@@ -92,6 +99,7 @@ class WhmrNode(LifecycleNode):
         **kwargs: Any,
     ) -> None:
         super().__init__(node_name, **kwargs)
+        self._bad_params: list[str] = []
         self._declare_parameters()
         self._injected = (engine, topology)
         self._kit = RclpyKit()
@@ -126,6 +134,12 @@ class WhmrNode(LifecycleNode):
                 elif given.type_ == Parameter.Type.INTEGER_ARRAY:
                     overrides[spec.name] = Parameter(spec.name, value=[float(x) for x in v])
             descriptor = _descriptor(spec)
+            if given is not None and not _in_range(spec, overrides[spec.name].value):
+                # rclpy would raise at construction; instead keep the default and let configure fail
+                # with the reason, so the node stays up, unconfigured, saying what to fix.
+                lo, hi = spec.range  # type: ignore[misc]
+                self._bad_params.append(f"{spec.name}: must be in [{lo}, {hi}], got {given.value!r}")
+                del overrides[spec.name]
             if isinstance(spec.default, list) and not spec.default:
                 # ROS cannot infer a type from [] (rclpy would make it a byte array): declare the type,
                 # then give the empty default unless the params file set a value.
@@ -141,6 +155,9 @@ class WhmrNode(LifecycleNode):
         return params_from_flat({s.name: self.get_parameter(s.name).value for s in parameter_specs()})
 
     def on_configure(self, state: State) -> TransitionCallbackReturn:
+        if self._bad_params:
+            self.get_logger().error(f"configure failed: {'; '.join(self._bad_params)}")
+            return TransitionCallbackReturn.FAILURE
         try:
             params = self._read_params()
             engine, topology = self._injected
