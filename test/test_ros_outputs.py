@@ -158,7 +158,7 @@ def test_nan_imu_is_dropped_and_gravity_falls_back_with_a_reason():
     assert out.result.gravity_source == "imu_accel"  # the second message's accelerometer was fine
     host2, _ = _host(config=HostConfig(camera_from_imu=(0.0, 0.0, 0.0, 1.0)))
     out2 = host2.process(host2.on_image(image_msg(host2.kit, RGB, 3)))
-    assert out2.result.gravity_source == "parameter" and "no readings" in out2.result.gravity_reason
+    assert out2.result.gravity_source == "parameter" and "no IMU messages" in out2.result.gravity_reason
     assert "gravity" in host2.dropped
 
 
@@ -224,7 +224,8 @@ def test_output_in_a_fixed_frame_through_tf():
 
 
 def test_a_time_jump_is_known_by_its_type_and_resets_under_the_input_lock():
-    from whmr_core.runtime.pipeline import InputError
+    from whmr_core.runtime.frames import InputError
+    from whmr_core.runtime.pipeline import StampWentBackError
 
     host, _ = _host(config=HostConfig(camera_from_imu=(0.0, 0.0, 0.0, 1.0)))
     resets = []
@@ -236,13 +237,28 @@ def test_a_time_jump_is_known_by_its_type_and_resets_under_the_input_lock():
 
     host.gravity.reset = reset
     assert host.process(host.on_image(image_msg(host.kit, RGB, 2_000_000_000))) is not None
-    assert host.process(host.on_image(image_msg(host.kit, RGB, 1_000_000_000))) is None  # jumped back
+    # A frame older than the last: tracks restart and it is processed; the IMU buffer is kept.
+    assert host.process(host.on_image(image_msg(host.kit, RGB, 1_000_000_000))) is not None
+    assert host.dropped["time"] == 1 and resets == []
+    # The pipeline's own time-jump error (by type) resets gravity, holding the input lock.
+    real_process = host.pipeline.process
+
+    def jumped(frame):
+        raise StampWentBackError("older than the previous frame")
+
+    host.pipeline.process = jumped
+    assert host.process(host.on_image(image_msg(host.kit, RGB, 1_100_000_000))) is None
     assert resets == [True] and host.dropped["frame"] == 1
-    assert host.process(host.on_image(image_msg(host.kit, RGB, 1_100_000_000))) is not None  # afresh
+
     # Another unusable frame whose text happens to mention the previous frame is not a time jump.
-    host.pipeline.process = lambda frame: (_ for _ in ()).throw(InputError("before the previous frame"))
+    def unusable(frame):
+        raise InputError("stamp is before the previous frame")
+
+    host.pipeline.process = unusable
     assert host.process(host.on_image(image_msg(host.kit, RGB, 1_200_000_000))) is None
     assert resets == [True] and host.dropped["frame"] == 2
+    host.pipeline.process = real_process
+    assert host.process(host.on_image(image_msg(host.kit, RGB, 1_300_000_000))) is not None
 
 
 def test_imu_rejections_are_judged_by_code():
