@@ -182,3 +182,55 @@ def big_model(net_body):
         return model
 
     return get
+
+
+# --- ROS 2 (the node, colcon build, launch): skipped with the reason where no ROS is sourced -----------
+
+
+def _ros_missing() -> str:
+    import shutil
+
+    try:
+        import rclpy  # noqa: F401
+    except ImportError as e:
+        return f"no ROS 2 sourced (rclpy not importable: {e}); source a ROS 2 setup (../shared/ros2/activate)"
+    if shutil.which("colcon") is None:
+        return "ROS 2 is sourced but colcon is not on PATH"
+    return ""
+
+
+@pytest.fixture(scope="session")
+def ros_domain_id() -> int:
+    """A ROS_DOMAIN_ID of this test run alone (from the pid), for this process and its children."""
+    import os
+
+    missing = _ros_missing()
+    if missing:
+        pytest.skip(missing)
+    domain = 1 + os.getpid() % 100
+    os.environ["ROS_DOMAIN_ID"] = str(domain)
+    return domain
+
+
+@pytest.fixture(scope="session")
+def whmr_ws(tmp_path_factory, ros_domain_id):
+    """``colcon build --packages-select whmr_ros`` of this repository in a temporary workspace, once.
+
+    ``WHMR_TEST_WS=DIR`` keeps the workspace in DIR and rebuilds there (colcon is incremental: faster
+    reruns while working on the ROS side)."""
+    import os
+
+    from ros_helpers import build_workspace
+
+    keep = os.environ.get("WHMR_TEST_WS")
+    root = Path(keep) if keep else tmp_path_factory.mktemp("ws")
+    return build_workspace(root, Path(__file__).resolve().parents[1])
+
+
+@pytest.fixture(scope="session")
+def whmr_msgs(whmr_ws):
+    """The built messages importable in this process (``whmr_ros.msg`` beside the source modules)."""
+    from ros_helpers import use_built_messages
+
+    use_built_messages(whmr_ws)
+    return whmr_ws

@@ -109,6 +109,19 @@ def test_every_encoding_decodes(encoding: str, pad: int, bigendian: bool) -> Non
     np.testing.assert_array_equal(rgb, want)
 
 
+def test_cv_bridge_and_whmr_conversions_agree_for_every_encoding() -> None:
+    from whmr_ros.conversions import cv_bridge_image_to_rgb
+
+    convert = cv_bridge_image_to_rgb()
+    if convert is None:
+        pytest.skip("cv_bridge is not importable here (the node then uses whmr's own conversion)")
+    rgb16 = np.random.default_rng(2).integers(0, 65536, (4, 6, 3), dtype=np.uint16)
+    for encoding in ENCODINGS:
+        for pad, bigendian in ((0, False), (3, False), (0, True)):
+            msg = make_image(raw_pixels(rgb16, encoding), encoding, pad=pad, bigendian=bigendian)
+            np.testing.assert_array_equal(convert(msg), image_to_rgb(msg), err_msg=f"{encoding} {pad}")
+
+
 def test_big_endian_flag_changes_16bit_values() -> None:
     pixels = np.array([[0x0102, 0xA0B0]], dtype=np.uint16)
     msg = make_image(pixels, "mono16", bigendian=True)

@@ -1,51 +1,321 @@
-"""The rclpy node's wiring (needs ROS 2: skipped where rclpy is not installed)."""
+"""The rclpy node over DDS in this process: parameters, lifecycle services, topics, TF, diagnostics, bad input
+
+Needs a sourced ROS 2 (skipped with the reason otherwise) and the colcon-built messages (``whmr_msgs``).
+The engine is the fake one (exact, instant), so what is checked is the node's wiring, not the network.
+"""
 
 from __future__ import annotations
 
-import threading
+import contextlib
+import math
 
 import numpy as np
 import pytest
 
-rclpy = pytest.importorskip("rclpy")
+pytestmark = pytest.mark.usefixtures("whmr_msgs")
+
+W, H = 64, 48
+K = np.array([[60.0, 0.0, 32.0], [0.0, 60.0, 24.0], [0.0, 0.0, 1.0]])
+T0 = 1_700_000_000_000_000_000
+FRAME_NS = 33_333_333
+CAMERA = "cam_optical"
+CAMERA_FROM_IMU_XYZW = (-0.5, 0.5, -0.5, 0.5)  # the optical frame's pose in a level IMU (x fwd, z up)
 
 
-def test_image_in_bodies_out_with_the_image_stamp():
+def _rclpy():
+    return pytest.importorskip("rclpy")
+
+
+@contextlib.contextmanager
+def _rig(autostart: bool = True, **overrides):
+    """The node (fake engine), a probe node with the robot's publishers, one executor; torn down after."""
+    rclpy = _rclpy()
     from rclpy.executors import SingleThreadedExecutor
-    from rclpy.node import Node
-    from sensor_msgs.msg import Image
+    from rclpy.parameter import Parameter
     from whmr_fakes import TOPOLOGY, FakeEngine, SeenBody
 
-    from whmr_ros.conversions import numpy_to_image
-    from whmr_ros.message_kit import RclpyKit
     from whmr_ros.node import WhmrNode
 
-    rclpy.init()
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
     try:
-        engine = FakeEngine((64, 48), focal=60.0)
-        engine.bodies = [SeenBody(np.array([0.0, 0.0, 3.0]))]
-        node = WhmrNode(engine=engine, topology=TOPOLOGY)
-        probe = Node("probe")
-        got, done = [], threading.Event()
-        from whmr_ros.msg import BodyMeshArray
-
-        probe.create_subscription(BodyMeshArray, "/whmr/bodies", lambda m: (got.append(m), done.set()), 10)
-        pub = probe.create_publisher(Image, "/image", rclpy.qos.qos_profile_sensor_data)
-        kit = RclpyKit()
-        img = numpy_to_image(np.zeros((48, 64, 3), np.uint8), "rgb8", 1_234_000_005, "cam_optical", kit.types,
-                             data_factory=kit.uint8s)  # fmt: skip
-        ex = SingleThreadedExecutor()
+        engine = FakeEngine((W, H), focal=60.0)
+        engine.bodies = [SeenBody(np.array([0.0, 0.5, 3.0]))]
+        params = [Parameter("autostart", value=autostart)]
+        params += [Parameter(k.replace("__", "."), value=v) for k, v in overrides.items()]
+        node = WhmrNode(engine=engine, topology=TOPOLOGY, context=ctx, parameter_overrides=params)
+        probe = _Probe(ctx)
+        ex = SingleThreadedExecutor(context=ctx)
         ex.add_node(node)
-        ex.add_node(probe)
-        for _ in range(200):
-            pub.publish(img)
-            ex.spin_once(timeout_sec=0.05)
-            if done.is_set():
-                break
-        assert done.is_set(), "no BodyMeshArray received"
-        msg = got[0]
-        assert (msg.header.stamp.sec, msg.header.stamp.nanosec) == (1, 234_000_005)
-        assert msg.header.frame_id == "cam_optical_gravity" and len(msg.bodies) == 1
-        node._teardown_active()
+        ex.add_node(probe.node)
+        probe.ex = ex
+        probe.whmr = node
+        yield probe
+        ex.shutdown()
+        node.destroy_node()
+        probe.node.destroy_node()
     finally:
-        rclpy.try_shutdown()
+        rclpy.try_shutdown(context=ctx)
+
+
+class _Probe:
+    """The robot side: publishes camera, CameraInfo, IMU and the static camera <- IMU transform."""
+
+    def __init__(self, ctx) -> None:
+        from rclpy.node import Node
+        from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
+        from sensor_msgs.msg import CameraInfo, Image, Imu
+        from tf2_msgs.msg import TFMessage
+
+        from whmr_ros.message_kit import RclpyKit
+
+        self.kit = RclpyKit()
+        self.node = Node("probe", context=ctx)
+        sensor = qos_profile_sensor_data
+        self.image = self.node.create_publisher(Image, "/image", sensor)
+        self.info = self.node.create_publisher(CameraInfo, "/camera_info", sensor)
+        self.imu = self.node.create_publisher(Imu, "/imu", sensor)
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.tf_static = self.node.create_publisher(TFMessage, "/tf_static", latched)
+        self.got: dict[str, list] = {}
+        self.imu_t = T0 - 100_000_000
+
+    def listen(self, topic: str, msg_type, qos=10) -> list:
+        out = self.got.setdefault(topic, [])
+        self.node.create_subscription(msg_type, topic, out.append, qos)
+        return out
+
+    def until(self, condition, timeout_s: float = 10.0) -> bool:
+        from ros_helpers import spin_until
+
+        return spin_until(self.ex, condition, timeout_s)
+
+    def robot(self) -> None:
+        from whmr_fakes import static_tf_msg
+
+        self.tf_static.publish(static_tf_msg(self.kit, T0, "imu", CAMERA, CAMERA_FROM_IMU_XYZW))
+
+    def image_msg(self, stamp: int, encoding: str = "rgb8"):
+        from whmr_ros.conversions import numpy_to_image
+
+        channels = {"mono8": 1, "rgb8": 3, "bgr8": 3}[encoding]
+        pixels = np.full((H, W, channels), 90, np.uint8).squeeze()
+        return numpy_to_image(pixels, encoding, stamp, CAMERA, self.kit.types, data_factory=self.kit.uint8s)
+
+    def frame(self, k: int, encoding: str = "rgb8", image=None) -> int:
+        """IMU at 200 Hz up to the image stamp, CameraInfo, then the image; returns its stamp."""
+        from whmr_fakes import camera_info_msg, imu_msg
+
+        stamp = T0 + k * FRAME_NS
+        while self.imu_t <= stamp:
+            self.imu.publish(imu_msg(self.kit, self.imu_t, quat_xyzw=(0.0, 0.0, 0.0, 1.0)))
+            self.imu_t += 5_000_000
+        self.info.publish(camera_info_msg(self.kit, K, (W, H), stamp, CAMERA))
+        self.image.publish(image if image is not None else self.image_msg(stamp, encoding))
+        return stamp
+
+    def answered(self, bodies: list, stamp: int, timeout_s: float = 10.0) -> bool:
+        return self.until(lambda: any(_stamp(m) == stamp for m in bodies), timeout_s)
+
+
+def _subs(node) -> int:
+    return len(list(node.subscriptions))
+
+
+def _stamp(msg) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+def _lifecycle(probe, transition: str) -> bool:
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    client = probe.node.create_client(ChangeState, "/whmr/change_state")
+    assert probe.until(client.service_is_ready), "no /whmr/change_state service"
+    req = ChangeState.Request()
+    req.transition.id = getattr(Transition, f"TRANSITION_{transition.upper()}")
+    future = client.call_async(req)
+    assert probe.until(future.done), f"{transition}: no answer"
+    probe.node.destroy_client(client)
+    return future.result().success
+
+
+def _state(probe) -> str:
+    from lifecycle_msgs.srv import GetState
+
+    client = probe.node.create_client(GetState, "/whmr/get_state")
+    assert probe.until(client.service_is_ready)
+    future = client.call_async(GetState.Request())
+    assert probe.until(future.done)
+    probe.node.destroy_client(client)
+    return future.result().current_state.label
+
+
+def test_every_parameter_declared_with_its_type_description_and_default():
+    from rcl_interfaces.msg import ParameterType
+    from rclpy.parameter import Parameter
+
+    from whmr_ros.params import parameter_specs
+
+    kinds = {
+        "bool": ParameterType.PARAMETER_BOOL,
+        "integer": ParameterType.PARAMETER_INTEGER,
+        "double": ParameterType.PARAMETER_DOUBLE,
+        "string": ParameterType.PARAMETER_STRING,
+        "string_array": ParameterType.PARAMETER_STRING_ARRAY,
+        "double_array": ParameterType.PARAMETER_DOUBLE_ARRAY,
+    }
+    with _rig(autostart=False) as probe:
+        node = probe.whmr
+        specs = parameter_specs()
+        descriptors = node.describe_parameters([s.name for s in specs])
+        for spec, d in zip(specs, descriptors, strict=True):
+            assert d.type == kinds[spec.kind], spec.name
+            assert d.description == spec.description and d.description, spec.name
+            value = node.get_parameter(spec.name).value
+            assert (
+                spec.name == "autostart" or (list(value) if "array" in spec.kind else value) == spec.default
+            ), spec.name
+        # The empty lists (the start-up crash: "parameter 'host.camera_from_imu' is not initialized")
+        # are typed and readable, and a wrong type is refused by ROS rather than crashing configure.
+        p = node.get_parameter("host.camera_from_imu")
+        assert p.type_ == Parameter.Type.DOUBLE_ARRAY and list(p.value) == []
+        result = node.set_parameters([Parameter("host.detection_class_ids", value=[1.0])])[0]
+        assert not result.successful
+        ranged = node.describe_parameters(["threads"])[0]
+        assert ranged.integer_range and ranged.integer_range[0].from_value == 0
+
+
+def test_lifecycle_through_the_standard_services_without_leaks():
+    with _rig(autostart=False) as probe:
+        node = probe.whmr
+        assert _state(probe) == "unconfigured" and _subs(node) == 0
+        assert _lifecycle(probe, "configure") and _state(probe) == "inactive"
+        configured = _subs(node)  # the TF listener's /tf and /tf_static
+        assert configured == 2
+        assert _lifecycle(probe, "activate") and _state(probe) == "active"
+        topics = sorted(s.topic_name for s in node.subscriptions)
+        assert topics == ["/camera_info", "/image", "/imu", "/tf", "/tf_static"]
+        assert _lifecycle(probe, "deactivate") and _subs(node) == configured
+        assert _lifecycle(probe, "cleanup") and _subs(node) == 0
+        assert _state(probe) == "unconfigured"
+        assert _lifecycle(probe, "configure") and _subs(node) == configured  # one listener
+        assert _lifecycle(probe, "activate") and _subs(node) == 5
+        assert _lifecycle(probe, "active_shutdown") and _state(probe) == "finalized"
+        assert _subs(node) == 0
+
+
+def test_whole_numbers_given_for_doubles_are_taken_as_doubles():
+    # A params file with `marker_rate_hz: 5` or `parameter_gravity: [0, 1, 0]` made rclpy raise at start-up.
+    with _rig(autostart=False, marker_rate_hz=5, host__parameter_gravity=[0, 1, 0]) as probe:
+        node = probe.whmr
+        assert node.get_parameter("marker_rate_hz").value == 5.0
+        assert list(node.get_parameter("host.parameter_gravity").value) == [0.0, 1.0, 0.0]
+
+
+def test_autostart_with_a_bad_parameter_stays_unconfigured_and_says_why():
+    with _rig(autostart=True, pipeline__box_scale=-1.0) as probe:  # configure fails; no RCLError
+        assert _state(probe) == "unconfigured"
+
+
+def test_bodies_tf_topology_diagnostics_and_markers():
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.qos import DurabilityPolicy, QoSProfile
+    from visualization_msgs.msg import MarkerArray
+    from whmr_ros.msg import BodyMeshArray, BodyModelTopology
+
+    with _rig() as probe:
+        node = probe.whmr
+        assert _state(probe) == "active"
+        probe.robot()
+        bodies = probe.listen("/whmr/bodies", BodyMeshArray)
+        diagnostics = probe.listen("/diagnostics", DiagnosticArray)
+        import tf2_ros
+
+        tf = tf2_ros.Buffer()
+        listener = tf2_ros.TransformListener(tf, probe.node)
+        builds = []
+        markers_of = node._host.markers
+        node._host.markers = lambda *a, **kw: builds.append(1) or markers_of(*a, **kw)
+        stamps = []
+        for k, enc in enumerate(["rgb8", "bgr8", "mono8", "rgb8"]):
+            stamps.append(probe.frame(k, enc))
+            assert probe.answered(bodies, stamps[-1]), f"no bodies for image {k} ({enc})"
+        got = [_stamp(m) for m in bodies]
+        assert got == stamps  # one per processed image, stamped with it
+        msg = bodies[-1]
+        assert msg.header.frame_id == f"{CAMERA}_gravity" and len(msg.bodies) == 1
+        assert msg.gravity_source == "imu_orientation"  # the static TF and the IMU made it in
+        track = msg.bodies[0].track_id
+        from rclpy.time import Time
+
+        assert probe.until(lambda: tf.can_transform(CAMERA, f"whmr_body_{track}", Time()))
+        assert tf.can_transform(CAMERA, f"{CAMERA}_gravity", Time())
+        assert builds == []  # nobody listens to markers: none built
+
+        markers = probe.listen("/whmr/markers", MarkerArray)
+        assert probe.until(lambda: node._pubs["markers"].get_subscription_count() > 0)
+        stamps.append(probe.frame(10))
+        assert probe.until(lambda: len(markers) > 0) and len(builds) >= 1
+
+        late = []  # a subscriber that joins after the topology went out still gets it (transient local)
+        qos = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        probe.node.create_subscription(BodyModelTopology, "/whmr/body_topology", late.append, qos)
+        assert probe.until(lambda: len(late) == 1)
+        assert list(late[0].joint_names) == list(node._host.pipeline.topology.joint_names)
+
+        assert probe.until(lambda: len(diagnostics) >= 3, timeout_s=5.0)
+        period = (_stamp(diagnostics[2]) - _stamp(diagnostics[1])) * 1e-9
+        assert abs(period - 1.0) < 0.25, period  # 1 Hz (diagnostics_period_s)
+        status = {s.name: {kv.key: kv.value for kv in s.values} for s in diagnostics[-1].status}
+        pipeline = status["whmr: pipeline"]
+        assert {"fps", "latency_ms", "frames_in", "frames_processed", "frames_dropped_queue", "persons",
+                "engine"} <= set(pipeline)  # fmt: skip
+        assert int(pipeline["frames_processed"]) == len(bodies)
+        assert status["whmr: gravity"]["source"] == "imu_orientation"
+        listener.unregister()
+
+
+def test_bad_messages_dropped_with_a_throttled_warning_and_a_diagnostic():
+    from diagnostic_msgs.msg import DiagnosticArray
+    from sensor_msgs.msg import Imu
+    from whmr_fakes import camera_info_msg, imu_msg
+    from whmr_ros.msg import BodyMeshArray
+
+    with _rig() as probe:
+        node = probe.whmr
+        probe.robot()
+        warnings: list[str] = []
+        node._host._warn = warnings.append
+        bodies = probe.listen("/whmr/bodies", BodyMeshArray)
+        diagnostics = probe.listen("/diagnostics", DiagnosticArray)
+        assert probe.answered(bodies, probe.frame(0))
+
+        unsupported = probe.image_msg(T0 + FRAME_NS)
+        unsupported.encoding = "yuv422"
+        truncated = probe.image_msg(T0 + 2 * FRAME_NS)
+        truncated.data = truncated.data[: len(truncated.data) // 2]
+        for n, bad in enumerate((unsupported, truncated), start=1):  # one at a time: the queue keeps one
+            probe.image.publish(bad)
+            assert probe.until(lambda n=n: node._host.dropped["image"] == n)
+        nan_imu: Imu = imu_msg(probe.kit, probe.imu_t, quat_xyzw=(math.nan, 0.0, 0.0, 1.0),
+                               accel=(math.nan, 0.0, 9.8))  # fmt: skip
+        probe.imu.publish(nan_imu)
+        probe.info.publish(camera_info_msg(probe.kit, np.zeros((3, 3)), (W, H), T0, CAMERA))
+        assert probe.until(
+            lambda: node._host.dropped["image"] == 2 and node._host.dropped["camera_info"] >= 1
+        )
+        assert probe.until(lambda: node._host.dropped["imu"] + node._host.gravity.rejected >= 1)
+
+        stamp = probe.frame(5)  # good messages after the bad ones are still answered
+        assert probe.answered(bodies, stamp)
+        image_warnings = [w for w in warnings if w.startswith("image:")]
+        assert len(image_warnings) == 1 and "yuv422" in image_warnings[0]  # throttled: 2 drops, 1 warning
+        assert any(w.startswith("camera_info:") for w in warnings)
+
+        n = len(diagnostics)
+        assert probe.until(lambda: len(diagnostics) > n, timeout_s=3.0)
+        inputs = next(s for s in diagnostics[-1].status if s.name == "whmr: inputs")
+        values = {kv.key: kv.value for kv in inputs.values}
+        assert int(values["dropped_image"]) == 2 and int(values["dropped_camera_info"]) >= 1
+        assert inputs.level == b"\x01"  # WARN

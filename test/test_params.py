@@ -54,9 +54,26 @@ def test_rviz_layout_shows_markers_and_image_in_the_gravity_frame():
     assert "rviz_default_plugins/Image" in classes and "rviz_default_plugins/TF" in classes
 
 
+def test_rviz_topics_qos_and_fixed_frame_are_the_nodes():
+    from whmr_ros.bag_format import INPUT_TOPICS, OUTPUT_TOPICS
+    from whmr_ros.host import HostConfig
+    from whmr_ros.synth_bag import CAMERA_FRAME
+
+    manager = yaml.safe_load((ROOT / "rviz" / "whmr.rviz").read_text())["Visualization Manager"]
+    # The sample bag's camera, in the gravity frame the node names after it.
+    assert manager["Global Options"]["Fixed Frame"] == CAMERA_FRAME + HostConfig().gravity_frame_suffix
+    published = {OUTPUT_TOPICS["markers"]: "Reliable", OUTPUT_TOPICS["overlay"]: "Reliable"}  # the node's QoS
+    subscribed = {INPUT_TOPICS["image"]: "Best Effort"}  # a camera's sensor-data QoS
+    topics = {d["Topic"]["Value"]: d["Topic"] for d in manager["Displays"] if "Topic" in d}
+    assert set(topics) == set(published) | set(subscribed)
+    for name, reliability in {**published, **subscribed}.items():
+        assert topics[name]["Reliability Policy"] == reliability, name
+
+
 def test_cmake_installs_the_node_config_and_rviz():
     cmake = (ROOT / "CMakeLists.txt").read_text()
-    assert re.search(r"install\(PROGRAMS scripts/whmr_node DESTINATION lib/\$\{PROJECT_NAME\}\)", cmake)
+    assert "file(READ scripts/whmr_node" in cmake
+    assert re.search(r'install\(PROGRAMS "\$\{CMAKE_CURRENT_BINARY_DIR\}/whmr_node" DESTINATION lib/', cmake)
     assert re.search(r"install\(DIRECTORY launch config rviz DESTINATION", cmake)
     script = ROOT / "scripts" / "whmr_node"
     assert script.stat().st_mode & 0o111 and "whmr_ros.node import main" in script.read_text()

@@ -221,3 +221,53 @@ def test_output_in_a_fixed_frame_through_tf():
     np.testing.assert_allclose([b.root_pose.position.x, b.root_pose.position.y, b.root_pose.position.z],
                                [3.0, -0.2, 0.7], atol=1e-5)  # fmt: skip
     assert out.tf.transforms[1].header.frame_id == "odom"
+
+
+def test_a_time_jump_is_known_by_its_type_and_resets_under_the_input_lock():
+    from whmr_core.runtime.frames import InputError
+    from whmr_core.runtime.pipeline import StampWentBackError
+
+    host, _ = _host(config=HostConfig(camera_from_imu=(0.0, 0.0, 0.0, 1.0)))
+    resets = []
+    real_reset = host.gravity.reset
+
+    def reset():  # the IMU callbacks fill this buffer on another thread in the node
+        resets.append(host._inputs_lock._is_owned())
+        real_reset()
+
+    host.gravity.reset = reset
+    assert host.process(host.on_image(image_msg(host.kit, RGB, 2_000_000_000))) is not None
+    # A frame older than the last: tracks restart and it is processed; the IMU buffer is kept.
+    assert host.process(host.on_image(image_msg(host.kit, RGB, 1_000_000_000))) is not None
+    assert host.dropped["time"] == 1 and resets == []
+    # The pipeline's own time-jump error (by type) resets gravity, holding the input lock.
+    real_process = host.pipeline.process
+
+    def jumped(frame):
+        raise StampWentBackError("older than the previous frame")
+
+    host.pipeline.process = jumped
+    assert host.process(host.on_image(image_msg(host.kit, RGB, 1_100_000_000))) is None
+    assert resets == [True] and host.dropped["frame"] == 1
+
+    # Another unusable frame whose text happens to mention the previous frame is not a time jump.
+    def unusable(frame):
+        raise InputError("stamp is before the previous frame")
+
+    host.pipeline.process = unusable
+    assert host.process(host.on_image(image_msg(host.kit, RGB, 1_200_000_000))) is None
+    assert resets == [True] and host.dropped["frame"] == 2
+    host.pipeline.process = real_process
+    assert host.process(host.on_image(image_msg(host.kit, RGB, 1_300_000_000))) is not None
+
+
+def test_imu_rejections_are_judged_by_code():
+    warnings: list[str] = []
+    host, _ = _host(config=HostConfig(camera_from_imu=(0.0, 0.0, 0.0, 1.0)), warnings=warnings)
+    for k in range(3):  # an IMU without orientation flags it on every message: not a problem
+        host.on_imu(imu_msg(host.kit, k + 1))
+    assert "imu" not in host.dropped and warnings == []
+    host.on_imu(imu_msg(host.kit, 10, accel=(0.0, 0.0, 0.0)))  # a zero accelerometer reading is
+    assert host.dropped["imu"] == 1 and "linear_acceleration" in warnings[-1]
+    (why,) = host.gravity.add_imu(11, None, (0.0, 0.0, 0.0))
+    assert why.code == "accel_norm"

@@ -34,6 +34,7 @@ __all__ = [
     "GravityEstimate",
     "GravityEstimator",
     "GravityUnavailableError",
+    "ImuRejection",
     "as_rotation_matrix",
     "gravity_from_accel",
     "gravity_from_fixed_frame",
@@ -46,6 +47,21 @@ WORLD_DOWN = np.array([0.0, 0.0, -1.0])  # gravity in a z-up world frame (ENU)
 LEVEL_CAMERA_GRAVITY = (0.0, 1.0, 0.0)  # optical frame: y points down
 # (value before, value after, interpolation weight in [0, 1], age of the nearer reading in ns)
 _Sample = tuple[np.ndarray, np.ndarray, float, int]
+
+
+class ImuRejection(str):
+    """Why part of an IMU reading was not used: the text, plus a ``code`` to act on without parsing it.
+
+    Codes: ``orientation_flagged_invalid`` (covariance[0] == -1: the IMU has no orientation, said on every
+    message), ``orientation_invalid``, ``orientation_out_of_order``, ``orientation_uncertain``,
+    ``orientation_disagrees``, ``accel_invalid``, ``accel_norm``, ``accel_out_of_order``."""
+
+    code: str
+
+    def __new__(cls, code: str, text: str) -> ImuRejection:
+        obj = super().__new__(cls, text)
+        obj.code = code
+        return obj
 
 
 class GravityUnavailableError(RuntimeError):
@@ -264,7 +280,7 @@ class GravityEstimator:
         *,
         orientation_covariance0: float = 0.0,
         orientation_covariance: Sequence[float] | np.ndarray | None = None,
-    ) -> list[str]:
+    ) -> list[ImuRejection]:
         """Add one IMU reading; returns the reasons its parts were rejected ([] when all were used).
 
         Orientation and acceleration are judged separately: a bad one never discards the other.
@@ -282,7 +298,7 @@ class GravityEstimator:
             # afresh on the new clock instead of rejecting every reading until it catches up.
             self.reset()
             self.clock_resets += 1
-        problems: list[str] = []
+        problems: list[ImuRejection] = []
         if accel is not None:  # first: the orientation is checked against the filter including it
             problem = self._add_accel(stamp_ns, accel)
             if problem:
@@ -293,7 +309,8 @@ class GravityEstimator:
             orientation_covariance0 = float(cov.reshape(-1)[0])
         problem = ""
         if orientation_covariance0 == -1:
-            problem = "orientation: flagged invalid (orientation_covariance[0] == -1)"
+            text = "orientation: flagged invalid (orientation_covariance[0] == -1)"
+            problem = ImuRejection("orientation_flagged_invalid", text)
         elif orientation_xyzw is not None:
             problem = self._add_orientation(stamp_ns, orientation_xyzw, cov)
         if problem:
@@ -306,16 +323,18 @@ class GravityEstimator:
     def _add_orientation(self, stamp_ns: int, orientation_xyzw: Any, cov: np.ndarray | None) -> str:
         last = self._orientation.last_stamp
         if last is not None and stamp_ns <= last:
-            return f"orientation: stamp {stamp_ns} not after the previous {last}"
+            text = f"orientation: stamp {stamp_ns} not after the previous {last}"
+            return ImuRejection("orientation_out_of_order", text)
         try:
             q = _check_xyzw(orientation_xyzw, "orientation")
         except ValueError as e:
-            return str(e)
+            return ImuRejection("orientation_invalid", str(e))
         if cov is not None and cov.size == 9:
             tilt_var = max(cov[0], cov[4])
             if not np.isfinite(tilt_var) or tilt_var > self.max_tilt_variance:
-                return (f"orientation: roll/pitch variance {tilt_var:.3g} rad^2 above max_tilt_variance "
+                text = (f"orientation: roll/pitch variance {tilt_var:.3g} rad^2 above max_tilt_variance "
                         f"{self.max_tilt_variance:.3g} (the IMU says it does not know its tilt)")  # fmt: skip
+                return ImuRejection("orientation_uncertain", text)
         accel_last = self._accel.last_stamp
         if self._accel_state is not None and accel_last is not None:
             if abs(stamp_ns - accel_last) <= self.max_age_ns:
@@ -323,23 +342,27 @@ class GravityEstimator:
                 cos = float(np.clip(np.dot(down, self._accel_state), -1.0, 1.0))
                 off = math.degrees(math.acos(cos))
                 if off > self.max_disagreement_deg:
-                    return (f"orientation: disagrees with the low-passed accelerometer by {off:.0f} deg "
+                    text = (f"orientation: disagrees with the low-passed accelerometer by {off:.0f} deg "
                             f"(max_disagreement_deg {self.max_disagreement_deg:g})")  # fmt: skip
+                    return ImuRejection("orientation_disagrees", text)
         self._orientation.append(stamp_ns, q)
         return ""
 
     def _add_accel(self, stamp_ns: int, accel: Sequence[float] | np.ndarray) -> str:
         a = np.asarray(accel, dtype=np.float64)
         if a.shape != (3,) or not np.isfinite(a).all():
-            return f"linear_acceleration: expected 3 finite values, got {a.tolist()}"
+            text = f"linear_acceleration: expected 3 finite values, got {a.tolist()}"
+            return ImuRejection("accel_invalid", text)
         n = float(np.linalg.norm(a))
         lo, hi = self.accel_norm_range
         if not lo <= n <= hi:
             # Zero is a missing reading; far from g the IMU is accelerating and -a is not gravity.
-            return f"linear_acceleration: norm {n:.3g} m/s^2 outside [{lo:.3g}, {hi:.3g}] (zero or moving)"
+            text = f"linear_acceleration: norm {n:.3g} m/s^2 outside [{lo:.3g}, {hi:.3g}] (zero or moving)"
+            return ImuRejection("accel_norm", text)
         last = self._accel.last_stamp
         if last is not None and stamp_ns <= last:
-            return f"linear_acceleration: stamp {stamp_ns} not after the previous {last}"
+            text = f"linear_acceleration: stamp {stamp_ns} not after the previous {last}"
+            return ImuRejection("accel_out_of_order", text)
         down = -a / n
         if self._accel_state is None or last is None or stamp_ns - last > self.max_age_ns:
             self._accel_state = down  # (re)start the filter after a gap instead of blending stale data

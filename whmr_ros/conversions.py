@@ -26,6 +26,7 @@ __all__ = [
     "ImuReading",
     "MessageError",
     "camera_info_to_intrinsics",
+    "cv_bridge_image_to_rgb",
     "header_stamp_ns",
     "image_to_numpy",
     "image_to_rgb",
@@ -140,11 +141,8 @@ def make_header(stamp_ns: int, frame_id: str, types: Mapping[str, Callable[..., 
 # --- images ------------------------------------------------------------------------------------------
 
 
-def image_to_numpy(msg: object) -> np.ndarray:
-    """sensor_msgs/Image -> (H, W, C) array in the message's channel order and native byte order.
-
-    mono encodings give (H, W). The result owns its memory (the message buffer may be reused).
-    """
+def _checked_image(msg: object) -> tuple[_Encoding, int, int, int, np.ndarray]:
+    """(encoding, height, width, step, data bytes) of a well-formed Image; MessageError naming the field."""
     encoding = _get(msg, "encoding", "encoding")
     enc = ENCODINGS.get(encoding) if isinstance(encoding, str) else None
     if enc is None:
@@ -172,12 +170,32 @@ def image_to_numpy(msg: object) -> np.ndarray:
     if data.size != step * height:
         kind = "truncated" if data.size < step * height else "too long"
         raise MessageError("data", f"{kind}: {data.size} bytes, expected step * height = {step * height}")
+    return enc, height, width, step, data
+
+
+def image_to_numpy(msg: object) -> np.ndarray:
+    """sensor_msgs/Image -> (H, W, C) array in the message's channel order and native byte order.
+
+    mono encodings give (H, W). The result owns its memory (the message buffer may be reused).
+    """
+    enc, height, width, step, data = _checked_image(msg)
+    row_bytes = width * enc.channels * np.dtype(enc.dtype).itemsize
     rows = data.reshape(height, step)[:, :row_bytes]  # drop the row padding
-    order = ">" if bigendian else "<"
+    order = ">" if msg.is_bigendian else "<"  # type: ignore[attr-defined]
     pixels = np.ascontiguousarray(rows).view(order + enc.dtype).astype(enc.dtype, copy=True)
     if enc.channels == 1:
         return pixels.reshape(height, width)
     return pixels.reshape(height, width, enc.channels)
+
+
+def _rgb8(pixels: np.ndarray, enc: _Encoding) -> np.ndarray:
+    """Pixels in the message's channel order -> (H, W, 3) RGB uint8 (one rule for both converters)."""
+    if pixels.dtype == np.uint16:
+        pixels = (pixels >> 8).astype(np.uint8)
+    if enc.channels == 1:
+        return np.repeat(pixels.reshape(pixels.shape[:2])[:, :, None], 3, axis=2)
+    idx = [enc.order.index(c) for c in "RGB"]
+    return np.ascontiguousarray(pixels[:, :, idx])
 
 
 def image_to_rgb(msg: object) -> np.ndarray:
@@ -186,13 +204,31 @@ def image_to_rgb(msg: object) -> np.ndarray:
     Alpha is dropped, mono is replicated to three channels, 16-bit keeps its high byte.
     """
     pixels = image_to_numpy(msg)
-    enc = ENCODINGS[msg.encoding]  # type: ignore[attr-defined]  # validated by image_to_numpy
-    if pixels.dtype == np.uint16:
-        pixels = (pixels >> 8).astype(np.uint8)
-    if enc.channels == 1:
-        return np.repeat(pixels[:, :, None], 3, axis=2)
-    idx = [enc.order.index(c) for c in "RGB"]
-    return np.ascontiguousarray(pixels[:, :, idx])
+    return _rgb8(pixels, ENCODINGS[msg.encoding])  # type: ignore[attr-defined]  # validated above
+
+
+def cv_bridge_image_to_rgb() -> Callable[[object], np.ndarray] | None:
+    """``image_to_rgb`` done by cv_bridge (the robot's own Image decoding) when it is importable, else None.
+
+    The message is checked by whmr first (same reasons for dropping it); cv_bridge then decodes rows,
+    padding and byte order ("passthrough"), and the channel rule is ``image_to_rgb``'s, so both give the
+    same array for every supported encoding.
+    """
+    try:
+        from cv_bridge import CvBridge
+    except ImportError:
+        return None
+    bridge = CvBridge()
+
+    def convert(msg: object) -> np.ndarray:
+        enc = _checked_image(msg)[0]
+        try:
+            pixels = np.asarray(bridge.imgmsg_to_cv2(msg, desired_encoding="passthrough"))
+        except Exception as e:  # CvBridgeError and what numpy raises on odd buffers
+            raise MessageError("data", f"cv_bridge: {e}") from None
+        return _rgb8(pixels.astype(enc.dtype, copy=False), enc)
+
+    return convert
 
 
 def _uint8_array(b: bytes) -> np.ndarray:

@@ -178,8 +178,10 @@ class WhmrHost:
         kit: MessageKit,
         lookup: Lookup | None = None,
         warn: Callable[[str], None] | None = None,
+        image_to_rgb: Callable[[object], np.ndarray] = image_to_rgb,
     ) -> None:
         self.pipeline = pipeline
+        self._image_to_rgb = image_to_rgb  # whmr's own, or cv_bridge's in the node when it is installed
         self.config = config
         self.kit = kit
         self.lookup = lookup
@@ -202,6 +204,9 @@ class WhmrHost:
         self.last_problem: dict[str, str] = {}
         self._last_warn: dict[str, float] = {}
         self._problem_lock = threading.Lock()  # the node's callbacks and worker both report problems
+        # The node's callbacks fill the IMU buffer, K and detections while its worker reads them (and
+        # resets gravity on a time jump): every access to that input state holds this lock.
+        self._inputs_lock = threading.RLock()
         self._last_stamp: int | None = None  # of the last frame handed to the pipeline
         self.stats = _Stats()
 
@@ -245,7 +250,8 @@ class WhmrHost:
                     f"distortion ignored ({intrinsics.distortion_model}, up to {shift:.3g} px at the image "
                     "corners): whmr treats the image as pinhole; publish a rectified image (image_proc)",
                 )
-        self.intrinsics = intrinsics
+        with self._inputs_lock:
+            self.intrinsics = intrinsics
 
     def on_imu(self, msg: object) -> None:
         try:
@@ -253,22 +259,27 @@ class WhmrHost:
         except MessageError as e:
             self.problem("imu", f"dropped: {e}")
             return
-        self.imu_frame = r.frame_id
-        for why in self.gravity.add_imu(
-            r.stamp_ns,
-            r.orientation_xyzw if r.orientation_valid else None,
-            r.accel,
-            orientation_covariance=r.orientation_covariance,
-        ):
-            if "flagged invalid" not in why:  # an IMU without orientation says so on every message
+        with self._inputs_lock:
+            self.imu_frame = r.frame_id
+            rejected = self.gravity.add_imu(
+                r.stamp_ns,
+                r.orientation_xyzw if r.orientation_valid else None,
+                r.accel,
+                orientation_covariance=r.orientation_covariance,
+            )
+        for why in rejected:
+            if why.code != "orientation_flagged_invalid":  # an IMU without orientation says so every time
                 self.problem("imu", f"reading rejected: {why}")
 
     def on_detections(self, msg: object) -> None:
         try:
             stamp = header_stamp_ns(msg)
-            self._detections.append((stamp, detections_from_msg(msg, self.config.detection_class_ids)))
+            detections = detections_from_msg(msg, self.config.detection_class_ids)
         except MessageError as e:
             self.problem("detections", f"dropped: {e}")
+            return
+        with self._inputs_lock:
+            self._detections.append((stamp, detections))
 
     def _detections_at(self, stamp: int) -> Detections | None:
         tol = int(self.config.detection_max_age_s * 1e9)
@@ -299,10 +310,16 @@ class WhmrHost:
         self.stats.frames_in += 1
         try:
             stamp = header_stamp_ns(msg)
-            rgb = image_to_rgb(msg)
+            rgb = self._image_to_rgb(msg)
         except MessageError as e:
             self.problem("image", f"dropped: {e}")
             return None
+        with self._inputs_lock:
+            return self._prepare(msg, rgb, stamp, received_s)
+
+    def _prepare(
+        self, msg: object, rgb: np.ndarray, stamp: int, received_s: float | None
+    ) -> PreparedFrame | None:
         camera_frame = self.config.camera_frame or str(msg.header.frame_id)  # type: ignore[attr-defined]
         if not camera_frame:
             self.problem("image", "header.frame_id is empty; set the camera_frame parameter")
@@ -362,9 +379,10 @@ class WhmrHost:
         except EngineError as e:  # e.g. a foreign engine's input limits: this frame is lost, not the host
             self.problem("engine", f"frame dropped: {e}")
             return None
-        except StampWentBackError as e:
-            self.pipeline.reset()  # time jumped back (bag loop, sim reset): start tracks afresh
-            self.gravity.reset()
+        except StampWentBackError as e:  # bag loop, sim reset: start tracks afresh
+            self.pipeline.reset()
+            with self._inputs_lock:  # the IMU callbacks fill this buffer concurrently in the node
+                self.gravity.reset()
             self.problem("frame", f"dropped: {e}; tracks restarted")
             return None
         except InputError as e:

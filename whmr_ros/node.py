@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import rclpy
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -29,9 +30,11 @@ from whmr_core.body.topology import BodyTopology
 from whmr_core.gravity import as_rotation_matrix
 from whmr_core.runtime.engines import Engine
 from whmr_core.runtime.pipeline import Pipeline
+from whmr_ros.conversions import cv_bridge_image_to_rgb, image_to_rgb
 from whmr_ros.host import WhmrHost
 from whmr_ros.message_kit import RclpyKit
-from whmr_ros.params import WhmrParams, parameter_specs, params_from_flat
+from whmr_ros.params import ParameterSpec, WhmrParams, parameter_specs, params_from_flat
+from whmr_ros.scheduler import OutputRates, OutputScheduler
 
 __all__ = ["WhmrNode", "main"]
 
@@ -47,6 +50,41 @@ _OUTPUT_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 _LATCHED_QOS = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
 )
+_TF_QOS = QoSProfile(depth=100)  # what tf2_ros.TransformBroadcaster offers
+
+
+def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
+    d = ParameterDescriptor(description=spec.description, type=_PARAM_TYPES[spec.kind].value)
+    if spec.range is not None:
+        lo, hi = spec.range
+        if spec.kind == "integer":
+            lo = int(max(lo, -(2**63)))  # int64 limits for an unbounded side
+            hi = int(min(hi, 2**63 - 1))
+            d.integer_range = [IntegerRange(from_value=lo, to_value=hi, step=0)]
+        else:
+            d.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
+    return d
+
+
+def _in_range(spec: ParameterSpec, value: Any) -> bool:
+    if spec.range is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return True
+    lo, hi = spec.range
+    return lo <= value <= hi
+
+
+class _Publishers:
+    """The scheduler's sink for the node: a publisher per output, wanted while someone subscribes."""
+
+    def __init__(self, publishers: dict[str, Any]) -> None:
+        self.publishers = publishers
+
+    def publish(self, name: str, msg: Any) -> None:
+        self.publishers[name].publish(msg)
+
+    def wanted(self, name: str) -> bool:
+        pub = self.publishers.get(name)
+        return pub is not None and pub.get_subscription_count() > 0
 
 
 class WhmrNode(LifecycleNode):
@@ -61,40 +99,65 @@ class WhmrNode(LifecycleNode):
         **kwargs: Any,
     ) -> None:
         super().__init__(node_name, **kwargs)
-        for spec in parameter_specs():
-            if isinstance(spec.default, list) and not spec.default:
-                self.declare_parameter(spec.name, _PARAM_TYPES[spec.kind])  # ROS cannot type an empty list
-            else:
-                self.declare_parameter(spec.name, spec.default)
+        self._bad_params: list[str] = []
+        self._declare_parameters()
         self._injected = (engine, topology)
         self._kit = RclpyKit()
         self._host: WhmrHost | None = None
         self._params: WhmrParams | None = None
-        self._host_lock = threading.Lock()  # gravity buffer, intrinsics, detections: callbacks vs worker
+        self._scheduler: OutputScheduler | None = None
         self._cv = threading.Condition()
         self._slot: tuple[Any, float] | None = None
+        self._dropped_in_queue = 0  # images replaced in the slot before the worker took them
         self._stop = False
         self._worker: threading.Thread | None = None
         self._subs: list[Any] = []
         self._pubs: dict[str, Any] = {}
         self._timer = None
-        self._topology_sent = False
-        self._marker_due = 0.0
+        self._tf_buffer: Any = None
+        self._tf_listener: Any = None
         if self.get_parameter("autostart").value:
-            self.trigger_configure()
-            self.trigger_activate()
+            # Activate only what configured: a failed configure leaves the node unconfigured, saying why.
+            if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+                self.trigger_activate()
+
+    def _declare_parameters(self) -> None:
+        overrides = self._parameter_overrides  # what params files and -p gave, before declaring
+        for spec in parameter_specs():
+            given = overrides.get(spec.name)
+            if given is not None and spec.kind in ("double", "double_array"):
+                # `marker_rate_hz: 5` or `[0, 1, 0]` in YAML is an integer to ROS, and rclpy refuses it for
+                # a double with an exception at construction: take whole numbers as the doubles meant.
+                v = given.value
+                if given.type_ == Parameter.Type.INTEGER:
+                    overrides[spec.name] = Parameter(spec.name, value=float(v))
+                elif given.type_ == Parameter.Type.INTEGER_ARRAY:
+                    overrides[spec.name] = Parameter(spec.name, value=[float(x) for x in v])
+            descriptor = _descriptor(spec)
+            if given is not None and not _in_range(spec, overrides[spec.name].value):
+                # rclpy would raise at construction; instead keep the default and let configure fail
+                # with the reason, so the node stays up, unconfigured, saying what to fix.
+                lo, hi = spec.range  # type: ignore[misc]
+                self._bad_params.append(f"{spec.name}: must be in [{lo}, {hi}], got {given.value!r}")
+                del overrides[spec.name]
+            if isinstance(spec.default, list) and not spec.default:
+                # ROS cannot infer a type from [] (rclpy would make it a byte array): declare the type,
+                # then give the empty default unless the params file set a value.
+                p = self.declare_parameter(spec.name, _PARAM_TYPES[spec.kind], descriptor)
+                if p.type_ == Parameter.Type.NOT_SET:
+                    self.set_parameters([Parameter(spec.name, _PARAM_TYPES[spec.kind], [])])
+            else:
+                self.declare_parameter(spec.name, spec.default, descriptor)
 
     # --- lifecycle --------------------------------------------------------------------------------
 
     def _read_params(self) -> WhmrParams:
-        values = {}
-        for spec in parameter_specs():
-            p = self.get_parameter(spec.name)
-            if p.type_ != Parameter.Type.NOT_SET:
-                values[spec.name] = p.value
-        return params_from_flat(values)
+        return params_from_flat({s.name: self.get_parameter(s.name).value for s in parameter_specs()})
 
     def on_configure(self, state: State) -> TransitionCallbackReturn:
+        if self._bad_params:
+            self.get_logger().error(f"configure failed: {'; '.join(self._bad_params)}")
+            return TransitionCallbackReturn.FAILURE
         try:
             params = self._read_params()
             engine, topology = self._injected
@@ -120,7 +183,6 @@ class WhmrNode(LifecycleNode):
 
         self._tf_buffer = tf2_ros.Buffer()
         self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
-        self._tf_broadcaster = tf2_ros.TransformBroadcaster(self)
         self._params = params
         self._host = WhmrHost(
             Pipeline(engine, topology, params.pipeline),
@@ -128,40 +190,52 @@ class WhmrNode(LifecycleNode):
             self._kit,
             lookup=self._lookup,
             warn=self.get_logger().warning,
+            image_to_rgb=cv_bridge_image_to_rgb() or image_to_rgb,
         )
-        k = self._kit
+        k, n = self._kit, params.node
         self._pubs = {
             "bodies": self.create_publisher(k.cls("whmr_ros/msg/BodyMeshArray"), "~/bodies", _OUTPUT_QOS),
             "topology": self.create_publisher(
                 k.cls("whmr_ros/msg/BodyModelTopology"), "~/body_topology", _LATCHED_QOS
             ),
-            "markers": self.create_publisher(
-                k.cls("visualization_msgs/msg/MarkerArray"), "~/markers", _OUTPUT_QOS
-            ),
+            "tf": self.create_publisher(k.cls("tf2_msgs/msg/TFMessage"), "/tf", _TF_QOS),
             "diagnostics": self.create_publisher(
                 k.cls("diagnostic_msgs/msg/DiagnosticArray"), "/diagnostics", _OUTPUT_QOS
             ),
         }
-        if params.node.publish_overlay:
+        if n.publish_markers:
+            self._pubs["markers"] = self.create_publisher(
+                k.cls("visualization_msgs/msg/MarkerArray"), "~/markers", _OUTPUT_QOS
+            )
+        if n.publish_overlay:
             self._pubs["overlay"] = self.create_publisher(
                 k.cls("sensor_msgs/msg/Image"), "~/overlay", _OUTPUT_QOS
             )
+        rates = OutputRates(
+            markers=n.publish_markers,
+            marker_rate_hz=n.marker_rate_hz,
+            markers_mesh=n.markers_mesh,
+            overlay=n.publish_overlay,
+            diagnostics_period_s=n.diagnostics_period_s,
+        )
+        self._scheduler = OutputScheduler(self._host, rates, _Publishers(self._pubs))
         self.get_logger().info(f"configured: {engine.describe()}, body model {topology.model_name}")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
-        k, params = self._kit, self._params
-        assert params is not None
+        k, params, host = self._kit, self._params, self._host
+        assert params is not None and host is not None
         sensor = qos_profile_sensor_data
         inputs = [
             ("sensor_msgs/msg/Image", "image", self._on_image),
-            ("sensor_msgs/msg/CameraInfo", "camera_info", self._locked("on_camera_info")),
-            ("sensor_msgs/msg/Imu", "imu", self._locked("on_imu")),
+            ("sensor_msgs/msg/CameraInfo", "camera_info", host.on_camera_info),
+            ("sensor_msgs/msg/Imu", "imu", host.on_imu),
         ]
         if params.node.use_detections:
-            inputs.append(("vision_msgs/msg/Detection2DArray", "detections", self._locked("on_detections")))
+            inputs.append(("vision_msgs/msg/Detection2DArray", "detections", host.on_detections))
         self._subs = [self.create_subscription(k.cls(t), topic, cb, sensor) for t, topic, cb in inputs]
         self._stop = False
+        self._slot = None
         self._worker = threading.Thread(target=self._work, name="whmr-inference", daemon=True)
         self._worker.start()
         self._timer = self.create_timer(params.node.diagnostics_period_s, self._publish_diagnostics)
@@ -181,48 +255,47 @@ class WhmrNode(LifecycleNode):
             self._worker.join(timeout=10.0)
             self._worker = None
 
+    def _teardown_configured(self) -> None:
+        for p in self._pubs.values():
+            self.destroy_publisher(p)
+        self._pubs = {}
+        if self._tf_listener is not None:
+            self._tf_listener.unregister()  # its /tf and /tf_static subscriptions
+            self._tf_listener = self._tf_buffer = None
+        self._host = self._scheduler = self._params = None
+
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self._teardown_active()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        for p in self._pubs.values():
-            self.destroy_publisher(p)
-        self._pubs = {}
-        self._host = None
-        self._topology_sent = False
+        self._teardown_configured()
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
         self._teardown_active()
+        self._teardown_configured()
         return TransitionCallbackReturn.SUCCESS
 
     # --- callbacks (executor thread) --------------------------------------------------------------
 
-    def _locked(self, method: str):
-        def callback(msg: Any) -> None:
-            host = self._host
-            if host is not None:
-                with self._host_lock:
-                    getattr(host, method)(msg)
-
-        return callback
-
     def _on_image(self, msg: Any) -> None:
         with self._cv:
-            if self._slot is not None and self._host is not None:
-                self._host.stats.frames_dropped += 1  # the worker is busy: newest frame wins
+            if self._slot is not None:
+                self._dropped_in_queue += 1  # the worker is busy: the newest frame wins
             self._slot = (msg, time.monotonic())
             self._cv.notify()
 
     def _lookup(self, target: str, source: str, stamp_ns: int | None):
         import tf2_ros
-        from rclpy.duration import Duration
         from rclpy.time import Time
 
+        buffer = self._tf_buffer
+        if buffer is None:
+            return None
         try:
             when = Time() if stamp_ns is None else Time(nanoseconds=stamp_ns)
-            tr = self._tf_buffer.lookup_transform(target, source, when, timeout=Duration(seconds=0.0))
+            tr = buffer.lookup_transform(target, source, when)
         except (tf2_ros.LookupException, tf2_ros.ConnectivityException, tf2_ros.ExtrapolationException):
             return None
         q, v = tr.transform.rotation, tr.transform.translation
@@ -234,10 +307,10 @@ class WhmrNode(LifecycleNode):
             return None
 
     def _publish_diagnostics(self) -> None:
-        host = self._host
-        if host is not None and "diagnostics" in self._pubs:
-            now = self.get_clock().now().nanoseconds
-            self._pubs["diagnostics"].publish(host.diagnostics(now, self.get_name()))
+        host, scheduler = self._host, self._scheduler
+        if host is not None and scheduler is not None:
+            host.stats.frames_dropped = self._dropped_in_queue
+            scheduler.tick(self.get_clock().now().nanoseconds, self.get_name())
 
     # --- worker thread ----------------------------------------------------------------------------
 
@@ -256,30 +329,15 @@ class WhmrNode(LifecycleNode):
                 self.get_logger().error(f"frame failed: {e!r}", throttle_duration_sec=5.0)
 
     def _handle(self, msg: Any, received: float) -> None:
-        host, params = self._host, self._params
-        if host is None or params is None:
+        host, scheduler = self._host, self._scheduler
+        if host is None or scheduler is None:
             return
-        with self._host_lock:
-            prepared = host.on_image(msg, received)
+        prepared = host.on_image(msg, received)
         if prepared is None:
             return
         out = host.process(prepared)
-        if out is None:
-            return
-        pubs = self._pubs
-        if not self._topology_sent:
-            pubs["topology"].publish(host.topology(out.result.stamp_ns))
-            self._topology_sent = True
-        pubs["bodies"].publish(out.bodies)
-        self._tf_broadcaster.sendTransform(list(out.tf.transforms))
-        n = params.node
-        now = time.monotonic()
-        # Markers are heavy (a mesh is ~1 MB): build them only at the set rate and when someone listens.
-        if n.publish_markers and now >= self._marker_due and pubs["markers"].get_subscription_count() > 0:
-            self._marker_due = now + 1.0 / max(n.marker_rate_hz, 1e-3)
-            pubs["markers"].publish(host.markers(out, mesh=n.markers_mesh))
-        if "overlay" in pubs and pubs["overlay"].get_subscription_count() > 0:
-            pubs["overlay"].publish(host.overlay(out, prepared))
+        if out is not None:
+            scheduler.on_frame(out, prepared)
 
 
 def main(args: list[str] | None = None) -> int:

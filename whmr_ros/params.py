@@ -7,15 +7,13 @@ Parameters are flat ROS names: the node's own (``engine``, ``model``, ...), ``pi
 
 from __future__ import annotations
 
-import inspect
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from whmr_core.config_io import ConfigError, check_settings, dataclass_from_dict, read_yaml
+from whmr_core.config_io import ConfigError, check_settings, dataclass_from_dict, read_yaml, setting
 from whmr_core.runtime.config import PipelineConfig
 from whmr_ros.host import HostConfig
 
@@ -33,25 +31,21 @@ __all__ = [
 class NodeSettings:
     """What the node itself needs (the engine, rates, what to publish)."""
 
-    engine: str = "auto"  # auto | onnxruntime | tensorrt | torch
-    model: str = ""  # .onnx, TensorRT engine, or checkpoint; "" = the shipped checkpoint
-    network_config: str = ""  # network config name for PyTorch weights (else read from the checkpoint)
-    body_model: str = ""  # "" = the body the model records; a given one must match it
-    device: str = "cpu"  # cpu | cuda (ONNX Runtime provider / PyTorch device)
-    threads: int = field(
-        default=0, metadata={"range": (0, 256), "description": "ONNX Runtime threads, 0 = default"}
+    engine: str = setting("auto", "auto (by the model file's suffix) | onnxruntime | tensorrt | torch")
+    model: str = setting("", ".onnx, TensorRT engine, or checkpoint; '' = the shipped checkpoint")
+    network_config: str = setting("", "network config name for PyTorch weights ('' = from the checkpoint)")
+    body_model: str = setting("", "'' = the body the model records; a given one must match it")
+    device: str = setting("cpu", "cpu | cuda (ONNX Runtime provider / PyTorch device)")
+    threads: int = setting(0, "ONNX Runtime intra-op threads, 0 = its default", low=0, high=256)
+    use_detections: bool = setting(False, "subscribe to 'detections' (vision_msgs/Detection2DArray)")
+    publish_markers: bool = setting(True, "publish ~/markers (built only while someone subscribes)")
+    marker_rate_hz: float = setting(5.0, "MarkerArray rate limit, Hz", low=0, high=1000)
+    markers_mesh: bool = setting(
+        True, "TRIANGLE_LIST mesh markers (~1 MB per SMPL body); false: skeleton, ids"
     )
-    use_detections: bool = False  # subscribe to a vision_msgs/Detection2DArray topic ("detections")
-    publish_markers: bool = True  # publish ~/markers (built only while someone subscribes)
-    marker_rate_hz: float = field(
-        default=5.0, metadata={"range": (0.0, 1000.0), "description": "MarkerArray rate, Hz"}
-    )
-    markers_mesh: bool = True  # TRIANGLE_LIST mesh markers (~1 MB per SMPL body); false: skeleton and ids
-    publish_overlay: bool = False  # publish ~/overlay (image with boxes, skeletons, ids)
-    diagnostics_period_s: float = field(
-        default=1.0, metadata={"range": (0.01, 3600.0), "description": "/diagnostics period, s"}
-    )
-    autostart: bool = True  # configure and activate at start-up (no lifecycle manager needed)
+    publish_overlay: bool = setting(False, "publish ~/overlay (image with boxes, skeletons, ids)")
+    diagnostics_period_s: float = setting(1.0, "/diagnostics period, s", low=0.01, high=3600)
+    autostart: bool = setting(True, "configure and activate at start-up (no lifecycle manager needed)")
 
     def __post_init__(self) -> None:
         check_settings(self)  # the ranges in the fields' metadata; NaN and infinity nowhere
@@ -84,24 +78,13 @@ _KINDS = {
 _SECTIONS = (("", NodeSettings), ("pipeline.", PipelineConfig), ("host.", HostConfig))
 
 
-def _field_docs(cls: type) -> dict[str, str]:
-    """Field name -> description: the field's ``metadata["description"]``, else its trailing comment."""
-    docs: dict[str, str] = {}
-    for line in inspect.getsource(cls).splitlines():
-        m = re.match(r"\s+(\w+): [^#]*#\s*(.+)$", line)
-        if m:
-            docs[m.group(1)] = m.group(2).strip()
-    for f in fields(cls):
-        if f.metadata.get("description"):
-            docs[f.name] = str(f.metadata["description"])
-    return docs
-
-
 def _field_range(f: Any) -> tuple[float, float] | None:
     r = f.metadata.get("range")
     if r is None:
         return None
-    lo, hi = r
+    lo, hi = r  # config_io.Range unpacks as its inclusive bounds (None: unbounded)
+    if lo is None and hi is None:
+        return None
     return (-math.inf if lo is None else lo, math.inf if hi is None else hi)
 
 
@@ -110,14 +93,17 @@ def parameter_specs() -> list[ParameterSpec]:
     derived from the settings dataclasses."""
     specs = []
     for prefix, cls in _SECTIONS:
-        docs = _field_docs(cls)
         for f in fields(cls):
             kind = _KINDS.get(str(f.type))
             if kind is None:
                 raise TypeError(f"{cls.__name__}.{f.name}: no ROS parameter type for {f.type}")
             default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
             default = list(default) if "array" in kind else default
-            specs.append(ParameterSpec(prefix + f.name, default, kind, docs.get(f.name, ""), _field_range(f)))
+            specs.append(
+                ParameterSpec(
+                    prefix + f.name, default, kind, f.metadata.get("description", ""), _field_range(f)
+                )
+            )
     return specs
 
 
