@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from whmr_core.geometry import GRAVITY_FROM_G  # G -> ROS gravity axes (section 
 from whmr_core.gravity import GravityEstimate, as_rotation_matrix
 from whmr_core.rotations import matrix_to_quaternion
 from whmr_core.runtime.engines import Engine
+from whmr_core.runtime.focal_fusion import fuse_focal, shared_camera
 from whmr_core.tracking import OneEuroFilter, RotationOneEuroFilter, Track, Tracker
 
 __all__ = [
@@ -49,6 +50,9 @@ __all__ = [
     "Pipeline",
     "PipelineConfig",
 ]
+
+
+DETECTOR_KINDS = ("auto", "blazepose", "yolo", "none")
 
 
 class InputError(ValueError):
@@ -190,6 +194,7 @@ class FrameResult:
     box_source: str  # where this frame's boxes came from: detection, detector, tracked, whole_image, none
     K: np.ndarray | None
     inference_s: float  # wall time of the engine call
+    focal_px: float | None = None  # the frame's one focal length (K's or the fused one); None: per person
 
     @property
     def camera_from_gravity(self) -> np.ndarray:
@@ -205,8 +210,14 @@ class PipelineConfig:
     min_detection_score: float = 0.3  # detections below this score are ignored
     min_box_px: float = 16.0  # boxes smaller than this after clipping to the image are dropped
     max_persons: int = 8  # persons per image (highest scores kept)
-    detector_model: str = ""  # YOLO-family ONNX file for the built-in person detector ("" = none)
-    detector_score: float = 0.35  # its person-score threshold
+    # Person boxes when a frame comes without detections: "auto" = a YOLO ONNX file when detector_model
+    # names one, else the shipped BlazePose detector; "blazepose", "yolo" or "none" (tracked boxes, then
+    # the whole image). Hosts with a detections topic set "none" (``for_detections_topic``).
+    detector: str = "auto"
+    detector_model: str = ""  # YOLO-family ONNX file for the built-in person detector
+    detector_score: float = 0.5  # its person-score threshold
+    # Without K: one focal length per image (the persons' predictions fused), or each person's own.
+    per_person_focal: bool = False
     use_tracked_boxes: bool = True  # no detections for a frame: re-use the bodies' projected boxes
     whole_image_fallback: bool = True  # no boxes at all: one person in the whole image
     track_min_iou: float = 0.2  # IoU gate of the tracker
@@ -220,6 +231,21 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         if self.box_scale <= 0 or self.min_box_px < 0 or self.max_persons < 1 or self.max_depth_m <= 0:
             raise ValueError("box_scale, max_depth_m: must be > 0; min_box_px >= 0; max_persons >= 1")
+        if self.detector not in DETECTOR_KINDS:
+            raise ValueError(f"detector: expected one of {DETECTOR_KINDS}, got {self.detector!r}")
+        if self.detector == "yolo" and not self.detector_model:
+            raise ValueError("detector: yolo needs detector_model (a YOLO-family ONNX file)")
+
+    @property
+    def detector_kind(self) -> str:
+        """The detector that runs: blazepose, yolo or none."""
+        if self.detector == "auto":
+            return "yolo" if self.detector_model else "blazepose"
+        return self.detector
+
+    def for_detections_topic(self, has_topic: bool) -> PipelineConfig:
+        """A host with a detections topic takes its boxes from there: no detector unless one was named."""
+        return replace(self, detector="none") if has_topic and self.detector == "auto" else self
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> PipelineConfig:
@@ -284,10 +310,14 @@ class Pipeline:
         self._tracked: Detections | None = None  # boxes of the last frame's bodies, for the next frame
         self._last_stamp: int | None = None
         self.detector = None
-        if c.detector_model:
+        if c.detector_kind == "yolo":
             from whmr_core.runtime.detector import YoloPersonDetector
 
             self.detector = YoloPersonDetector(c.detector_model, score_threshold=c.detector_score)
+        elif c.detector_kind == "blazepose":
+            from whmr_core.runtime.blazepose import BlazePoseDetector
+
+            self.detector = BlazePoseDetector(score_threshold=c.detector_score, max_persons=2 * c.max_persons)
 
     def reset(self) -> None:
         """Forget tracks (e.g. after time jumped back when a bag loops)."""
@@ -299,11 +329,17 @@ class Pipeline:
 
     def _boxes(self, frame: Frame, image: np.ndarray, w: int, h: int) -> _Boxes:
         c = self.config
+        tracked = c.use_tracked_boxes and self._tracked is not None and len(self._tracked.boxes)
+        found = (
+            None
+            if self.detector is None or frame.detections is not None
+            else Detections.of(*self.detector(image))
+        )
         if frame.detections is not None:
             det, source = frame.detections, "detection"
-        elif self.detector is not None:
-            det, source = Detections.of(*self.detector(image)), "detector"
-        elif c.use_tracked_boxes and self._tracked is not None and len(self._tracked.boxes):
+        elif found is not None and (len(found.boxes) or not tracked):
+            det, source = found, "detector"  # nobody found (and no track to follow): nobody, not the image
+        elif tracked:
             det, source = self._tracked, "tracked"
         elif c.whole_image_fallback:
             # Pixel centres are integers, so the image spans [-0.5, W - 0.5].
@@ -370,6 +406,7 @@ class Pipeline:
         tracks = self.tracker.update(boxes.boxes, stamp, boxes.scores)
         persons: list[PersonResult] = []
         inference_s = 0.0
+        K_used = K
         if len(boxes.boxes):
             centres, sides = square_boxes(boxes.boxes, self.engine.crop_hw, self.config.box_scale)
             crops = extract_crops(image, centres, sides, self.engine.crop_hw)
@@ -379,9 +416,16 @@ class Pipeline:
             t0 = time.perf_counter()
             out = self._infer(crops, info.numpy().astype(np.float32), np.repeat(R_c[None], n, 0))
             inference_s = time.perf_counter() - t0
+            K_used = K
+            if K is None and not self.config.per_person_focal:
+                # One camera per image: the persons' focal predictions (diagonal units) fused into one.
+                f = fuse_focal(
+                    np.asarray(out["focal"], np.float64).reshape(-1) * math.hypot(w, h), boxes.scores
+                )
+                K_used = None if f is None else shared_camera(f, (w, h))
             for i in range(n):
                 person, why = self._person(
-                    out, i, boxes, tracks[i], centres[i], sides[i], (w, h), K, R_c, stamp
+                    out, i, boxes, tracks[i], centres[i], sides[i], (w, h), K_used, R_c, stamp, K is not None
                 )
                 if person is None:
                     dropped.append(DroppedPerson(why, boxes.boxes[i], tracks[i].track_id))
@@ -405,6 +449,9 @@ class Pipeline:
             boxes.source,
             K,
             inference_s,
+            float(K[0, 0] + K[1, 1]) / 2
+            if K is not None
+            else (None if K_used is None else float(K_used[0, 0])),
         )
 
     def _infer(self, crops: np.ndarray, info: np.ndarray, rot: np.ndarray) -> dict[str, np.ndarray]:
@@ -428,7 +475,9 @@ class Pipeline:
         K: np.ndarray | None,
         R_c: np.ndarray,
         stamp: int,
+        calibrated: bool = True,
     ) -> tuple[PersonResult | None, str]:
+        """One person's result; ``K`` is the camera (calibrated, or the fused shared focal when not)."""
         topo = self.topology
         want = {
             "vertices": (topo.num_vertices, 3),
@@ -460,7 +509,8 @@ class Pipeline:
         w, h = image_wh
         diag = math.hypot(w, h)
         if K is not None:
-            # Metric: eq. 3 solved for depth with the calibrated focal length, eq. 4 with K's principal point.
+            # eq. 3 solved for depth with K's focal length (metric when calibrated), eq. 4 with its
+            # principal point.
             f_xy = torch.tensor([[K[0, 0], K[1, 1]]], dtype=torch.float64)
             pp = np.array([K[0, 2], K[1, 2]])
             s_t = torch.tensor([s], dtype=torch.float64)
@@ -510,9 +560,9 @@ class Pipeline:
             root_orientation_camera=cam_root,
             root_orientation_gravity=GRAVITY_FROM_G @ world_root,
             translation_camera=np.asarray(t_b, dtype=np.float64),
-            translation_is_metric=K is not None,
+            translation_is_metric=K is not None and calibrated,
             focal_xy=np.asarray(fxy, dtype=np.float64),
-            focal_from_camera_info=K is not None,
+            focal_from_camera_info=K is not None and calibrated,
             principal_point=pp,
             joints_2d=joints_2d,
             local_rotations=np.stack([_orthonormal(r) for r in o["rotmats"]]),
