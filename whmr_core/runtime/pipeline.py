@@ -210,14 +210,15 @@ class PipelineConfig:
     min_detection_score: float = 0.3  # detections below this score are ignored
     min_box_px: float = 16.0  # boxes smaller than this after clipping to the image are dropped
     max_persons: int = 8  # persons per image (highest scores kept)
-    # Person boxes when a frame comes without detections: "auto" = a YOLO ONNX file when detector_model
-    # names one, else the shipped BlazePose detector; "blazepose", "yolo" or "none" (tracked boxes, then
-    # the whole image). Hosts with a detections topic set "none" (``for_detections_topic``).
-    detector: str = "auto"
+    # Hosts with a detections topic use "none" unless one is named (``for_detections_topic``).
+    detector: str = field(
+        default="auto",
+        metadata={"description": "person boxes without detections: auto (yolo if detector_model, else "
+                  "blazepose), blazepose, yolo, none"},
+    )  # fmt: skip
     detector_model: str = ""  # YOLO-family ONNX file for the built-in person detector
-    detector_score: float = 0.5  # its person-score threshold
-    # Without K: one focal length per image (the persons' predictions fused), or each person's own.
-    per_person_focal: bool = False
+    detector_score: float = 0.5  # person-score threshold of the built-in detector
+    per_person_focal: bool = False  # without K: each person's own predicted focal (paper); false: fused
     use_tracked_boxes: bool = True  # no detections for a frame: re-use the bodies' projected boxes
     whole_image_fallback: bool = True  # no boxes at all: one person in the whole image
     track_min_iou: float = 0.2  # IoU gate of the tracker
