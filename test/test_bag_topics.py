@@ -116,7 +116,7 @@ def test_whmr_bag_uses_the_bags_only_detections_topic_and_says_so(tmp_path, fake
         conns = [c for c in reader.connections if c.topic == "/whmr/bodies"]
         msgs = [reader.deserialize(raw, c.msgtype) for c, _, raw in reader.messages(connections=conns)]
     (b,) = msgs[0].bodies
-    # The crop came from the detection (its centre), and K made the depth metric: 4 m, as the bag's camera saw.
+    # The crop came from the detection (its centre); K made the depth metric: 4 m, as the camera saw.
     assert (b.bbox_center_x, b.bbox_center_y) == pytest.approx(((box[0] + box[2]) / 2, (box[1] + box[3]) / 2))
     assert b.translation_is_metric and b.translation_camera.z == pytest.approx(4.0, abs=1e-3)
 
