@@ -122,7 +122,7 @@ class WhmrNode(LifecycleNode):
         self._tf_broadcaster = tf2_ros.TransformBroadcaster(self)
         self._params = params
         self._host = WhmrHost(
-            Pipeline(engine, topology, params.pipeline),
+            Pipeline(engine, topology, params.pipeline.for_detections_topic(params.node.use_detections)),
             params.host,
             self._kit,
             lookup=self._lookup,

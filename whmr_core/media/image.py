@@ -191,8 +191,8 @@ def run_images(
         meshes = [display(p) for p in result.persons]
         names = []
         if options.mesh_format != "none":
-            for p, m in zip(result.persons, meshes, strict=True):
-                name = f"{stem}_{p.track_id}.{options.mesh_format}"
+            for k, m in enumerate(meshes):  # the order of "persons" in the JSON
+                name = f"{stem}_{k}.{options.mesh_format}"
                 write_mesh(out / name, m.vertices_camera, m.faces)
                 names.append(name)
         record = frame_record(result, focal_px=focal, source=str(path), meshes=names)
