@@ -47,13 +47,17 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         return 0
     if not args.out or args.num is None:
         raise SystemExit("whmr synth: --out DIR and --num N are required (or --sequence --bag OUT.mcap)")
-    from whmr_core.data.synth import SynthConfig, generate_dataset
+    from dataclasses import replace
 
-    cfg = SynthConfig(image_format=args.format)
-    if args.max_people != 2:
-        from dataclasses import replace
+    from whmr_core.data.synth import generate_dataset, synth_profile
 
-        cfg = replace(cfg, scene=replace(cfg.scene, num_people=(1, args.max_people)))
+    try:
+        cfg = replace(synth_profile(args.profile), image_format=args.format)
+    except ValueError as err:
+        raise SystemExit(f"whmr synth: {err}") from None
+    if args.max_people is not None:
+        lo = min(cfg.scene.num_people[0], args.max_people)
+        cfg = replace(cfg, scene=replace(cfg.scene, num_people=(lo, args.max_people)))
     summary = generate_dataset(
         args.out, args.num, args.seed, split_val=args.split_val, workers=args.workers,
         body=args.body or "full", config=cfg,
@@ -132,7 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument(
         "--body", help="lowres | full | PATH to a SMPL model file (default: full; lowres for bags)"
     )
-    synth.add_argument("--max-people", type=int, default=2, help="people per image: 1..N (default: 2)")
+    synth.add_argument(
+        "--profile", default="default",
+        help="named generator settings of cameras, people and looks (docs/synth.md lists them)",
+    )  # fmt: skip
+    synth.add_argument(
+        "--max-people", type=int, default=None, help="at most N people per image (default: the profile's)"
+    )
     synth.add_argument("--format", choices=("jpg", "png"), default="jpg", help="image format (default: jpg)")
     synth.add_argument("--sequence", action="store_true", help="write a ROS 2 bag sequence instead")
     synth.add_argument("--bag", help="output .mcap file of --sequence")
@@ -157,6 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", default=None, help="write the metrics here")
     ev.add_argument("--batch-size", type=int, default=32)
     ev.add_argument("--max-samples", type=int, default=None)
+    ev.add_argument(
+        "--protocol",
+        default="synthetic",
+        help="joint protocol: synthetic, agora (24 joints), 3dpw, h36m (14 H36M joints), mpi-inf-3dhp (17)",
+    )
+    ev.add_argument(
+        "--joint-regressor", default=None, help="(17,V) H36M regressor .npy for the H36M protocols"
+    )
     ev.add_argument(
         "--gravity-noise", type=float, nargs="*", default=None, metavar="DEG",
         help="also evaluate with this much IMU tilt error on the camera rotation (e.g. 3 5)",

@@ -71,6 +71,11 @@ class SceneConfig:
     bbox_padding: float = 1.2  # square box side = padding * longest side of the tight box (SPIN)
     placement_attempts: int = 30  # per person and camera
     max_attempts: int = 200  # cameras (with fresh people) before giving up
+    # "mixed": half the placements distance-first, half on the ray of a random pixel (steep cameras see
+    # people too); "ray": all on rays (steep cameras only); "column" (level cameras): box side
+    # (height_frac) and image column drawn first and the depth solved from them, so neither the box size
+    # nor its position says anything about the focal length (distance_m then bounds the depth).
+    placement: str = "mixed"
 
     def __post_init__(self) -> None:
         lo, hi = self.num_people
@@ -82,6 +87,8 @@ class SceneConfig:
             raise ValueError(f"SceneConfig.height_frac: need 0 < lo <= hi, got {self.height_frac}")
         if not 0 < self.min_inside <= 1:
             raise ValueError(f"SceneConfig.min_inside: must lie in (0, 1], got {self.min_inside}")
+        if self.placement not in ("mixed", "ray", "column"):
+            raise ValueError(f"SceneConfig.placement: 'mixed', 'ray' or 'column', got {self.placement!r}")
 
 
 @dataclass(frozen=True)
@@ -179,6 +186,33 @@ def _visible(p2d: np.ndarray, depth: np.ndarray, w: int, h: int) -> np.ndarray:
     return (depth > 0) & (x >= -0.5) & (x <= w - 0.5) & (y >= -0.5) & (y <= h - 0.5)
 
 
+def _column_placement(
+    rng: np.random.Generator, cam: Camera, rel: np.ndarray, pelvis_y: float, cfg: SceneConfig
+) -> np.ndarray | None:
+    """Pelvis position (G) of a "column" placement, or None outside ``distance_m``.
+
+    The longest side of the person's tight box is a fraction of the image height drawn log-uniformly from
+    ``height_frac``, and its image column is uniform in pixels: neither depends on the lens. The depth is
+    solved for that side by a few fixed-point steps (perspective makes near body parts bigger, so
+    ``f * extent / depth`` alone would give wide-angle close-ups bigger boxes).
+    """
+    w, h = cam.image_wh
+    f = float(cam.focal.mean())
+    target = math.exp(rng.uniform(math.log(cfg.height_frac[0]), math.log(cfg.height_frac[1]))) * h
+    column = rng.uniform(0.1 * w, 0.9 * w) - cam.principal_point[0]
+    z = f * float(rel[:, 1].max() - rel[:, 1].min()) / target
+    for _ in range(4):
+        if not cfg.distance_m[0] <= z <= cfg.distance_m[1]:
+            return None
+        P_w = np.array([z * column / f, pelvis_y, z])
+        verts_c = (rel + P_w) @ cam.R_c.T
+        if verts_c[:, 2].min() < cfg.min_depth_m:
+            return None
+        box = _tight_box(cam.project(verts_c))
+        z *= max(box[2] - box[0], box[3] - box[1]) / target
+    return np.array([z * column / f, pelvis_y, z])
+
+
 def _place(
     rng: np.random.Generator,
     cam: Camera,
@@ -203,7 +237,11 @@ def _place(
     d_hi = min(cfg.distance_m[1], f * extent / (cfg.height_frac[0] * h))
     if d_lo >= d_hi:
         return None
-    if rng.random() < 0.5:
+    if cfg.placement == "column":
+        P_w = _column_placement(rng, cam, rel, pelvis_y, cfg)
+        if P_w is None:
+            return None
+    elif cfg.placement == "mixed" and rng.random() < 0.5:
         # Distance first, log-uniform (close, distorted shots are common), then a heading within the
         # horizontal field of view: good for near-level cameras.
         d = math.exp(rng.uniform(math.log(d_lo), math.log(d_hi)))

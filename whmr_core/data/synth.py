@@ -15,7 +15,11 @@ face ids and barycentrics:
 
 ``generate_dataset`` writes ``images/``, ``maps/`` and one annotation file per split (docs/synth.md); sample
 ``i`` depends only on ``(seed, i)``: the scene comes from ``scene_rng(seed, i)`` and the look from the
-independent stream ``[seed, i, 1]``.
+independent stream ``[seed, i, 1]`` (``SynthConfig.appearance_stream``).
+
+``PROFILES`` names whole generator settings (``whmr synth --profile NAME``): the default training data,
+a held-out profile with cameras, looks and crowds that training never sees, and a controlled profile in
+which the person's image size says nothing about the focal length.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import os
 import time
 import weakref
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +45,7 @@ from whmr_core.data.scene import JointRegressors, Scene, SceneConfig, sample_sce
 from whmr_core.render import GroundPlane, Mesh, PinholeCamera, Renderer
 
 __all__ = [
+    "PROFILES",
     "BodyLabels",
     "SynthConfig",
     "SynthImage",
@@ -50,6 +55,7 @@ __all__ = [
     "load_body",
     "render_scene",
     "scene_annotation_rows",
+    "synth_profile",
     "write_depth_png",
     "write_iuv_png",
 ]
@@ -68,8 +74,13 @@ class SynthConfig:
     # Occluders that leave a person fewer than this fraction of its in-image joints are dropped (the
     # image is redrawn without them), so every row stays a usable training sample.
     min_visible_joints: float = 0.3
+    # Third element of the look's random stream [seed, i, stream]: another stream gives every sample
+    # another look (clothes, background, props, light) for the same scene.
+    appearance_stream: int = 1
 
     def __post_init__(self) -> None:
+        if self.appearance_stream == 0:
+            raise ValueError("SynthConfig.appearance_stream: 0 is reserved (scene streams are [seed, i])")
         if self.image_format not in ("jpg", "png"):
             raise ValueError(f"SynthConfig.image_format: 'jpg' or 'png', got {self.image_format!r}")
         if not 1 <= self.jpeg_quality <= 100:
@@ -82,6 +93,57 @@ class SynthConfig:
         cam = CameraConfig(aspect_ratios=((width // g, height // g),), long_side=(max(width, height),) * 2)
         people = kwargs.pop("num_people", (1, 2))
         return cls(scene=SceneConfig(camera=cam, num_people=people), **kwargs)
+
+
+def _profiles() -> dict[str, SynthConfig]:
+    default = SynthConfig()
+    cam = CameraConfig()
+    # Cameras outside every default range (mast or ceiling mounted, looking steeply down through a wider
+    # lens than any in the default set), 2-3 people per image and another look stream.
+    heldout = SynthConfig(
+        scene=SceneConfig(
+            camera=replace(cam, hfov_deg=(100.5, 110.0), pitch_deg=(50.0, 65.0), height_m=(3.1, 4.0)),
+            num_people=(2, 3),
+            height_frac=(0.2, 1.0),  # a wide lens high up makes people small; keep them worth a crop
+            placement="ray",  # at these pitches a person at a horizontal heading is out of view
+        ),
+        appearance_stream=2,
+    )
+    # Focal length without a size cue: one image size, a level camera at robot-head height (so a person's
+    # box fits the frame at any lens and rejections do not depend on it), and each person's depth solved
+    # for a box side and image column drawn independently of the focal length ("column" placement).
+    # Only perspective (and what the image shows of the scene) can tell a wide lens from a telephoto one.
+    # The hFOV range keeps the depths (1-9 m) inside the depth head's 10 m range.
+    focal_controlled = SynthConfig(
+        scene=SceneConfig(
+            camera=CameraConfig(
+                aspect_ratios=((4, 3),),
+                long_side=(320, 320),
+                hfov_deg=(35.0, 100.0),
+                pitch_deg=(0.0, 0.0),
+                roll_deg=(0.0, 0.0),
+                height_m=(0.7, 1.1),
+            ),
+            num_people=(1, 1),
+            distance_m=(0.5, 9.5),
+            height_frac=(0.4, 0.75),
+            placement="column",
+        ),
+        appearance_stream=3,
+    )
+    return {"default": default, "heldout": heldout, "focal-controlled": focal_controlled}
+
+
+# Named generator settings (``whmr synth --profile NAME``); docs/synth.md lists their ranges.
+PROFILES: dict[str, SynthConfig] = _profiles()
+
+
+def synth_profile(name: str) -> SynthConfig:
+    """The named ``SynthConfig`` of ``PROFILES``; a clear error for an unknown name."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown synth profile {name!r}; known: {', '.join(PROFILES)}") from None
 
 
 @dataclass(frozen=True)
@@ -148,9 +210,9 @@ class SynthImage:
     occluders_dropped: bool = False  # the appearance's occluders hid a person and were left out
 
 
-def appearance_rng(seed: int, index: int) -> np.random.Generator:
+def appearance_rng(seed: int, index: int, stream: int = 1) -> np.random.Generator:
     """The look's generator of sample ``index``: independent of ``scene_rng(seed, index)``."""
-    return np.random.default_rng([int(seed), int(index), 1])
+    return np.random.default_rng([int(seed), int(index), int(stream)])
 
 
 class _Lighting:
@@ -217,14 +279,15 @@ def render_scene(
     """Draw ``scene`` and derive its maps and keypoint confidences (module docstring).
 
     ``appearance`` None samples one from ``rng``; ``rng`` None uses ``appearance_rng(scene.seed,
-    scene.index)`` (a scene without a seed then needs an explicit ``rng``). The same ``rng`` draws the
-    pixel noise. ``body`` is the model the scene was sampled with (faces and labels).
+    scene.index, config.appearance_stream)`` (a scene without a seed then needs an explicit ``rng``).
+    The same ``rng`` draws the pixel noise. ``body`` is the model the scene was sampled with (faces and
+    labels).
     """
     cfg = config or SynthConfig()
     if rng is None:
         if scene.seed is None or scene.index is None:
             raise ValueError("render_scene: the scene has no (seed, index); pass rng=")
-        rng = appearance_rng(scene.seed, scene.index)
+        rng = appearance_rng(scene.seed, scene.index, cfg.appearance_stream)
     app = appearance if appearance is not None else sample_appearance(rng, scene, cfg.appearance)
     if app.palettes.shape[0] < len(scene.people):
         raise ValueError(f"appearance: {app.palettes.shape[0]} palettes for {len(scene.people)} people")
@@ -352,12 +415,22 @@ def load_body(spec: str | os.PathLike) -> torch.nn.Module:
 
 
 class _Worker:
-    """Per-process state: body model, regressors, renderer (one llvmpipe thread per worker process)."""
+    """Per-process state: body model, regressors, renderer (one llvmpipe thread per worker process).
+    ``worker_process``: one torch thread, set only in a pool's own processes, never in the caller's."""
 
-    def __init__(self, body_spec: str, cfg: SynthConfig, out_dir: str, seed: int, threads: int | None):
+    def __init__(
+        self,
+        body_spec: str,
+        cfg: SynthConfig,
+        out_dir: str,
+        seed: int,
+        threads: int | None,
+        worker_process: bool = False,
+    ):
         from whmr_core.body import body_assets
 
-        torch.set_num_threads(1)
+        if worker_process:
+            torch.set_num_threads(1)
         self.body = load_body(body_spec)
         self.regs = JointRegressors.from_assets(body_assets(self.body))
         self.renderer = Renderer(threads=threads)
@@ -435,7 +508,7 @@ def generate_dataset(
     else:
         ctx = mp.get_context("spawn")  # fresh interpreters: no forked GL/torch state
         chunk = max(1, min(16, num // (4 * workers)))
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(*args, 1)) as pool:
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(*args, 1, True)) as pool:
             for i, r in pool.imap_unordered(_run_worker, range(num), chunksize=chunk):
                 rows[i] = r
                 bar.update()
