@@ -52,7 +52,8 @@ def test_the_full_body_stands_where_the_person_is(person):
     from scipy.spatial import cKDTree
 
     gap, _ = cKDTree(m.vertices_camera).query(person.vertices_camera)
-    assert np.median(gap) < 0.007 and np.percentile(gap, 95) < 0.02, (np.median(gap), gap.max())  # 3 cm off: 15, 28 mm
+    # (here 4 and 14 mm; the same mesh 3 cm off gives 15 and 28 mm)
+    assert np.median(gap) < 0.007 and np.percentile(gap, 95) < 0.02, (np.median(gap), gap.max())
     # Gravity frame: the same body turned by the world root orientation, at the gravity-frame pelvis.
     local = m.vertices_camera - person.joints_camera[0]
     back = (m.vertices_gravity - person.joints_gravity[0]) @ person.root_orientation_gravity
