@@ -166,7 +166,8 @@ def test_tiles_cover_a_wide_image_with_half_overlapping_squares():
     from whmr_core.runtime.blazepose import tiles
 
     assert tiles(512, 512) == [(0, 0, 0)]
-    assert tiles(600, 512) == [(0, 0, 0)]  # nearly square: the whole image only
+    assert tiles(640, 480) == [(0, 0, 0)]  # 4:3: the whole image only
+    assert tiles(1280, 720) == [(0, 0, 720), (280, 0, 720), (560, 0, 720)]  # 16:9
     assert tiles(1024, 512) == [(0, 0, 512), (256, 0, 512), (512, 0, 512)]
     # (1000 - 480) / 240 = 2.2 half-steps -> 3 steps of 173.3 px
     assert tiles(480, 1000) == [(0, 0, 480), (0, 173, 480), (0, 347, 480), (0, 520, 480)]

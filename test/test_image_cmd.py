@@ -60,6 +60,7 @@ def photo_run(tmp_path_factory):
         (d / name).write_bytes((PHOTOS / name).read_bytes())
     want_two = _two_people(d / "two.jpg")
     (d / "broken.jpg").write_text("not a picture")
+    cv2.imwrite(str(d / "zz_sky.png"), np.full((300, 400, 3), (230, 170, 120), np.uint8))  # nobody, last
     out = d / "out"
     import contextlib
     import io
@@ -80,6 +81,7 @@ def test_whmr_image_on_a_folder_of_photos(photo_run):
         rec = json.loads((out / f"{stem}.json").read_text())
         assert (rec["width"], rec["height"]) == (512, 512) and rec["focal_from_K"] is False
         (p,) = rec["persons"]
+        assert p["index"] == 0 and "track_id" not in p  # images stand alone
         box = np.clip(p["box_xyxy"], -0.5, 511.5)
         assert iou_matrix(box[None], HAND[f"{stem}.jpg"])[0, 0] >= 0.6
         assert np.shape(p["joints_camera"]) == (24, 3) and np.shape(p["joints_gravity"]) == (24, 3)
@@ -92,6 +94,15 @@ def test_whmr_image_on_a_folder_of_photos(photo_run):
         assert sum(line.startswith("v ") for line in obj) == 13492
         pic = cv2.imread(str(out / f"{stem}_overlay.png"))
         assert pic.shape[0] == 512 and pic.shape[1] > 2 * 512  # photo | meshes over it | side view
+
+
+@pytest.mark.slow
+def test_no_body_carries_from_one_photo_into_the_next(photo_run):
+    _, printed, out, _ = photo_run
+    # The sky comes after three photos with people: without the reset the pipeline would follow their
+    # tracked boxes into it.
+    assert json.loads((out / "zz_sky.json").read_text())["persons"] == []
+    assert "zz_sky.png: 0 persons (the detector found nobody)" in printed
 
 
 @pytest.mark.slow

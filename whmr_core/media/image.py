@@ -137,8 +137,10 @@ def describe(name: str, result: FrameResult, focal: float | None, seconds: float
             who += f", focal {focal:.0f} px ({how})"
         else:
             who += ", focal per person"
-    elif result.box_source == "none":
+    elif result.box_source == "detector":
         who += " (the detector found nobody)"
+    else:
+        who += f" (boxes: {result.box_source})"
     dropped = f", {len(result.dropped)} dropped" if result.dropped else ""
     return f"{name}: {who}{dropped} [{result.image_wh[0]}x{result.image_wh[1]}, {seconds:.2f} s]"
 
@@ -196,6 +198,9 @@ def run_images(
                 write_mesh(out / name, m.vertices_camera, m.faces)
                 names.append(name)
         record = frame_record(result, focal_px=focal, source=str(path), meshes=names)
+        for k, rec in enumerate(record["persons"]):  # images stand alone: an index, not a track id
+            del rec["track_id"]
+            rec["index"] = k
         record["mesh_body"] = display.name
         (out / f"{stem}.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
         summary.files = [f"{stem}.json", *names]
@@ -203,8 +208,10 @@ def run_images(
             from whmr_core.media.pictures import draw_overlay, side_view
 
             f_disp = focal if focal is not None else (result.persons[0].focal_px if result.persons else 1.0)
-            over = draw_overlay(image, result, meshes, f_disp, max_side=options.overlay_max_side,
-                                renderer=renderer)  # fmt: skip
+            over = draw_overlay(
+                image, result, meshes, f_disp, max_side=options.overlay_max_side, renderer=renderer,
+                by_index=True,
+            )  # fmt: skip
             photo = cv2.resize(image, (over.shape[1], over.shape[0]), interpolation=cv2.INTER_AREA)
             panels = [photo, over, side_view(meshes, over.shape[0], renderer=renderer)]
             cv2.imwrite(str(out / f"{stem}_overlay.png"), np.concatenate(panels, axis=1)[:, :, ::-1])

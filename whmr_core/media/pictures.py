@@ -46,8 +46,10 @@ def draw_overlay(
     *,
     max_side: int = 960,
     renderer=None,
+    by_index: bool = False,
 ) -> np.ndarray:
-    """The photo with each person's mesh blended over it, their box and id; (h, w, 3) RGB uint8."""
+    """The photo with each person's mesh blended over it, their box, track id (or index) and depth;
+    (h, w, 3) RGB uint8."""
     from whmr_core.render import Mesh, PinholeCamera, overlay_meshes
 
     K, s = display_camera(result, focal_px, max_side)
@@ -65,7 +67,7 @@ def draw_overlay(
         colour = tuple(int(255 * c) for c in PALETTE[i % len(PALETTE)])
         x1, y1, x2, y2 = ((np.asarray(p.box_xyxy) + 0.5) * s - 0.5).round().astype(int)
         cv2.rectangle(out, (x1, y1), (x2, y2), colour, 2)
-        label = f"{p.track_id}  {p.translation_camera[2]:.1f} m"
+        label = f"{i if by_index else p.track_id}  {p.translation_camera[2]:.1f} m"
         cv2.putText(out, label, (x1 + 3, max(14, y1 + 16)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 2)
     return out
 

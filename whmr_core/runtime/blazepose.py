@@ -95,10 +95,10 @@ def person_boxes(face_boxes: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
     return np.concatenate([pts.min(1), pts.max(1)], axis=1)
 
 
-def tiles(width: int, height: int, min_aspect: float = 1.2) -> list[tuple[int, int, int]]:
+def tiles(width: int, height: int, min_aspect: float = 1.5) -> list[tuple[int, int, int]]:
     """Regions to run the detector on, as (x0, y0, side); side 0 is the whole image.
 
-    The whole image when it is nearly square; else squares of the short side's size along the long side,
+    The whole image up to 3:2; beyond, squares of the short side's size along the long side,
     evenly spaced with at least half a square's overlap (someone cut by one square is whole in the next)."""
     short, long_ = min(width, height), max(width, height)
     if long_ <= min_aspect * short:
