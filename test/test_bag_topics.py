@@ -14,7 +14,7 @@ from whmr_fakes import (
     ros_kit,
 )
 
-from whmr_core.runtime.pipeline import PipelineConfig
+from whmr_core.runtime.config import PipelineConfig
 from whmr_ros.bag_runner import BagRunConfig, BagTopics, bag_main, run_bag
 from whmr_ros.bag_topics import select_topics
 
@@ -98,7 +98,7 @@ def fake_models(monkeypatch):
     engine = FakeEngine((W, H), focal=120.0, principal_point=(80.0, 60.0))
     engine.bodies = [BODY]
     monkeypatch.setattr(factory, "load_engine", lambda *a, **kw: engine)
-    monkeypatch.setattr(factory, "load_topology", lambda body_model=None: TOPOLOGY)
+    monkeypatch.setattr(factory, "load_topology", lambda body_model=None, **kw: TOPOLOGY)
     return engine
 
 

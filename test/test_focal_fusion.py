@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from whmr_fakes import TOPOLOGY, FakeEngine, SeenBody
 
+from whmr_core.runtime.config import PipelineConfig
 from whmr_core.runtime.focal_fusion import fuse_focal, shared_camera, weighted_median
-from whmr_core.runtime.pipeline import Detections, Frame, Pipeline, PipelineConfig
+from whmr_core.runtime.frames import Detections, Frame
+from whmr_core.runtime.pipeline import Pipeline
 
 W, H = 640, 480
 IMAGE = np.zeros((H, W, 3), np.uint8)
@@ -50,7 +52,7 @@ def test_two_persons_share_one_focal_and_depths_follow_their_sizes():
     assert res.focal_px == pytest.approx(625.0, rel=1e-4)
     for p in (p_near, p_far):
         assert p.focal_px == pytest.approx(625.0, rel=1e-4)
-        assert not p.translation_is_metric and not p.focal_from_camera_info
+        assert not p.translation_is_metric
     # eq. 3 with the shared focal: t_z = 2 f / (s b) = 625 z / 500, so depths keep their true ratio.
     assert p_near.translation_camera[2] == pytest.approx(5.0, rel=1e-4)
     assert p_far.translation_camera[2] == pytest.approx(10.0, rel=1e-4)

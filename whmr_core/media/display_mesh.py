@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from whmr_core.runtime.pipeline import PersonResult
+from whmr_core.runtime.frames import PersonResult
 
 __all__ = ["DisplayBody", "DisplayMesh"]
 

@@ -21,7 +21,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from whmr_core.runtime.pipeline import Frame, FrameResult, InputError, Pipeline, PipelineConfig
+from whmr_core.runtime.config import PipelineConfig
+from whmr_core.runtime.frames import Frame, FrameResult, InputError
+from whmr_core.runtime.pipeline import Pipeline
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -309,7 +311,7 @@ def pipeline_from_args(args: argparse.Namespace, base: PipelineConfig | None = N
               "whole_image_fallback": False}  # fmt: skip
     config = replace(base or PipelineConfig(), per_person_focal=bool(args.per_person_focal), **kw)
     engine = load_engine(args.engine, args.model, threads=args.threads)
-    return Pipeline(engine, load_topology(args.body_model), config)
+    return Pipeline(engine, load_topology(args.body_model, engine=engine), config)
 
 
 def image_main(args: argparse.Namespace) -> int:

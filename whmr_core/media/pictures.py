@@ -9,7 +9,7 @@ import numpy as np
 
 from whmr_core.geometry import GRAVITY_FROM_G
 from whmr_core.media.display_mesh import DisplayMesh
-from whmr_core.runtime.pipeline import FrameResult
+from whmr_core.runtime.frames import FrameResult
 
 __all__ = ["PALETTE", "display_camera", "draw_overlay", "side_view"]
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from whmr_core.rotations import matrix_to_axis_angle, matrix_to_quaternion
-from whmr_core.runtime.pipeline import FrameResult, PersonResult
+from whmr_core.runtime.frames import FrameResult, PersonResult
 
 __all__ = ["frame_record", "person_record", "write_mesh"]
 

@@ -20,7 +20,8 @@ import cv2
 import numpy as np
 
 from whmr_core.media.image import LEVEL_GRAVITY, add_model_arguments, frame_focal, pipeline_from_args
-from whmr_core.runtime.pipeline import Frame, InputError, Pipeline
+from whmr_core.runtime.frames import Frame, InputError
+from whmr_core.runtime.pipeline import Pipeline
 
 __all__ = ["VideoSummary", "add_video_arguments", "run_video", "video_main"]
 
