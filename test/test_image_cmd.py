@@ -174,3 +174,12 @@ def test_whmr_video_tracks_people_across_frames(tmp_path, capsys):
 def test_whmr_video_refuses_a_missing_source(tmp_path, capsys):
     assert main(["video", str(tmp_path / "none.mp4")]) == 2
     assert "none.mp4: no such file" in capsys.readouterr().out
+
+
+def test_the_picture_camera_scales_with_integer_pixel_centres():
+    from whmr_core.media.pictures import display_camera, display_scale
+
+    assert display_scale((1920, 1080), 960) == 0.5 and display_scale((640, 480), 960) == 1.0
+    K = display_camera(np.array([500.0, 500.0]), np.array([320.0, 240.0]), 0.5)
+    # pixel u's centre maps to (u + 0.5) s - 0.5: the principal point 320 -> 159.75
+    np.testing.assert_allclose(K, [[250, 0, 159.75], [0, 250, 119.75], [0, 0, 1]])

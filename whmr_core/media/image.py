@@ -31,6 +31,7 @@ __all__ = [
     "ImageSummary",
     "add_image_arguments",
     "collect_images",
+    "describe",
     "image_main",
     "read_image",
     "run_images",
@@ -118,14 +119,6 @@ def _K_matrix(k: tuple[float, float, float, float] | None) -> np.ndarray | None:
     return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
 
 
-def frame_focal(result: FrameResult) -> float | None:
-    """The image's one focal length: K's, or the fused one (all persons share it); None if they differ."""
-    if result.K is not None:
-        return float(np.mean([result.K[0, 0], result.K[1, 1]]))
-    focals = {round(p.focal_px, 6) for p in result.persons}
-    return float(result.persons[0].focal_px) if len(focals) == 1 else None
-
-
 def describe(name: str, result: FrameResult, focal: float | None, seconds: float) -> str:
     """The one-line summary of an image."""
     n = len(result.persons)
@@ -191,7 +184,7 @@ def run_images(
             summary.error = f"{path}: {e}"
             write(f"warning: skipped {path}: {e}")
             continue
-        focal = frame_focal(result)
+        focal = result.focal_px  # K's or the fused one; None with --per-person-focal
         meshes = [display(p) for p in result.persons]
         names = []
         if options.mesh_format != "none":
@@ -209,11 +202,9 @@ def run_images(
         if options.overlay and renderer is not None:
             from whmr_core.media.pictures import draw_overlay, side_view
 
-            f_disp = focal if focal is not None else (result.persons[0].focal_px if result.persons else 1.0)
             over = draw_overlay(
-                image, result, meshes, f_disp, max_side=options.overlay_max_side, renderer=renderer,
-                by_index=True,
-            )  # fmt: skip
+                image, result, meshes, max_side=options.overlay_max_side, renderer=renderer, by_index=True
+            )
             photo = cv2.resize(image, (over.shape[1], over.shape[0]), interpolation=cv2.INTER_AREA)
             panels = [photo, over, side_view(meshes, over.shape[0], renderer=renderer)]
             cv2.imwrite(str(out / f"{stem}_overlay.png"), np.concatenate(panels, axis=1)[:, :, ::-1])

@@ -11,7 +11,7 @@ from whmr_core.geometry import GRAVITY_FROM_G
 from whmr_core.media.display_mesh import DisplayMesh
 from whmr_core.runtime.frames import FrameResult
 
-__all__ = ["PALETTE", "display_camera", "draw_overlay", "side_view"]
+__all__ = ["PALETTE", "display_camera", "display_scale", "draw_overlay", "side_view"]
 
 PALETTE = (
     (1.0, 0.55, 0.1),
@@ -23,45 +23,45 @@ PALETTE = (
 )
 
 
-def display_camera(result: FrameResult, focal_px: float, max_side: int) -> tuple[np.ndarray, float]:
-    """(K, scale) of the picture: the frame's camera, scaled so that its long side is at most ``max_side``.
+def display_scale(image_wh: tuple[int, int], max_side: int) -> float:
+    """The picture's scale: its long side at most ``max_side`` pixels."""
+    return min(1.0, max_side / max(image_wh))
 
-    Pixel centres are integers, so scaling by s maps u to (u + 0.5) s - 0.5."""
-    w, h = result.image_wh
-    s = min(1.0, max_side / max(w, h))
-    if result.K is not None:
-        fx, fy, cx, cy = result.K[0, 0], result.K[1, 1], result.K[0, 2], result.K[1, 2]
-    else:  # eq. 2-4: principal point at the image centre
-        fx = fy = focal_px
-        cx, cy = w / 2, h / 2
-    K = np.array([[fx * s, 0, (cx + 0.5) * s - 0.5], [0, fy * s, (cy + 0.5) * s - 0.5], [0, 0, 1.0]])
-    return K, s
+
+def display_camera(focal_xy: np.ndarray, principal_point: np.ndarray, s: float) -> np.ndarray:
+    """K of the picture, scaled by ``s``: pixel centres are integers, so u maps to (u + 0.5) s - 0.5."""
+    (fx, fy), (cx, cy) = focal_xy, principal_point
+    return np.array([[fx * s, 0, (cx + 0.5) * s - 0.5], [0, fy * s, (cy + 0.5) * s - 0.5], [0, 0, 1.0]])
 
 
 def draw_overlay(
     image: np.ndarray,
     result: FrameResult,
     meshes: Sequence[DisplayMesh],
-    focal_px: float,
     *,
     max_side: int = 960,
     renderer=None,
     by_index: bool = False,
 ) -> np.ndarray:
     """The photo with each person's mesh blended over it, their box, track id (or index) and depth;
-    (h, w, 3) RGB uint8."""
+    (h, w, 3) RGB uint8. Each mesh is drawn with the camera its person was placed with (one for all,
+    except with ``per_person_focal``)."""
     from whmr_core.render import Mesh, PinholeCamera, overlay_meshes
 
-    K, s = display_camera(result, focal_px, max_side)
     h, w = image.shape[:2]
+    s = display_scale((w, h), max_side)
     size = (max(1, round(w * s)), max(1, round(h * s)))
-    img = image if s == 1.0 else cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    img = np.ascontiguousarray(img)
-    out = img
-    if meshes:
+    out = image if s == 1.0 else cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    out = np.ascontiguousarray(out)
+    groups: dict[tuple[float, ...], list[int]] = {}
+    for i, p in enumerate(result.persons):
+        groups.setdefault((*np.round(p.focal_xy, 6), *np.round(p.principal_point, 6)), []).append(i)
+    for idx in groups.values():
+        p = result.persons[idx[0]]
+        K = display_camera(p.focal_xy, p.principal_point, s)
         cam = PinholeCamera.from_K(K, size[0], size[1], near=0.02, far=1000.0)
-        ms = [Mesh(m.vertices_camera, m.faces, color=PALETTE[i % len(PALETTE)]) for i, m in enumerate(meshes)]
-        out = overlay_meshes(img, ms, cam, alpha=0.75, renderer=renderer)
+        ms = [Mesh(meshes[i].vertices_camera, meshes[i].faces, color=PALETTE[i % len(PALETTE)]) for i in idx]
+        out = overlay_meshes(out, ms, cam, alpha=0.75, renderer=renderer)
     out = out.copy()
     for i, p in enumerate(result.persons):
         colour = tuple(int(255 * c) for c in PALETTE[i % len(PALETTE)])

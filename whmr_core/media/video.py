@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from whmr_core.media.image import LEVEL_GRAVITY, add_model_arguments, frame_focal, pipeline_from_args
+from whmr_core.media.image import LEVEL_GRAVITY, add_model_arguments, pipeline_from_args
 from whmr_core.runtime.frames import Frame, InputError
 from whmr_core.runtime.pipeline import Pipeline
 
@@ -127,16 +127,13 @@ def run_video(
             summary.processed += 1
             summary.persons += len(result.persons)
             summary.track_ids.update(p.track_id for p in result.persons)
-            focal = frame_focal(result)
+            focal = result.focal_px
             record = frame_record(result, focal_px=focal)
             record["frame"] = index
             jsonl.write(json.dumps(record, separators=(",", ":")) + "\n")
             if renderer is not None:
-                f_disp = (
-                    focal if focal is not None else (result.persons[0].focal_px if result.persons else 1.0)
-                )
                 meshes = [display(p) for p in result.persons]
-                pic = draw_overlay(rgb, result, meshes, f_disp, max_side=overlay_max_side, renderer=renderer)
+                pic = draw_overlay(rgb, result, meshes, max_side=overlay_max_side, renderer=renderer)
                 if writer is None:
                     path = out / f"{stem}_overlay.mp4"
                     size = (pic.shape[1], pic.shape[0])
