@@ -134,6 +134,13 @@ def test_per_person_focal_and_K_options(tmp_path, photo_run, capsys):
     assert "focal 600 px (from K)" in capsys.readouterr().out
 
 
+def test_the_output_folder_is_not_read_as_input(tmp_path, capsys):
+    (tmp_path / "x_overlay.png").write_bytes(b"x")
+    assert main(["image", str(tmp_path), "--out", str(tmp_path)]) == 2
+    out = capsys.readouterr().out
+    assert "skipped 1 images in the output folder" in out and "no images to process" in out
+
+
 def test_bad_options_are_one_line_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["image", "x.jpg", "--K", "1,2,3"])

@@ -89,9 +89,10 @@ def collect_images(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
                 warnings.append(f"{arg}: skipped {len(matched) - n} matches that are not images by name")
         else:
             warnings.append(f"{arg}: no such file or folder")
-    seen: set[Path] = set()
-    unique = [f for f in files if not (f.resolve() in seen or seen.add(f.resolve()))]  # type: ignore[func-returns-value]
-    return unique, warnings
+    unique: dict[Path, Path] = {}  # a file named twice (a folder and a glob) is processed once
+    for f in files:
+        unique.setdefault(f.resolve(), f)
+    return list(unique.values()), warnings
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -309,6 +310,11 @@ def image_main(args: argparse.Namespace) -> int:
     """``whmr image``: returns 0 when every image was processed, 1 when some were skipped, 2 if none."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     files, warnings = collect_images(args.paths)
+    out_dir = Path(args.out).resolve()
+    ours = [f for f in files if f.resolve().parent == out_dir]  # our own overlays from an earlier run
+    if ours:
+        warnings.append(f"skipped {len(ours)} images in the output folder {args.out}")
+        files = [f for f in files if f not in ours]
     for w in warnings:
         print(f"warning: {w}")
     if not files:
