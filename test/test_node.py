@@ -24,7 +24,11 @@ def test_image_in_bodies_out_with_the_image_stamp():
     try:
         engine = FakeEngine((64, 48), focal=60.0)
         engine.bodies = [SeenBody(np.array([0.0, 0.0, 3.0]))]
-        node = WhmrNode(engine=engine, topology=TOPOLOGY)
+        from rclpy.parameter import Parameter
+
+        # Blank images: no detector (the whole image is the person, as without a detections topic).
+        no_detector = Parameter("pipeline.detector", Parameter.Type.STRING, "none")
+        node = WhmrNode(engine=engine, topology=TOPOLOGY, parameter_overrides=[no_detector])
         probe = Node("probe")
         got, done = [], threading.Event()
         from whmr_ros.msg import BodyMeshArray
