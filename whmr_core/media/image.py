@@ -113,7 +113,8 @@ def _output_stems(files: Sequence[Path]) -> Iterator[str]:
         yield f.stem if n == 0 else f"{f.stem}_{n + 1}"
 
 
-def _K_matrix(k: tuple[float, float, float, float] | None) -> np.ndarray | None:
+def intrinsics_matrix(k: tuple[float, float, float, float] | None) -> np.ndarray | None:
+    """K from (fx, fy, cx, cy)."""
     if k is None:
         return None
     fx, fy, cx, cy = k
@@ -158,7 +159,7 @@ def run_images(
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
     display = DisplayBody(options.mesh, network_faces=pipeline.topology.faces)
-    K = _K_matrix(options.K)
+    K = intrinsics_matrix(options.K)
     renderer = None
     if options.overlay:
         from whmr_core.render import Renderer
@@ -218,7 +219,9 @@ def run_images(
     return summaries
 
 
-def _floats(n: int, what: str):
+def float_list(n: int, what: str):
+    """An argparse type: ``n`` comma-separated finite numbers."""
+
     def parse(text: str) -> tuple[float, ...]:
         try:
             values = tuple(float(v) for v in text.split(","))
@@ -236,7 +239,7 @@ def add_image_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="out/images", help="output folder (default: %(default)s)")
     p.add_argument(
         "--K",
-        type=_floats(4, "--K"),
+        type=float_list(4, "--K"),
         default=None,
         metavar="FX,FY,CX,CY",
         help="camera intrinsics in pixels for every image: metric depth (default: none)",
@@ -245,7 +248,7 @@ def add_image_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--level", action="store_true", help="the camera was level (gravity along image down)")
     g.add_argument(
         "--gravity",
-        type=_floats(3, "--gravity"),
+        type=float_list(3, "--gravity"),
         default=None,
         metavar="GX,GY,GZ",
         help="gravity direction in the camera optical frame (x right, y down, z forward)",

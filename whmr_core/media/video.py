@@ -19,7 +19,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from whmr_core.media.image import LEVEL_GRAVITY, add_model_arguments, pipeline_from_args
+from whmr_core.media.image import (
+    LEVEL_GRAVITY,
+    add_model_arguments,
+    float_list,
+    intrinsics_matrix,
+    pipeline_from_args,
+)
 from whmr_core.runtime.frames import Frame, InputError
 from whmr_core.runtime.pipeline import Pipeline
 
@@ -162,8 +168,9 @@ def add_video_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", metavar="SOURCE", help="a video file, or a camera index (0: the first webcam)")
     p.add_argument("--out", default="out/video", help="output folder (default: %(default)s)")
     p.add_argument(
-        "--K", default=None, metavar="FX,FY,CX,CY", help="camera intrinsics in pixels: metric depth"
-    )
+        "--K", type=float_list(4, "--K"), default=None, metavar="FX,FY,CX,CY",
+        help="camera intrinsics in pixels: metric depth",
+    )  # fmt: skip
     p.add_argument("--level", action="store_true", help="the camera is level (gravity along image down)")
     add_model_arguments(p, mesh_default="full")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
@@ -173,14 +180,7 @@ def add_video_arguments(p: argparse.ArgumentParser) -> None:
 
 def video_main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    K = None
-    if args.K:
-        try:
-            fx, fy, cx, cy = (float(v) for v in str(args.K).split(","))
-        except ValueError:
-            print(f"whmr video: --K: expected FX,FY,CX,CY, got {args.K!r}")
-            return 2
-        K = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+    K = intrinsics_matrix(tuple(args.K) if args.K else None)  # type: ignore[arg-type]
     try:
         cap, _, _ = open_source(args.source)
         cap.release()
