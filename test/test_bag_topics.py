@@ -58,6 +58,9 @@ def test_ambiguous_choices_are_left_to_the_user():
     c = select_topics(bag, {**NOTHING_GIVEN, "image": "/b/image"}, DEFAULTS)
     assert c.errors == [] and c.topics["camera_info"] == "/b/camera_info"
     assert c.topics["detections"] == "" and any("pass --detections" in n for n in c.notes)
+    # A default name holding another type is kept when nothing else fits (the runner says what it holds).
+    c = select_topics({"/camera/image_raw": "sensor_msgs/msg/CompressedImage"}, NOTHING_GIVEN, DEFAULTS)
+    assert c.errors == [] and c.topics["image"] == "/camera/image_raw"
     # A flag always wins, '' included (no detections).
     c = select_topics({"/x": IMG, "/people": DET}, {**NOTHING_GIVEN, "detections": ""}, DEFAULTS)
     assert c.topics["detections"] == "" and c.topics["image"] == "/x"
@@ -108,10 +111,11 @@ def test_whmr_bag_uses_the_bags_only_detections_topic_and_says_so(tmp_path, fake
     src = tmp_path / "in"
     box = _bag(src, detections=True)
     assert bag_main(["--input", str(src), "--output", str(tmp_path / "out"), "--quiet"]) == 0
-    out = capsys.readouterr().out
-    assert "image: /cam/color/image_raw" in out and "camera_info: /cam/color/camera_info" in out
-    assert "detections: /people" in out
-    assert f"{N} images, {N} processed, {N} bodies" in out
+    printed = capsys.readouterr()
+    err = printed.err
+    assert "image: /cam/color/image_raw" in err and "camera_info: /cam/color/camera_info" in err
+    assert "detections: /people" in err
+    assert f"{N} images, {N} processed, {N} bodies" in printed.out
     with AnyReader([tmp_path / "out"]) as reader:
         conns = [c for c in reader.connections if c.topic == "/whmr/bodies"]
         msgs = [reader.deserialize(raw, c.msgtype) for c, _, raw in reader.messages(connections=conns)]

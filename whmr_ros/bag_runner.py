@@ -468,6 +468,12 @@ def build_bag_parser(parser: argparse.ArgumentParser | None = None) -> argparse.
         "--detections", default=None,
         help="vision_msgs/Detection2DArray topic (default: the bag's only one, if exactly one; '' = none)",
     )  # fmt: skip
+    p.add_argument(
+        "--detector", default=None,
+        help="person boxes for images without detections: blazepose (the shipped one), a YOLO .onnx file, "
+        "or none (tracked boxes, then the whole image); default: the params file's, else blazepose "
+        "(none when a detections topic is used)",
+    )  # fmt: skip
     p.add_argument("--overlay", default="", help="write an overlay image topic with this name")
     p.add_argument(
         "--copy", nargs="*", default=[], metavar="TOPIC", help="input topics to copy to the output"
@@ -488,17 +494,15 @@ def bag_main(argv: Sequence[str] | None = None) -> int:
 
 def pick_topics(input_path: str | Path, args: argparse.Namespace) -> BagTopics:
     """The input topics of ``args`` with those not given found in the bag by type; prints the picks."""
-    from rosbags.highlevel import AnyReader
-
     from whmr_ros.bag_topics import select_topics
 
     d = BagTopics()
     roles = ("image", "camera_info", "imu", "detections")
-    with AnyReader([Path(input_path)], default_typestore=typestore()) as reader:
-        available = {c.topic: c.msgtype for c in reader.connections}
+    with open_bag(input_path, typestore()) as bag:  # a cut-short recording too
+        available = {c.topic: c.msgtype for c in bag.connections}
     choice = select_topics(available, {r: getattr(args, r) for r in roles}, {r: getattr(d, r) for r in roles})
     for note in choice.notes:
-        print(f"whmr bag: {note}")
+        print(f"whmr bag: {note}", file=sys.stderr)
     if choice.errors:
         raise ValueError(f"{input_path}: " + "; ".join(choice.errors))
     return replace(d, **choice.topics)
@@ -519,9 +523,14 @@ def run_from_args(args: argparse.Namespace) -> int:
     engine = load_engine(args.engine, args.model, threads=args.threads, config=args.network_config)
     topology = load_topology(args.body_model, engine=engine)
     topics = replace(pick_topics(args.input, args), overlay=args.overlay)
+    pipeline = params.pipeline if params else PipelineConfig()
+    if args.detector:  # the flag beats the params file
+        det = str(args.detector)
+        kind = det if det in ("blazepose", "none") else "yolo"
+        pipeline = replace(pipeline, detector=kind, detector_model=det if kind == "yolo" else "")
     config = BagRunConfig(
         topics=topics,
-        pipeline=params.pipeline if params else PipelineConfig(),
+        pipeline=pipeline,
         host=params.host if params else HostConfig(),
         outputs=OutputRates(marker_rate_hz=args.marker_rate, markers_mesh=not args.no_mesh_markers),
         copy_topics=tuple(args.copy),

@@ -50,6 +50,10 @@ def select_topics(
             choice.topics[role] = default
             continue
         found = sorted(t for t, ty in available.items() if ty == msgtype)
+        if not found and default in available:
+            # The default name holds another type: keep it, the bag runner refuses it with that reason.
+            choice.topics[role] = default
+            continue
         pick, why = (found[0], f"the bag's only {msgtype} topic") if len(found) == 1 else ("", "")
         if not pick and role == "camera_info" and len(found) > 1 and choice.topics.get("image"):
             same = [t for t in found if _namespace(t) == _namespace(choice.topics["image"])]
