@@ -224,6 +224,7 @@ def test_evaluation_protocols_through_the_h36m_regressor(batch_and_model, tmp_pa
         evaluate(net, loader, protocol="lsp")
 
 
+@pytest.mark.slow
 def test_train_all_stages_writes_checkpoints_and_metrics(tiny_data, tmp_path):
     cfg = tiny_config(tiny_data)
     model_dir = Trainer(cfg, tmp_path / "run").run([1, 2, 3])
@@ -250,6 +251,7 @@ def test_lr_factor_warms_up_then_follows_the_schedule():
         StageConfig(schedule="linear")
 
 
+@pytest.mark.slow
 def test_resume_after_a_crash_continues_at_the_same_step(tiny_data, tmp_path, monkeypatch):
     # A warm-up + cosine schedule: a resume that forgot the scheduler's state would step at another rate.
     steps = StageConfig(epochs=2, max_steps=4, lr=1e-3, schedule="cosine", warmup_steps=2)
