@@ -14,15 +14,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from whmr_core.rotations import matrix_to_axis_angle, matrix_to_quaternion
+from whmr_core.rotations import matrix_to_axis_angle, matrix_to_quaternion_xyzw
 from whmr_core.runtime.frames import FrameResult, PersonResult
 
 __all__ = ["frame_record", "person_record", "write_mesh"]
-
-
-def _quat_xyzw(r: np.ndarray) -> list[float]:
-    wxyz = matrix_to_quaternion(torch.as_tensor(r, dtype=torch.float64)).numpy()
-    return np.roll(wxyz, -1).round(6).tolist()
 
 
 def _list(a: np.ndarray, digits: int = 5) -> Any:
@@ -42,8 +37,8 @@ def person_record(p: PersonResult) -> dict[str, Any]:
         "joints_camera": _list(p.joints_camera),
         "joints_gravity": _list(p.joints_gravity),
         "joints_2d": _list(p.joints_2d, 1),
-        "root_orientation_camera": _quat_xyzw(p.root_orientation_camera),
-        "root_orientation_gravity": _quat_xyzw(p.root_orientation_gravity),
+        "root_orientation_camera": matrix_to_quaternion_xyzw(p.root_orientation_camera).round(6).tolist(),
+        "root_orientation_gravity": matrix_to_quaternion_xyzw(p.root_orientation_gravity).round(6).tolist(),
         "betas": _list(p.betas),
         "pose": _list(aa),
     }
