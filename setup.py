@@ -51,6 +51,9 @@ setup(
         "pillow>=10.0",
         # Person crops (warpAffine) and image I/O (headless wheel: no GUI libraries on robots/servers).
         "opencv-python-headless>=4.8",
+        # The shipped person detector (MediaPipe's BlazePose .tflite) runs on the LiteRT interpreter;
+        # mediapipe itself is not needed (its numpy/protobuf pins conflict with ours).
+        "ai-edge-litert>=2.0",
     ],
     extras_require={
         "test": [

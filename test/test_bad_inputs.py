@@ -33,7 +33,7 @@ LEVEL_ACCEL = (0.0, 0.0, 9.81)  # at rest, reads +g up
 def make_host(config: HostConfig | None = None, warnings: list[str] | None = None, **pipe_kw):
     engine = FakeEngine((W, H), focal=250.0)
     engine.bodies = [SeenBody(np.array([0.2, 0.5, 3.0]))]
-    pipe = Pipeline(engine, TOPOLOGY, PipelineConfig(**pipe_kw))
+    pipe = Pipeline(engine, TOPOLOGY, PipelineConfig(**{"detector": "none", **pipe_kw}))  # blank images
     warn = warnings.append if warnings is not None else None
     return WhmrHost(pipe, config or HostConfig(), ros_kit(), warn=warn), engine
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from whmr_fakes import TOPOLOGY, FakeEngine, SeenBody, image_msg, imu_msg, ros_kit
 
+from whmr_core.runtime.config import PipelineConfig
 from whmr_ros.bag_runner import BagRunConfig, run_bag
 from whmr_ros.cli import main
 from whmr_ros.host import HostConfig
@@ -48,6 +49,9 @@ def write_bag(path: Path, n_images: int, *, storage: str = "mcap", image=None, i
                     image(k, m)
             w.write(c_img, t + 1, store.serialize_cdr(m, m.__msgtype__))
     return path
+
+
+NO_DETECTOR = PipelineConfig(detector="none")  # noise images: the whole image, then tracked boxes
 
 
 def fake_engine() -> FakeEngine:
@@ -156,7 +160,9 @@ def test_one_failing_frame_is_dropped_with_a_diagnostic_and_the_rest_is_written(
     engine = _FailsOnce((W, H), focal=120.0)
     engine.bodies = [SeenBody(np.array([0.0, 0.5, 4.0]))]
     src = write_bag(tmp_path / "in", 8)
-    summary = run_bag(src, tmp_path / "out", engine, TOPOLOGY, BagRunConfig(progress=False))
+    summary = run_bag(
+        src, tmp_path / "out", engine, TOPOLOGY, BagRunConfig(pipeline=NO_DETECTOR, progress=False)
+    )
     assert summary.frames_with_output == 7 and summary.dropped["frame"] == 1
     assert "RuntimeError: CUDA error" in summary.last_problem["frame"]
     got = read_bag(tmp_path / "out")
@@ -169,10 +175,14 @@ def test_the_final_diagnostics_message_reports_problems_at_the_end_of_a_short_ba
     """Diagnostics are throttled to 1 Hz of bag time: a 0.3 s bag used to end on "all inputs usable"."""
     spoil = lambda k, m: setattr(m, "encoding", "yuv422") if k >= 6 else None  # noqa: E731
     src = write_bag(tmp_path / "in", 9, image=spoil)
-    config = BagRunConfig(progress=False, host=HostConfig(camera_from_imu=(0.0, 0.0, 0.0, 1.0)))
+    config = BagRunConfig(
+        pipeline=NO_DETECTOR, progress=False, host=HostConfig(camera_from_imu=(0.0, 0.0, 0.0, 1.0))
+    )
     run_bag(src, tmp_path / "out", fake_engine(), TOPOLOGY, config)
     diags = read_bag(tmp_path / "out")["/diagnostics"]
-    assert inputs_status(diags[0]).level == 0  # the throttled one, at the first frame
+    # The throttled one, at the first frame, from before the spoilt images (it warns only that the first
+    # frame had no box but the whole image).
+    assert "image: dropped" not in inputs_status(diags[0]).message
     last = inputs_status(diags[-1])
     assert last.level == 1 and "image: dropped: encoding" in last.message
     assert any(kv.key == "dropped_image" and kv.value == "3" for kv in last.values)
@@ -196,7 +206,7 @@ engine.bodies = [SeenBody(np.array([0.0, 0.5, 4.0]))]
 factory.load_engine = lambda *a, **k: engine
 factory.load_topology = lambda *a, **k: TOPOLOGY
 from whmr_ros.cli import main
-sys.exit(main(["bag", "--input", {src!r}, "--output", {out!r}, "--quiet"]))
+sys.exit(main(["bag", "--input", {src!r}, "--output", {out!r}, "--quiet", "--detector", "none"]))
 """
 
 
@@ -223,7 +233,7 @@ def test_a_signal_closes_the_output_cleanly_and_a_rerun_replaces_it(tmp_path, si
     assert 10 <= len(got["/whmr/bodies"]) < n
     assert f"stopped by {sig.name}" in inputs_status(got["/diagnostics"][-1]).message
     # The rerun is not refused: it replaces the partial output and completes.
-    summary = run_bag(src, out, fake_engine(), TOPOLOGY, BagRunConfig(progress=False))
+    summary = run_bag(src, out, fake_engine(), TOPOLOGY, BagRunConfig(pipeline=NO_DETECTOR, progress=False))
     assert summary.frames_with_output == n and summary.output == out
     assert not partial.exists() and [p.name for p in out.glob("*.mcap")] == ["out.mcap"]
     assert len(read_bag(out)["/whmr/bodies"]) == n
@@ -259,7 +269,9 @@ def test_a_truncated_mcap_file_given_directly_is_read_too(tmp_path):
     mcap = next(src.glob("*.mcap"))
     data = mcap.read_bytes()
     mcap.write_bytes(data[: len(data) * 3 // 4])
-    summary = run_bag(mcap, tmp_path / "o", fake_engine(), TOPOLOGY, BagRunConfig(progress=False))
+    summary = run_bag(
+        mcap, tmp_path / "o", fake_engine(), TOPOLOGY, BagRunConfig(pipeline=NO_DETECTOR, progress=False)
+    )
     assert 0 < summary.frames_with_output < 30 and "ends after" in summary.truncated
 
 

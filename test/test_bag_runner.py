@@ -23,6 +23,7 @@ from whmr_fakes import (
 
 from whmr_core.geometry import GRAVITY_FROM_G
 from whmr_core.rotations import matrix_to_quaternion
+from whmr_core.runtime.config import PipelineConfig
 from whmr_ros.bag_runner import BagRunConfig, BagTopics, run_bag
 
 W, H = 160, 120
@@ -84,7 +85,10 @@ def test_bag_to_bag_end_to_end(tmp_path):
     engine.scene_fn = lambda k: [SeenBody(r_c @ _pelvis_g(k), r_c.copy())]  # upright in the world
     out = tmp_path / "out"
     config = BagRunConfig(
-        topics=BagTopics(overlay="/whmr/overlay"), copy_topics=("/camera/camera_info",), progress=False
+        topics=BagTopics(overlay="/whmr/overlay"),
+        pipeline=PipelineConfig(detector="none"),  # blank images: the whole image, then tracked boxes
+        copy_topics=("/camera/camera_info",),
+        progress=False,
     )
     summary = run_bag(src, out, engine, TOPOLOGY, config)
     assert summary.images == N_IMAGES and summary.frames_with_output == N_IMAGES

@@ -21,6 +21,8 @@ def test_demo_runs_end_to_end(tmp_path):
     # shipped checkpoint's errors on it are pinned (they change only with the checkpoint or the pipeline).
     errors = {k: summary[k] for k in ("mpjpe_mm", "pa_mpjpe_mm", "w_mpjpe_mm")}
     assert errors == pytest.approx({"mpjpe_mm": 109.64, "pa_mpjpe_mm": 63.70, "w_mpjpe_mm": 181.13}, abs=0.05)
+    # Not root-aligned: where the body is, placed metrically with the bag's CameraInfo.
+    assert summary["root_error_mm"] == pytest.approx(171.01, abs=0.05)
     for name in ("overlay.gif", "world_view.png", "latency.png", "input.mcap"):
         assert (out / name).is_file(), name
     assert list((out / "output").glob("*.mcap"))
@@ -38,3 +40,23 @@ def test_demo_refuses_when_disk_is_short(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(shutil, "disk_usage", lambda _: usage._replace(free=10 * 2**20))
     assert main(["demo", "--out", str(tmp_path / "d")]) == 1
     assert "MiB free" in capsys.readouterr().out
+
+
+def test_demo_metrics_report_a_misplaced_body_that_root_alignment_hides():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from whmr_core.geometry import GRAVITY_FROM_G
+    from whmr_ros.demo import _metrics
+
+    rng = np.random.default_rng(0)
+    joints = rng.normal(size=(24, 3)) * 0.3 + [0.0, 0.0, 4.0]
+    shift = np.array([0.3, 0.0, -0.4])  # 0.5 m off, body shape exact
+    person = SimpleNamespace(
+        score=1.0, joints_camera=joints + shift, joints_gravity=joints @ GRAVITY_FROM_G.T
+    )
+    truth = {0: SimpleNamespace(joints_cam=joints, joints_world=joints)}
+    m = _metrics({0: SimpleNamespace(persons=[person])}, truth)
+    assert m["mpjpe_mm"] < 1e-9 and m["w_mpjpe_mm"] < 1e-9
+    assert abs(m["root_error_mm"] - 500.0) < 1e-9

@@ -41,7 +41,8 @@ def _rig(autostart: bool = True, **overrides):
     try:
         engine = FakeEngine((W, H), focal=60.0)
         engine.bodies = [SeenBody(np.array([0.0, 0.5, 3.0]))]
-        params = [Parameter("autostart", value=autostart)]
+        # Blank images: no detector (the whole image is the person, as without a detections topic).
+        params = [Parameter("autostart", value=autostart), Parameter("pipeline.detector", value="none")]
         params += [Parameter(k.replace("__", "."), value=v) for k, v in overrides.items()]
         node = WhmrNode(engine=engine, topology=TOPOLOGY, context=ctx, parameter_overrides=params)
         probe = _Probe(ctx)

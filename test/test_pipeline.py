@@ -32,8 +32,9 @@ def _engine() -> FakeEngine:
     return FakeEngine((W, H), focal=500.0, principal_point=(300.0, 260.0))
 
 
+# The fake engine's images are blank: no detector runs on them (boxes come with the frames, or none).
 def _run(engine, frame, config=None):
-    return Pipeline(engine, TOPOLOGY, config or PipelineConfig()).process(frame)
+    return Pipeline(engine, TOPOLOGY, config or PipelineConfig(detector="none")).process(frame)
 
 
 def test_metric_placement_with_K():
@@ -162,7 +163,7 @@ def test_no_gravity_assumes_a_level_camera_and_says_so():
 
 def test_track_ids_stable_through_crossing_detections():
     engine = _engine()
-    pipe = Pipeline(engine, TOPOLOGY, PipelineConfig(track_min_hits=2))
+    pipe = Pipeline(engine, TOPOLOGY, PipelineConfig(detector="none", track_min_hits=2))
     a, b = SeenBody(np.array([-1.0, 0.0, 4.0])), SeenBody(np.array([1.0, 0.2, 5.0]))
     engine.bodies = [a, b]
     ids: dict[int, set[int]] = {0: set(), 1: set()}
@@ -185,7 +186,7 @@ def test_track_ids_stable_through_crossing_detections():
 
 def test_tracked_boxes_follow_the_body_without_a_detector():
     engine = _engine()
-    pipe = Pipeline(engine, TOPOLOGY, PipelineConfig())
+    pipe = Pipeline(engine, TOPOLOGY, PipelineConfig(detector="none"))
     body = SeenBody(np.array([0.0, 0.3, 4.0]))
     engine.bodies = [body]
     seen = []
@@ -203,7 +204,11 @@ def test_tracked_boxes_follow_the_body_without_a_detector():
 def test_smoothing_reduces_jitter():
     def jitter_std(smoothing: bool) -> float:
         engine = _engine()
-        pipe = Pipeline(engine, TOPOLOGY, PipelineConfig(smoothing=True) if smoothing else PipelineConfig())
+        pipe = Pipeline(
+            engine,
+            TOPOLOGY,
+            PipelineConfig(detector="none", smoothing=True) if smoothing else PipelineConfig(detector="none"),
+        )
         rng = np.random.default_rng(1)
         xs = []
         for k in range(60):
@@ -237,7 +242,7 @@ def test_max_persons_keeps_the_best_scores():
     bodies = [SeenBody(np.array([x, 0.0, 5.0])) for x in (-1.5, 0.0, 1.5)]
     engine.bodies = bodies
     det = Detections.of([engine.box_of(b, 30) for b in bodies], [0.5, 0.9, 0.7])
-    res = _run(engine, Frame(IMAGE, 1, K=K, detections=det), PipelineConfig(max_persons=2))
+    res = _run(engine, Frame(IMAGE, 1, K=K, detections=det), PipelineConfig(detector="none", max_persons=2))
     assert sorted(p.score for p in res.persons) == [0.7, 0.9]
     assert [d.reason for d in res.dropped] == ["more than max_persons=2"]
 
@@ -280,7 +285,7 @@ def test_unusable_frames_raise_input_error(frame, match):
 def test_stamp_going_back_is_an_input_error_until_reset():
     engine = _engine()
     engine.bodies = [SeenBody(np.array([0.0, 0.0, 4.0]))]
-    pipe = Pipeline(engine, TOPOLOGY)
+    pipe = Pipeline(engine, TOPOLOGY, PipelineConfig(detector="none"))
     pipe.process(Frame(IMAGE, 10))
     with pytest.raises(InputError, match="before"):
         pipe.process(Frame(IMAGE, 5))

@@ -33,7 +33,7 @@ RGB = np.full((H, W, 3), 90, dtype=np.uint8)
 def _host(distro="ROS2_JAZZY", config=None, lookup=None, warnings=None, **pipe_kw):
     engine = FakeEngine((W, H), focal=250.0)
     engine.bodies = [SeenBody(np.array([0.2, 0.5, 3.0]))]
-    pipe = Pipeline(engine, TOPOLOGY, PipelineConfig(**pipe_kw))
+    pipe = Pipeline(engine, TOPOLOGY, PipelineConfig(**{"detector": "none", **pipe_kw}))
     warn = warnings.append if warnings is not None else None
     host = WhmrHost(pipe, config or HostConfig(), ros_kit(distro), lookup=lookup, warn=warn)
     return host, engine

@@ -15,6 +15,7 @@ __all__ = [
     "procrustes_align",
     "pve",
     "relative_focal_error",
+    "root_position_error",
     "rotation_angle_deg",
     "w_mpjpe",
     "w_pve",
@@ -64,6 +65,11 @@ def pve(
     p = pred_vertices if pred_root is None else pred_vertices - pred_root[:, None]
     t = target_vertices if target_root is None else target_vertices - target_root[:, None]
     return (p - t).norm(dim=-1).mean(-1)
+
+
+def root_position_error(pred: torch.Tensor, target: torch.Tensor, root: int = 0) -> torch.Tensor:
+    """Distance between the root joints, (N,J,3) -> (N,): the placement error that root alignment hides."""
+    return (pred[:, root] - target[:, root]).norm(dim=-1)
 
 
 def w_mpjpe(

@@ -200,7 +200,8 @@ class _BagRun:
         self.store = typestore(config.distro)
         self.tf_buffer = TransformBuffer()
         self.host = WhmrHost(
-            Pipeline(engine, topology, config.pipeline),
+            # With a detections topic the boxes come from there: no detector runs unless one is named.
+            Pipeline(engine, topology, config.pipeline.for_detections_topic(bool(config.topics.detections))),
             config.host,
             RosbagsKit(self.store),
             lookup=self.tf_buffer.lookup,
@@ -455,10 +456,24 @@ def build_bag_parser(parser: argparse.ArgumentParser | None = None) -> argparse.
     p.add_argument(
         "--params", default=None, help="node parameter YAML (whmr.params.yaml): pipeline/host keys"
     )
-    p.add_argument("--image", default=d.image)
-    p.add_argument("--camera-info", default=d.camera_info)
-    p.add_argument("--imu", default=d.imu)
-    p.add_argument("--detections", default=d.detections, help="vision_msgs/Detection2DArray topic, if any")
+    # Input topics: None = the default name if the bag has it, else found by type (whmr_ros.bag_topics).
+    p.add_argument(
+        "--image", default=None, help=f"sensor_msgs/Image topic (default: {d.image} or found by type)"
+    )
+    p.add_argument(
+        "--camera-info", default=None, help=f"CameraInfo topic (default: {d.camera_info} or by type)"
+    )
+    p.add_argument("--imu", default=None, help=f"sensor_msgs/Imu topic (default: {d.imu} or by type)")
+    p.add_argument(
+        "--detections", default=None,
+        help="vision_msgs/Detection2DArray topic (default: the bag's only one, if exactly one; '' = none)",
+    )  # fmt: skip
+    p.add_argument(
+        "--detector", default=None,
+        help="person boxes for images without detections: blazepose (the shipped one), a YOLO .onnx file, "
+        "or none (tracked boxes, then the whole image); default: the params file's, else blazepose "
+        "(none when a detections topic is used)",
+    )  # fmt: skip
     p.add_argument("--overlay", default="", help="write an overlay image topic with this name")
     p.add_argument(
         "--copy", nargs="*", default=[], metavar="TOPIC", help="input topics to copy to the output"
@@ -477,6 +492,22 @@ def bag_main(argv: Sequence[str] | None = None) -> int:
     return run_from_args(build_bag_parser().parse_args(argv))
 
 
+def pick_topics(input_path: str | Path, args: argparse.Namespace) -> BagTopics:
+    """The input topics of ``args`` with those not given found in the bag by type; prints the picks."""
+    from whmr_ros.bag_topics import select_topics
+
+    d = BagTopics()
+    roles = ("image", "camera_info", "imu", "detections")
+    with open_bag(input_path, typestore()) as bag:  # a cut-short recording too
+        available = {c.topic: c.msgtype for c in bag.connections}
+    choice = select_topics(available, {r: getattr(args, r) for r in roles}, {r: getattr(d, r) for r in roles})
+    for note in choice.notes:
+        print(f"whmr bag: {note}", file=sys.stderr)
+    if choice.errors:
+        raise ValueError(f"{input_path}: " + "; ".join(choice.errors))
+    return replace(d, **choice.topics)
+
+
 def run_from_args(args: argparse.Namespace) -> int:
     """Run the bag runner with parsed ``whmr bag`` options."""
     from whmr_core.runtime.factory import load_engine, load_topology
@@ -491,16 +522,15 @@ def run_from_args(args: argparse.Namespace) -> int:
     params = load_params(args.params) if args.params else None
     engine = load_engine(args.engine, args.model, threads=args.threads, config=args.network_config)
     topology = load_topology(args.body_model, engine=engine)
-    topics = BagTopics(
-        image=args.image,
-        camera_info=args.camera_info,
-        imu=args.imu,
-        detections=args.detections,
-        overlay=args.overlay,
-    )
+    topics = replace(pick_topics(args.input, args), overlay=args.overlay)
+    pipeline = params.pipeline if params else PipelineConfig()
+    if args.detector:  # the flag beats the params file
+        det = str(args.detector)
+        kind = det if det in ("blazepose", "none") else "yolo"
+        pipeline = replace(pipeline, detector=kind, detector_model=det if kind == "yolo" else "")
     config = BagRunConfig(
         topics=topics,
-        pipeline=params.pipeline if params else PipelineConfig(),
+        pipeline=pipeline,
         host=params.host if params else HostConfig(),
         outputs=OutputRates(marker_rate_hz=args.marker_rate, markers_mesh=not args.no_mesh_markers),
         copy_topics=tuple(args.copy),

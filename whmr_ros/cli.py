@@ -24,6 +24,18 @@ def _cmd_bag(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
+def _cmd_image(args: argparse.Namespace) -> int:
+    from whmr_core.media.image import image_main
+
+    return image_main(args)
+
+
+def _cmd_video(args: argparse.Namespace) -> int:
+    from whmr_core.media.video import video_main
+
+    return video_main(args)
+
+
 def _cmd_synth(args: argparse.Namespace) -> int:
     if args.sequence:
         if not args.bag:
@@ -94,6 +106,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="seed of the sample sequence (default: 0)")
     demo.add_argument("--checkpoint", default=None, help="checkpoint (default: the shipped one)")
     demo.set_defaults(func=_cmd_demo)
+
+    from whmr_core.media.image import add_image_arguments
+    from whmr_core.media.video import add_video_arguments
+
+    image = sub.add_parser(
+        "image", help="body meshes for photos: files, folders or globs, each image on its own",
+        description="Per image: DIR/<stem>.json, DIR/<stem>_overlay.png and one mesh per person. "
+        "People are found by the shipped BlazePose detector; without --K one focal length per image.",
+    )  # fmt: skip
+    add_image_arguments(image)
+    image.set_defaults(func=_cmd_image)
+    video = sub.add_parser("video", help="body meshes for a video file or a webcam, tracked across frames")
+    add_video_arguments(video)
+    video.set_defaults(func=_cmd_video)
 
     from whmr_ros.bag_runner import build_bag_parser
 

@@ -390,6 +390,8 @@ class WhmrHost:
             return None
         for d in result.dropped:
             self.problem("person", f"dropped: {d.reason}")
+        if result.box_source == "whole_image":  # never silent: a whole-image "person" is a guess
+            self.problem("boxes", "no detections, detector or track: the whole image taken as one person")
         cam = prepared.camera_frame_id
         gravity_frame = cam + self.config.gravity_frame_suffix
         place = self._placement(result, cam, gravity_frame)

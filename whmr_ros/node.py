@@ -185,7 +185,7 @@ class WhmrNode(LifecycleNode):
         self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
         self._params = params
         self._host = WhmrHost(
-            Pipeline(engine, topology, params.pipeline),
+            Pipeline(engine, topology, params.pipeline.for_detections_topic(params.node.use_detections)),
             params.host,
             self._kit,
             lookup=self._lookup,

@@ -2,9 +2,10 @@
 
 Candidates, first available wins: the frame's own detections, else the built-in detector, else the
 previous frame's tracked boxes (each body's projected mesh, so a person kept in view keeps a box), else
-the whole image (one person). Candidates are then filtered: non-finite ones dropped with a reason, given
-detections below the score threshold ignored, boxes clipped to the image and dropped when too small, and
-at most ``max_persons`` kept (best scores first).
+the whole image (one person). A detector that finds nobody means nobody (the tracked boxes, if any, carry
+a person the detector missed for a frame; never the whole image). Candidates are then filtered:
+non-finite ones dropped with a reason, given detections below the score threshold ignored, boxes clipped
+to the image and dropped when too small, and at most ``max_persons`` kept (best scores first).
 """
 
 from __future__ import annotations
@@ -89,12 +90,16 @@ class BoxPolicy:
     def boxes(self, frame: Frame, image: np.ndarray) -> BoxSet:
         h, w = image.shape[:2]
         c = self.config
+        tracked = c.use_tracked_boxes and self._tracked is not None and len(self._tracked.boxes) > 0
+        found = None
+        if frame.detections is None and self.detector is not None:
+            found = Detections.of(*self.detector(image))
         if frame.detections is not None:
             det, source = frame.detections, "detection"
-        elif self.detector is not None:
-            det, source = Detections.of(*self.detector(image)), "detector"
-        elif c.use_tracked_boxes and self._tracked is not None and len(self._tracked.boxes):
-            det, source = self._tracked, "tracked"
+        elif found is not None and (len(found.boxes) or not tracked):
+            det, source = found, "detector"  # nobody found (and no track to follow) means nobody
+        elif tracked:
+            det, source = self._tracked, "tracked"  # type: ignore[assignment]
         elif c.whole_image_fallback:
             det, source = Detections.of([whole_image_box(w, h)]), "whole_image"
         else:

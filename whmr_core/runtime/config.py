@@ -8,12 +8,14 @@ ranges are checked the same way in all three cases (``whmr_core.config_io.check_
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from whmr_core.config_io import check_settings, dataclass_from_dict, setting
+from whmr_core.config_io import ConfigError, check_settings, dataclass_from_dict, setting
 
-__all__ = ["PipelineConfig"]
+__all__ = ["DETECTOR_KINDS", "PipelineConfig"]
+
+DETECTOR_KINDS = ("auto", "blazepose", "yolo", "none")
 
 
 @dataclass
@@ -26,8 +28,16 @@ class PipelineConfig:
         16.0, "boxes smaller than this after clipping to the image are dropped", low=0
     )
     max_persons: int = setting(8, "most persons per frame (the best scores are kept)", low=1)
-    detector_model: str = setting("", "YOLO-family ONNX file for the built-in person detector; '' = none")
-    detector_score: float = setting(0.35, "the built-in detector's person-score threshold", low=0, high=1)
+    detector: str = setting(
+        "auto",
+        "person boxes when a frame has no detections: auto (yolo when detector_model is set, else the "
+        "shipped BlazePose), blazepose, yolo or none; hosts with a detections topic make auto none",
+    )
+    detector_model: str = setting("", "YOLO-family ONNX file for the built-in person detector")
+    detector_score: float = setting(0.5, "the built-in detector's person-score threshold", low=0, high=1)
+    per_person_focal: bool = setting(
+        False, "without K: each person's own predicted focal (the paper); false: one fused focal per image"
+    )
     use_tracked_boxes: bool = setting(True, "no detections for a frame: re-use the bodies' projected boxes")
     whole_image_fallback: bool = setting(True, "no boxes at all: one person in the whole image")
     track_min_iou: float = setting(0.2, "least IoU for a box to continue a track", low=0, high=1)
@@ -40,6 +50,21 @@ class PipelineConfig:
 
     def __post_init__(self) -> None:
         check_settings(self)
+        if self.detector not in DETECTOR_KINDS:
+            raise ConfigError(f"pipeline.detector: expected one of {DETECTOR_KINDS}, got {self.detector!r}")
+        if self.detector == "yolo" and not self.detector_model:
+            raise ConfigError("pipeline.detector: yolo needs detector_model (a YOLO-family ONNX file)")
+
+    @property
+    def detector_kind(self) -> str:
+        """The detector that runs: blazepose, yolo or none."""
+        if self.detector == "auto":
+            return "yolo" if self.detector_model else "blazepose"
+        return self.detector
+
+    def for_detections_topic(self, has_topic: bool) -> PipelineConfig:
+        """A host with a detections topic takes its boxes from there: no detector unless one was named."""
+        return replace(self, detector="none") if has_topic and self.detector == "auto" else self
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> PipelineConfig:

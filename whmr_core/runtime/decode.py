@@ -77,8 +77,10 @@ def solve_camera(
     image_wh: tuple[int, int],
     K: np.ndarray | None,
     max_depth_m: float = 100.0,
+    calibrated: bool = True,
 ) -> CameraSolution:
-    """Focal length and translation t_b of one person (eq. 3, 4)."""
+    """Focal length and translation t_b of one person (eq. 3, 4). ``K`` is the camera: calibrated (metric),
+    or with ``calibrated=False`` one the image's persons share (``focal_fusion``; relative scale)."""
     s = float(o.cam_crop[0])
     if abs(s) < 1e-9:
         raise UnusablePerson("weak-perspective scale s is zero")
@@ -96,7 +98,7 @@ def solve_camera(
             tz,
             principal_point=torch.as_tensor(pp[None]),
         )[0].numpy()
-        camera = CameraSolution(t_b, np.array([K[0, 0], K[1, 1]]), pp, True)
+        camera = CameraSolution(t_b, np.array([K[0, 0], K[1, 1]]), pp, calibrated)
     else:
         wh = torch.tensor([[w, h]], dtype=torch.float64)
         focal = float(geometry.focal_to_pixels(torch.as_tensor(o.focal).reshape(1), wh)[0])

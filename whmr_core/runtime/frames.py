@@ -123,6 +123,7 @@ class FrameResult:
     box_source: str  # where this frame's boxes came from: detection, detector, tracked, whole_image, none
     K: np.ndarray | None
     inference_s: float  # wall time of the engine call
+    focal_px: float | None = None  # the frame's one focal length (K's or the fused one); None: per person
 
     @property
     def camera_from_gravity(self) -> np.ndarray:

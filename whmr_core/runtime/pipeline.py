@@ -6,8 +6,9 @@ steps of one frame, each in its own module:
      image);
   2. square crops (``whmr_core.crops``) and the 5-D global info (eq. 7);
   3. the engine (any ``Engine``) with the camera rotation R_c from gravity (``frames.camera_rotation_of``);
-  4. each person decoded (``decode``): focal length and translation, meshes in the camera optical frame
-     and in the gravity frame ``<camera>_gravity``;
+  4. each person decoded (``decode``): focal length and translation (without K one focal length for the
+     whole image, ``focal_fusion``, unless ``per_person_focal``), meshes in the camera optical frame and in
+     the gravity frame ``<camera>_gravity``;
   5. track ids (``whmr_core.tracking``: IoU + Hungarian), with optional One Euro smoothing per track.
 
 A person whose outputs are not finite or not physical is dropped with a reason: nothing non-finite ever
@@ -35,6 +36,7 @@ from whmr_core.runtime.decode import (
     solve_camera,
 )
 from whmr_core.runtime.engines import Engine
+from whmr_core.runtime.focal_fusion import fuse_focal, shared_camera
 from whmr_core.runtime.frames import (
     DroppedPerson,
     Frame,
@@ -73,10 +75,14 @@ class Pipeline:
             smoothing=(c.smoothing_min_cutoff, c.smoothing_beta) if c.smoothing else None,
         )
         detector = None
-        if c.detector_model:
+        if c.detector_kind == "yolo":
             from whmr_core.runtime.detector import YoloPersonDetector
 
             detector = YoloPersonDetector(c.detector_model, score_threshold=c.detector_score)
+        elif c.detector_kind == "blazepose":
+            from whmr_core.runtime.blazepose import BlazePoseDetector
+
+            detector = BlazePoseDetector(score_threshold=c.detector_score, max_persons=2 * c.max_persons)
         self.box_policy = BoxPolicy(c, detector)
         self._last_stamp: int | None = None
 
@@ -106,6 +112,7 @@ class Pipeline:
         tracks = self.tracker.update(boxes.boxes, stamp, boxes.scores)
         persons: list[PersonResult] = []
         inference_s = 0.0
+        camera_K = K  # the camera the persons are placed with: K, or the image's fused focal length
         if len(boxes.boxes):
             centres, sides = square_boxes(boxes.boxes, self.engine.crop_hw, self.config.box_scale)
             crops = extract_crops(image, centres, sides, self.engine.crop_hw)
@@ -117,6 +124,17 @@ class Pipeline:
                 crops, info.numpy().astype(np.float32), np.repeat(R_c[None], n, 0)
             )
             inference_s = time.perf_counter() - t0
+            if K is None and not self.config.per_person_focal:
+                # One camera per image: the persons' focal predictions fused into one (focal_fusion);
+                # a non-finite prediction is left out here (its person is dropped below).
+                focal = np.asarray(out.focal, dtype=np.float64).reshape(-1)
+                ok = np.isfinite(focal)
+                f_px = np.full_like(focal, np.nan)
+                if ok.any():
+                    wh = torch.tensor([[w, h]], dtype=torch.float64)
+                    f_px[ok] = geometry.focal_to_pixels(torch.as_tensor(focal[ok]), wh).numpy()
+                f = fuse_focal(f_px, boxes.scores)
+                camera_K = None if f is None else shared_camera(f, (w, h))
             for i, track in enumerate(tracks):
                 box = PersonBox(
                     boxes.boxes[i].copy(), float(boxes.scores[i]), boxes.source, centres[i], sides[i]
@@ -124,7 +142,7 @@ class Pipeline:
                 o = out.person(i)
                 try:
                     check_outputs(o, self.topology)
-                    camera = solve_camera(o, box, (w, h), K, self.config.max_depth_m)
+                    camera = solve_camera(o, box, (w, h), camera_K, self.config.max_depth_m, K is not None)
                     if self.config.smoothing:
                         o, camera = self._smooth(track, o, camera, stamp)
                     person = compose_person(o, box, camera, R_c, track.track_id)
@@ -150,6 +168,7 @@ class Pipeline:
             boxes.source,
             K,
             inference_s,
+            None if camera_K is None else float(camera_K[0, 0] + camera_K[1, 1]) / 2,
         )
 
     @staticmethod

@@ -1,0 +1,1 @@
+"""whmr on photos and videos without ROS: ``whmr image``/``whmr video``, their outputs, display meshes."""

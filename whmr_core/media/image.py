@@ -1,0 +1,342 @@
+"""``whmr image PATH... [--out DIR]``: body meshes for photos, each image on its own.
+
+For every image: the shipped person detector (BlazePose) finds the people, the pipeline recovers their
+bodies (one camera per image: with ``--K`` metric, else one fused focal length), and ``DIR`` receives
+``<stem>.json`` (``whmr_core.media.results``), ``<stem>_overlay.png`` (the photo, the meshes over it, a
+gravity-frame side view) and one mesh per person (``<stem>_<k>.obj`` or ``.ply``, camera frame). The
+pipeline is reset before each image, so no track or box carries from one photo into the next.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from whmr_core.runtime.config import PipelineConfig
+from whmr_core.runtime.frames import Frame, FrameResult, InputError
+from whmr_core.runtime.pipeline import Pipeline
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "ImageOptions",
+    "ImageSummary",
+    "add_image_arguments",
+    "collect_images",
+    "describe",
+    "image_main",
+    "read_image",
+    "run_images",
+]
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"})
+LEVEL_GRAVITY = (0.0, 1.0, 0.0)  # gravity along the camera's +y (image down): a level camera
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    out: Path = Path("out/images")
+    K: tuple[float, float, float, float] | None = None  # fx, fy, cx, cy for every image
+    gravity: tuple[float, float, float] | None = None  # gravity in the camera frame; None: level assumed
+    mesh: str = "full"  # display/export body: full | lowres | network | a SMPL-format file
+    mesh_format: str = "obj"  # obj | ply | none
+    overlay: bool = True
+    overlay_max_side: int = 960
+
+
+@dataclass
+class ImageSummary:
+    path: Path
+    persons: int = 0
+    focal_px: float | None = None
+    line: str = ""
+    files: list[str] = field(default_factory=list)
+    error: str = ""
+
+
+def collect_images(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """Files, folders (their image files, sorted) and globs -> (image paths, warnings for what is skipped)."""
+    files: list[Path] = []
+    warnings: list[str] = []
+    for arg in paths:
+        p = Path(arg)
+        if p.is_dir():
+            inside = sorted(q for q in p.iterdir() if q.is_file())
+            imgs = [q for q in inside if q.suffix.lower() in IMAGE_SUFFIXES]
+            if len(inside) > len(imgs):
+                warnings.append(f"{p}: skipped {len(inside) - len(imgs)} files that are not images by name")
+            if not imgs:
+                warnings.append(f"{p}: no images in this folder")
+            files += imgs
+        elif p.is_file():
+            files.append(p)
+        elif any(ch in arg for ch in "*?["):
+            matched = sorted(Path(m) for m in glob.glob(arg, recursive=True) if Path(m).is_file())
+            if not matched:
+                warnings.append(f"{arg}: no file matches")
+            files += [m for m in matched if m.suffix.lower() in IMAGE_SUFFIXES]
+            if len(matched) > (n := sum(m.suffix.lower() in IMAGE_SUFFIXES for m in matched)):
+                warnings.append(f"{arg}: skipped {len(matched) - n} matches that are not images by name")
+        else:
+            warnings.append(f"{arg}: no such file or folder")
+    unique: dict[Path, Path] = {}  # a file named twice (a folder and a glob) is processed once
+    for f in files:
+        unique.setdefault(f.resolve(), f)
+    return list(unique.values()), warnings
+
+
+def read_image(path: Path) -> np.ndarray:
+    """(H, W, 3) RGB uint8 (EXIF orientation applied, grey and 16-bit converted); ValueError if unreadable."""
+    data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
+    if img is None:
+        raise ValueError(f"{path}: not an image OpenCV can read")
+    return np.ascontiguousarray(img[:, :, ::-1])
+
+
+def _output_stems(files: Sequence[Path]) -> Iterator[str]:
+    """One output stem per input; a repeated name gets a suffix (two folders may both hold 1.jpg)."""
+    used: dict[str, int] = {}
+    for f in files:
+        n = used.get(f.stem, 0)
+        used[f.stem] = n + 1
+        yield f.stem if n == 0 else f"{f.stem}_{n + 1}"
+
+
+def intrinsics_matrix(k: tuple[float, float, float, float] | None) -> np.ndarray | None:
+    """K from (fx, fy, cx, cy)."""
+    if k is None:
+        return None
+    fx, fy, cx, cy = k
+    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+
+
+def describe(name: str, result: FrameResult, focal: float | None, seconds: float) -> str:
+    """The one-line summary of an image."""
+    n = len(result.persons)
+    who = f"{n} person{'s' if n != 1 else ''}"
+    if n:
+        where = ", ".join(f"{p.translation_camera[2]:.1f}" for p in result.persons)
+        metric = result.persons[0].translation_is_metric
+        who += f" at depth {where} m" + ("" if metric else " (relative scale, no K)")
+        if focal is not None:
+            how = "from K" if result.K is not None else ("fused" if n > 1 else "predicted")
+            who += f", focal {focal:.0f} px ({how})"
+        else:
+            who += ", focal per person"
+    elif result.box_source == "detector":
+        who += " (the detector found nobody)"
+    else:
+        who += f" (boxes: {result.box_source})"
+    dropped = f", {len(result.dropped)} dropped" if result.dropped else ""
+    return f"{name}: {who}{dropped} [{result.image_wh[0]}x{result.image_wh[1]}, {seconds:.2f} s]"
+
+
+def run_images(
+    files: Sequence[Path],
+    pipeline: Pipeline,
+    options: ImageOptions,
+    *,
+    progress: bool = True,
+    echo=print,
+) -> list[ImageSummary]:
+    """Process ``files`` one by one into ``options.out``; returns a summary per file (errors included)."""
+    from tqdm import tqdm
+
+    from whmr_core.media.display_mesh import DisplayBody
+    from whmr_core.media.results import frame_record, write_mesh
+
+    out = Path(options.out)
+    out.mkdir(parents=True, exist_ok=True)
+    display = DisplayBody(options.mesh, network_faces=pipeline.topology.faces)
+    K = intrinsics_matrix(options.K)
+    renderer = None
+    if options.overlay:
+        from whmr_core.render import Renderer
+
+        renderer = Renderer()
+    summaries = []
+    bar = tqdm(list(zip(files, _output_stems(files), strict=True)), unit="img", desc="whmr image",
+               disable=not progress)  # fmt: skip
+    write = tqdm.write if progress else echo
+    for path, stem in bar:
+        summary = ImageSummary(path)
+        summaries.append(summary)
+        t0 = time.perf_counter()
+        try:
+            image = read_image(path)
+        except ValueError as e:
+            summary.error = str(e)
+            write(f"warning: skipped {e}")
+            continue
+        pipeline.reset()  # every image on its own: no track or box from the previous photo
+        try:
+            result = pipeline.process(Frame(image, 0, K=K, gravity=options.gravity))
+        except InputError as e:
+            summary.error = f"{path}: {e}"
+            write(f"warning: skipped {path}: {e}")
+            continue
+        focal = result.focal_px  # K's or the fused one; None with --per-person-focal
+        meshes = [display(p) for p in result.persons]
+        names = []
+        if options.mesh_format != "none":
+            for k, m in enumerate(meshes):  # the order of "persons" in the JSON
+                name = f"{stem}_{k}.{options.mesh_format}"
+                write_mesh(out / name, m.vertices_camera, m.faces)
+                names.append(name)
+        record = frame_record(result, focal_px=focal, source=str(path), meshes=names)
+        for k, rec in enumerate(record["persons"]):  # images stand alone: an index, not a track id
+            del rec["track_id"]
+            rec["index"] = k
+        record["mesh_body"] = display.name
+        (out / f"{stem}.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+        summary.files = [f"{stem}.json", *names]
+        if options.overlay and renderer is not None:
+            from whmr_core.media.pictures import draw_overlay, side_view
+
+            over = draw_overlay(
+                image, result, meshes, max_side=options.overlay_max_side, renderer=renderer, by_index=True
+            )
+            photo = cv2.resize(image, (over.shape[1], over.shape[0]), interpolation=cv2.INTER_AREA)
+            panels = [photo, over, side_view(meshes, over.shape[0], renderer=renderer)]
+            cv2.imwrite(str(out / f"{stem}_overlay.png"), np.concatenate(panels, axis=1)[:, :, ::-1])
+            summary.files.append(f"{stem}_overlay.png")
+        summary.persons, summary.focal_px = len(result.persons), focal
+        summary.line = describe(path.name, result, focal, time.perf_counter() - t0)
+        write(summary.line)
+    if renderer is not None:
+        renderer.release()
+    return summaries
+
+
+def float_list(n: int, what: str):
+    """An argparse type: ``n`` comma-separated finite numbers."""
+
+    def parse(text: str) -> tuple[float, ...]:
+        try:
+            values = tuple(float(v) for v in text.split(","))
+        except ValueError:
+            values = ()
+        if len(values) != n or not all(np.isfinite(values)):
+            raise argparse.ArgumentTypeError(f"{what}: expected {n} comma-separated numbers, got {text!r}")
+        return values
+
+    return parse
+
+
+def add_image_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or globs ('photos/*.jpg')")
+    p.add_argument("--out", default="out/images", help="output folder (default: %(default)s)")
+    p.add_argument(
+        "--K",
+        type=float_list(4, "--K"),
+        default=None,
+        metavar="FX,FY,CX,CY",
+        help="camera intrinsics in pixels for every image: metric depth (default: none)",
+    )
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--level", action="store_true", help="the camera was level (gravity along image down)")
+    g.add_argument(
+        "--gravity",
+        type=float_list(3, "--gravity"),
+        default=None,
+        metavar="GX,GY,GZ",
+        help="gravity direction in the camera optical frame (x right, y down, z forward)",
+    )
+    add_model_arguments(p, mesh_default="full")
+    p.add_argument(
+        "--mesh-format",
+        choices=("obj", "ply", "none"),
+        default="obj",
+        help="per-person mesh files, camera frame (default: %(default)s)",
+    )
+    p.add_argument("--no-overlay", action="store_true", help="no <stem>_overlay.png pictures")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_model_arguments(p: argparse.ArgumentParser, mesh_default: str) -> None:
+    """Engine, model, detector and focal options shared by ``whmr image`` and ``whmr video``."""
+    p.add_argument("--engine", default="auto", choices=("auto", "onnxruntime", "tensorrt", "torch"))
+    p.add_argument("--model", default="", help="model file (default: the shipped checkpoint)")
+    p.add_argument("--body-model", default=None, help="the network's body model (default: the checkpoint's)")
+    p.add_argument(
+        "--mesh",
+        default=mesh_default,
+        help="body drawn and exported: full | lowres | network | a SMPL-format file "
+        "(default: %(default)s, the network's pose and shape on the full free body)",
+    )
+    p.add_argument(
+        "--detector",
+        default="blazepose",
+        help="person boxes: blazepose (shipped), a YOLO .onnx file, or none (whole image)",
+    )
+    p.add_argument(
+        "--detector-score", type=float, default=0.5, help="detector score threshold (default: 0.5)"
+    )
+    p.add_argument(
+        "--per-person-focal",
+        action="store_true",
+        help="without --K keep each person's own predicted focal length (the paper's behaviour) "
+        "instead of one fused focal per image",
+    )
+    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads")
+
+
+def pipeline_from_args(args: argparse.Namespace, base: PipelineConfig | None = None) -> Pipeline:
+    """The engine, topology and box/focal settings of ``whmr image``/``video`` options."""
+    from whmr_core.runtime.factory import load_engine, load_topology
+
+    det = str(args.detector)
+    if det == "none":
+        kw = {"detector": "none", "whole_image_fallback": True}
+    elif det == "blazepose":
+        kw = {"detector": "blazepose", "detector_score": args.detector_score, "whole_image_fallback": False}
+    else:
+        kw = {"detector": "yolo", "detector_model": det, "detector_score": args.detector_score,
+              "whole_image_fallback": False}  # fmt: skip
+    config = replace(base or PipelineConfig(), per_person_focal=bool(args.per_person_focal), **kw)
+    engine = load_engine(args.engine, args.model, threads=args.threads)
+    return Pipeline(engine, load_topology(args.body_model, engine=engine), config)
+
+
+def image_main(args: argparse.Namespace) -> int:
+    """``whmr image``: returns 0 when every image was processed, 1 when some were skipped, 2 if none."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    files, warnings = collect_images(args.paths)
+    out_dir = Path(args.out).resolve()
+    ours = [f for f in files if f.resolve().parent == out_dir]  # our own overlays from an earlier run
+    if ours:
+        warnings.append(f"skipped {len(ours)} images in the output folder {args.out}")
+        files = [f for f in files if f not in ours]
+    for w in warnings:
+        print(f"warning: {w}")
+    if not files:
+        print("whmr image: no images to process")
+        return 2
+    gravity = LEVEL_GRAVITY if args.level else (tuple(args.gravity) if args.gravity else None)
+    options = ImageOptions(
+        out=Path(args.out),
+        K=tuple(args.K) if args.K else None,  # type: ignore[arg-type]
+        gravity=gravity,  # type: ignore[arg-type]
+        mesh=args.mesh,
+        mesh_format=args.mesh_format,
+        overlay=not args.no_overlay,
+    )
+    pipeline = pipeline_from_args(args)
+    summaries = run_images(files, pipeline, options, progress=not args.quiet)
+    done = [s for s in summaries if not s.error]
+    people = sum(s.persons for s in done)
+    print(f"whmr image: {len(done)} of {len(summaries)} images, {people} persons -> {options.out}")
+    if not done:
+        return 2
+    return 0 if len(done) == len(summaries) else 1
