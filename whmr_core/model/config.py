@@ -15,6 +15,7 @@ from whmr_core.config_io import ConfigError, dataclass_from_dict, dataclass_to_d
 
 __all__ = [
     "NAMED_CONFIGS",
+    "ORIENT_BASES",
     "AuxConfig",
     "BackboneConfig",
     "ConfigError",
@@ -74,9 +75,15 @@ class DepthConfig:
     max_depth: float = 10.0  # t_z = max_depth * sigmoid(BN(.)), metres (section 3)
 
 
+# What OrientCorrect adds its residual to: "camera" R_b^c (paper eq. 6), "calibrated" R_c^T R_b^c.
+ORIENT_BASES = ("camera", "calibrated")
+
+
 @dataclass(frozen=True)
 class OrientConfig:
     hidden: int = 1024
+    # "camera" is the paper's; checkpoints that do not record a base were trained with it.
+    base: Literal["camera", "calibrated"] = "camera"
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,7 @@ class WHMR(nn.Module):
             self.vertex_regressor = None
             self.upsampler = None
         self.depth_head = DepthHead(pc.channels, config.depth.hidden, config.depth.max_depth)
-        self.orient_correct = OrientCorrect(d * num_points, config.orient.hidden)
+        self.orient_correct = OrientCorrect(d * num_points, config.orient.hidden, config.orient.base)
         self.aux_heads = (
             AuxHeads(pc.channels, config.aux.hidden, config.aux.num_parts) if config.aux.enabled else None
         )
