@@ -23,7 +23,7 @@ from whmr_fakes import (
 
 from whmr_core.rotations import matrix_to_quaternion
 from whmr_core.runtime.pipeline import GRAVITY_FROM_G
-from whmr_ros.bag_runner import BagTopics, run_bag
+from whmr_ros.bag_runner import BagRunConfig, BagTopics, run_bag
 
 W, H = 160, 120
 K = np.array([[120.0, 0.0, 80.0], [0.0, 120.0, 60.0], [0.0, 0.0, 1.0]])
@@ -83,8 +83,10 @@ def test_bag_to_bag_end_to_end(tmp_path):
     engine = FakeEngine((W, H), focal=120.0, principal_point=(80.0, 60.0))
     engine.scene_fn = lambda k: [SeenBody(r_c @ _pelvis_g(k), r_c.copy())]  # upright in the world
     out = tmp_path / "out"
-    summary = run_bag(src, out, engine, TOPOLOGY, copy_topics=["/camera/camera_info"], progress=False,
-                      topics=BagTopics(overlay="/whmr/overlay"))  # fmt: skip
+    config = BagRunConfig(
+        topics=BagTopics(overlay="/whmr/overlay"), copy_topics=("/camera/camera_info",), progress=False
+    )
+    summary = run_bag(src, out, engine, TOPOLOGY, config)
     assert summary.images == N_IMAGES and summary.frames_with_output == N_IMAGES
     assert summary.bodies == N_IMAGES and summary.copied == N_IMAGES
     assert "gravity" not in summary.dropped, summary.last_problem
@@ -142,9 +144,15 @@ def test_output_must_not_exist_and_image_topic_must(tmp_path):
     engine = FakeEngine((W, H), focal=120.0)
     (tmp_path / "exists").mkdir()
     with pytest.raises(FileExistsError):
-        run_bag(src, tmp_path / "exists", engine, TOPOLOGY, progress=False)
+        run_bag(src, tmp_path / "exists", engine, TOPOLOGY, BagRunConfig(progress=False))
     with pytest.raises(ValueError, match="no image topic"):
-        run_bag(src, tmp_path / "o", engine, TOPOLOGY, topics=BagTopics(image="/nope"), progress=False)
+        run_bag(
+            src,
+            tmp_path / "o",
+            engine,
+            TOPOLOGY,
+            BagRunConfig(topics=BagTopics(image="/nope"), progress=False),
+        )
 
 
 def test_bag_main_cli_hook(tmp_path, monkeypatch, capsys):

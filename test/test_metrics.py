@@ -56,3 +56,46 @@ def test_world_metrics_count_orientation():
     assert float(M.pa_mpjpe(tilted, SKEL)) == pytest.approx(0.0, abs=1e-9)
     root = SKEL[:, 0]
     assert float(M.w_pve(SKEL + 1.0, SKEL, root + 1.0, root)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_pve_compares_meshes_as_they_are():
+    """The paper's PVE: no alignment, so a translated mesh counts its offset; with roots it does not."""
+    moved = SKEL + t([0.03, 0.04, 0.0])
+    assert float(M.pve(moved, SKEL)) == pytest.approx(0.05)
+    assert float(M.pve(moved, SKEL, moved[:, 0], SKEL[:, 0])) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_h36m_protocols_pick_their_joints():
+    from whmr_core.body.regressors import H36M_NAMES
+    from whmr_core.evaluation import PROTOCOLS, protocol_joints
+
+    h36m = torch.arange(17, dtype=torch.float64)[None, :, None].expand(1, 17, 3) + 1.0
+    j14 = protocol_joints(h36m, PROTOCOLS["3dpw"])
+    assert j14.shape == (1, 14, 3) and PROTOCOLS["h36m"].joints == "h36m14"
+    # Centred at the pelvis (index 0, value 1, so joint k reads k), and the 14 joints are all but
+    # pelvis, spine and neck/nose.
+    picked = {H36M_NAMES[int(i)] for i in j14[0, :, 0].tolist()}
+    assert picked == set(H36M_NAMES) - {"pelvis", "spine", "neck_nose"}
+    j17 = protocol_joints(h36m, PROTOCOLS["mpi-inf-3dhp"])
+    assert j17.shape == (1, 17, 3) and {int(i) for i in j17[0, :, 0].tolist()} == set(range(17))
+    assert PROTOCOLS["agora"].joints == "body24" and not PROTOCOLS["agora"].uses_h36m
+
+
+def test_joint_regressor_files_are_checked(tmp_path):
+    import numpy as np
+
+    from whmr_core.evaluation import load_joint_regressor
+
+    good = tmp_path / "good.npy"
+    np.save(good, np.full((17, 10), 0.1))
+    assert load_joint_regressor(good, 10).shape == (17, 10)
+    with pytest.raises(ValueError, match=r"expected shape \(17, 12\) for this body, got \(17, 10\)"):
+        load_joint_regressor(good, 12)
+    crafted = tmp_path / "crafted.npy"
+    np.save(crafted, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="cannot read"):
+        load_joint_regressor(crafted, 10)
+    bad = tmp_path / "nan.npy"
+    np.save(bad, np.full((17, 10), np.nan))
+    with pytest.raises(ValueError, match="non-finite"):
+        load_joint_regressor(bad, 10)

@@ -67,3 +67,37 @@ def test_load_config_names_file(tmp_path):
     path.write_text("regresor: {}\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml.*regresor"):
         load_config(path)
+
+
+# Paper Table 9 (network dimensions), as literal numbers: the first grid (rows x columns), C^fc (features per
+# sampled point after the point MLP) and C^s (the regressors' point-feature inputs, iterations 0-2) of the
+# ViT "P" model with its 67 markers; the hybrid ViT model's first grid.
+TABLE_9 = {
+    "vitb-param": {"grid_hw": (9, 7), "c_fc": 32, "c_s": (2016, 2144, 2144)},
+    "vitb-param-release": {"grid_hw": (9, 7), "c_fc": 32, "c_s": (2016, 2144, 2144)},
+    "vitb-hybrid": {"grid_hw": (24, 18)},
+}
+
+
+@pytest.mark.parametrize("name", sorted(TABLE_9))
+def test_configs_follow_table_9(name):
+    import torch
+
+    from whmr_core.model import build_model
+    from whmr_core.model.standin_body import make_standin_body
+
+    want = TABLE_9[name]
+    cfg = get_config(name)
+    assert cfg.pyramid.grid_hw == want["grid_hw"]
+    if "c_fc" not in want:
+        return
+    assert cfg.pyramid.mlp_dims[-1] == want["c_fc"]
+    torch.manual_seed(0)
+    model = build_model(cfg, make_standin_body(n_vertices=384, n_markers=67))
+    theta = 5 + 24 * model.param_regressors[0].pose_dim + 10 + 3  # glob info + Theta_t
+    c_s = tuple(r.trunk[0].in_features - theta for r in model.param_regressors)
+    assert c_s == want["c_s"]
+    assert (
+        model.orient_correct.fc[0].in_features - (5 + 6 + (9 if cfg.orient.rotation == "matrix" else 6))
+        == 2144
+    )

@@ -7,7 +7,7 @@ import torch
 
 from whmr_core import geometry
 from whmr_core.model import build_model
-from whmr_core.model.config import ConfigError, config_from_dict
+from whmr_core.model.config import ConfigError, config_from_dict, config_from_stored
 from whmr_core.model.orient_correct import OrientCorrect
 from whmr_core.model_io import checkpoint_info, shipped_checkpoint
 from whmr_core.rotations import axis_angle_to_matrix
@@ -17,9 +17,9 @@ GRAVITY = torch.tensor([[0.0, 1.0, 0.5], [0.3, 1.0, -0.2]])
 CAM_ROOT = axis_angle_to_matrix(torch.tensor([[0.2, 2.5, -0.1], [-0.4, 0.3, 0.6]]))
 
 
-def _module(base: str, zero: bool) -> OrientCorrect:
+def _module(base: str, zero: bool, rotation: str = "rot6d") -> OrientCorrect:
     torch.manual_seed(0)
-    m = OrientCorrect(feat_dim=8, hidden=16, base=base)
+    m = OrientCorrect(feat_dim=8, hidden=16, rotation=rotation, base=base).eval()
     if zero:
         with torch.no_grad():
             m.fc[-1].weight.zero_()
@@ -33,11 +33,12 @@ def _run(m: OrientCorrect) -> torch.Tensor:
     return m(feat, gi, CAM_ROOT, geometry.camera_rotation_from_gravity(GRAVITY))
 
 
-def test_zero_residual_gives_each_base_exactly():
+@pytest.mark.parametrize("rotation", ["rot6d", "matrix"])
+def test_zero_residual_gives_each_base_exactly(rotation):
     r_c = geometry.camera_rotation_from_gravity(GRAVITY)
     calib = r_c.transpose(1, 2) @ CAM_ROOT
-    torch.testing.assert_close(_run(_module("calibrated", zero=True)), calib, atol=1e-6, rtol=0)
-    torch.testing.assert_close(_run(_module("camera", zero=True)), CAM_ROOT, atol=1e-6, rtol=0)
+    torch.testing.assert_close(_run(_module("calibrated", True, rotation)), calib, atol=1e-6, rtol=0)
+    torch.testing.assert_close(_run(_module("camera", True, rotation)), CAM_ROOT, atol=1e-6, rtol=0)
     # The two differ by the camera tilt (here tens of degrees), so the test tells them apart.
     assert float((calib - CAM_ROOT).abs().max()) > 0.2
 
@@ -87,4 +88,4 @@ def test_base_option_and_shipped_checkpoint_meaning():
     if shipped is None:
         pytest.skip("no shipped checkpoint in this checkout")
     # The shipped checkpoint predates the option: it was trained with the paper's base and reads as such.
-    assert config_from_dict(checkpoint_info(shipped)["model"]).orient.base == "camera"
+    assert config_from_stored(checkpoint_info(shipped)["model"]).orient.base == "camera"

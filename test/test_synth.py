@@ -198,6 +198,16 @@ def test_seeds_reproduce_identical_samples(dataset, tmp_path):
     )
 
 
+def test_in_process_generation_keeps_the_callers_thread_count(renderer, tmp_path):
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        generate_dataset(tmp_path / "one", 1, SEED, workers=0, body="lowres", config=CFG, progress=False)
+        assert torch.get_num_threads() == 2  # only spawned worker processes run single-threaded
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.slow
 def test_worker_processes_give_the_same_files(dataset, tmp_path):
     out = tmp_path / "workers"
@@ -222,6 +232,7 @@ def test_dataset_maps_follow_the_crop_and_feed_the_aux_losses(dataset):
     from whmr_core.data.dataset import HumanDataset
     from whmr_core.data.poses import SMPL_PARENTS
     from whmr_core.model import build_model
+    from whmr_core.training.batch import Batch
     from whmr_core.training.config import LossWeights
     from whmr_core.training.objective import compute_losses
     from whmr_core.training.stages import configure_stage, stage_rules
@@ -244,10 +255,11 @@ def test_dataset_maps_follow_the_crop_and_feed_the_aux_losses(dataset):
     assert float(ds.item(0, AugmentParams(flip=True))["has_maps"]) == 0.0
 
     model = build_model("small-cpu", body=load_body_model(variant="lowres"))
-    configure_stage(model, 1, train_backbone=True)
-    batch = collate([ds[i] for i in range(2)])
-    out = model(batch["img"], batch["glob_info"], batch["cam_rotation"])
-    losses = compute_losses(out, batch, stage_rules(1), LossWeights())
-    assert "iuv" in losses and "inverse_depth" in losses
-    grads = torch.autograd.grad(losses["iuv"] + losses["inverse_depth"], list(model.aux_heads.parameters()))
+    configure_stage(model, 1)
+    batch = Batch.from_collated(collate([ds[i] for i in range(2)]))
+    out = model(batch.img, batch.glob_info, batch.cam_rotation)
+    losses = compute_losses(out, batch, model, stage_rules(1), LossWeights())
+    aux = ("part_ce", "uv_u", "uv_v", "inverse_depth")
+    assert set(aux) <= set(losses)
+    grads = torch.autograd.grad(sum(losses[k] for k in aux), list(model.aux_heads.parameters()))
     assert any(float(g.abs().sum()) > 0 for g in grads)

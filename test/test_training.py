@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 from dataclasses import replace
 from pathlib import Path
@@ -17,9 +18,10 @@ from whmr_core.config_io import ConfigError
 from whmr_core.data.annotations import annotations_from_scenes, write_annotations
 from whmr_core.data.batch import collate as _collate
 from whmr_core.data.scene import JointRegressors, SceneConfig, sample_scene_at
+from whmr_core.training.batch import Batch
 from whmr_core.training.cli import main as train_main
 from whmr_core.training.config import DataConfig, StageConfig, TrainConfig, load_train_config
-from whmr_core.training.objective import compute_losses, ground_truth_meshes
+from whmr_core.training.objective import compute_losses
 from whmr_core.training.stages import configure_stage, stage_rules
 from whmr_core.training.trainer import Trainer, build_datasets, build_network, lr_factor
 
@@ -50,7 +52,7 @@ def tiny_config(root: Path, **kw) -> TrainConfig:
         augment=True,
         val_max_samples=4,
     )
-    steps = StageConfig(epochs=1, max_steps=2, lr=1e-4, train_backbone=True)
+    steps = StageConfig(epochs=1, max_steps=2, lr=1e-4)
     cfg = TrainConfig(
         name="tiny",
         model="small-cpu",
@@ -72,15 +74,14 @@ def batch_and_model(tiny_data):
     torch.manual_seed(0)
     model = build_network(cfg)
     train, _ = build_datasets(cfg, max(model.crop_hw))
-    batch = _collate([train[i] for i in range(3)])
-    return model, batch, cfg
+    raw = _collate([train[i] for i in range(3)])
+    return model, Batch.from_collated(raw), cfg, raw
 
 
 def _grads(stage: int, term: str, model, batch, cfg, wrt):
-    configure_stage(model, stage, train_backbone=True)
-    out = model(batch["img"], batch["glob_info"], batch["cam_rotation"])
-    gt = ground_truth_meshes(model, batch)
-    losses = compute_losses(out, batch, stage_rules(stage), cfg.weights, gt, model)
+    configure_stage(model, stage)
+    out = model(batch.img, batch.glob_info, batch.cam_rotation)
+    losses = compute_losses(out, batch, model, stage_rules(stage), cfg.weights)
     tensors = {
         "cam_crop": out.cam_crop,
         "joints": out.joints,
@@ -103,44 +104,54 @@ def _grads(stage: int, term: str, model, batch, cfg, wrt):
 
 
 def test_stage1_full2_only_moves_depth(batch_and_model):
-    model, batch, cfg = batch_and_model
-    got, losses = _grads(1, "full2_keypoint_2d", model, batch, cfg, ["depth_head", "param_regressors"])
+    model, batch, cfg, _ = batch_and_model
+    wrt = ["depth_head", "param_regressors", "backbone", "pyramid"]
+    got, losses = _grads(1, "full2_keypoint_2d", model, batch, cfg, wrt)
     assert got["tz"] and got["depth_head"]
-    assert not got["cam_crop"] and not got["joints"] and not got["param_regressors"]
-    got, _ = _grads(1, "focal", model, batch, cfg, ["depth_head", "param_regressors"])
-    assert got["depth_head"] and not got["param_regressors"]
-    assert "world" not in losses
+    assert not got["cam_crop"] and not got["iter_joints"] and not got["param_regressors"]
+    # The depth head's input is detached in stage I (the release): FULL^2 and L_f stop at the head.
+    assert not got["backbone"] and not got["pyramid"]
+    got, _ = _grads(1, "focal", model, batch, cfg, wrt)
+    assert got["depth_head"] and not got["param_regressors"] and not got["backbone"]
+    assert not any(k.startswith("world") for k in losses)
 
 
-def test_stage1_crop_loss_trains_regressors_not_orientcorrect(batch_and_model):
-    model, batch, cfg = batch_and_model
-    got, _ = _grads(1, "crop_keypoint_2d", model, batch, cfg, ["param_regressors"])
+def test_stage1_trains_everything_but_orientcorrect(batch_and_model):
+    model, batch, cfg, _ = batch_and_model
+    names = configure_stage(model, 1)
+    assert "orient_correct" not in names and {"backbone", "pyramid", "depth_head"} <= set(names)
+    got, _ = _grads(1, "crop_keypoint_2d", model, batch, cfg, ["param_regressors", "backbone", "pyramid"])
     assert got["param_regressors"] and got["cam_crop"] and got["iter_joints"]
+    assert got["backbone"] and got["pyramid"]  # the backbone learns from the crop path in stage I
     assert not any(p.requires_grad for p in model.orient_correct.parameters())
+    # Stage II lifts the detach: FULL^2 reaches the backbone through t_z.
+    got, _ = _grads(2, "full2_keypoint_2d", model, batch, cfg, ["backbone"])
+    assert got["backbone"]
 
 
 def test_stage2_detach_rules(batch_and_model):
-    model, batch, cfg = batch_and_model
+    model, batch, cfg, _ = batch_and_model
     got, losses = _grads(2, "full2_keypoint_2d", model, batch, cfg, ["depth_head", "backbone"])
-    assert got["tz"] and got["joints"] and not got["cam_crop"]
+    assert got["tz"] and got["iter_joints"] and not got["cam_crop"]
     assert got["backbone"]
     assert "focal" not in losses
     got, _ = _grads(2, "crop_keypoint_2d", model, batch, cfg, ["param_regressors"])
     assert got["cam_crop"] and not got["iter_joints"]
 
 
-def test_stage3_trains_only_orientcorrect_with_frozen_batchnorm(batch_and_model):
-    model, batch, cfg = batch_and_model
+def test_stage3_trains_orientcorrect_and_its_features_with_frozen_batchnorm(batch_and_model):
+    model, batch, cfg, raw = batch_and_model
     names = configure_stage(model, 3)
-    assert names == ["orient_correct"]
-    trainable = {n.split(".")[0] for n, p in model.named_parameters() if p.requires_grad}
-    assert trainable == {"orient_correct"}
+    # In the hybrid configs the third point MLP feeds only OrientCorrect: stage III trains it with it.
+    assert names == ["orient_correct", "point_mlps.2"]
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith(("orient_correct.", "point_mlps.2.")) for n in trainable)
     bns = [m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert bns and not any(m.training for m in bns)
     before = bns[0].running_mean.clone()
-    got, losses = _grads(3, "world", model, batch, cfg, ["orient_correct"])
-    assert got["orient_correct"]
-    assert set(losses) == {"world", "total"}
+    got, losses = _grads(3, "world_keypoint_3d", model, batch, cfg, ["orient_correct", "point_mlps"])
+    assert got["orient_correct"] and got["point_mlps"]
+    assert set(losses) == {"world_keypoint_3d", "world_vertex", "world_pose", "total"}
     assert torch.equal(bns[0].running_mean, before)  # frozen statistics do not drift
     # Validation in the middle of a stage must leave the frozen layers in eval mode.
     from torch.utils.data import DataLoader
@@ -150,12 +161,63 @@ def test_stage3_trains_only_orientcorrect_with_frozen_batchnorm(batch_and_model)
     evaluate(
         CropAdapter(model),
         DataLoader(
-            [{k: v[i] for k, v in batch.items()} for i in range(3)],
+            [{k: v[i] for k, v in raw.items()} for i in range(3)],
             batch_size=3,
             collate_fn=_collate,
         ),
     )
     assert not any(m.training for m in bns) and model.orient_correct.training
+
+
+def test_stage3_steps_move_the_world_root_and_nothing_camera_side(batch_and_model):
+    model, batch, cfg, _ = batch_and_model
+    model = copy.deepcopy(model)
+    model.eval()
+    with torch.no_grad():
+        ref = model(batch.img, batch.glob_info, batch.cam_rotation)
+        mlp2 = [p.clone() for p in model.point_mlps[2].parameters()]
+    configure_stage(model, 3)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(2):
+        out = model(batch.img, batch.glob_info, batch.cam_rotation)
+        opt.zero_grad()
+        compute_losses(out, batch, model, stage_rules(3), cfg.weights)["total"].backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        new = model(batch.img, batch.glob_info, batch.cam_rotation)
+    assert any(not torch.equal(a, b) for a, b in zip(mlp2, model.point_mlps[2].parameters(), strict=True))
+    assert float((new.world_root - ref.world_root).abs().max()) > 1e-4
+    for name in ("vertices", "joints", "cam_crop", "tz", "focal", "translation", "cam_root"):
+        assert torch.equal(getattr(new, name), getattr(ref, name)), name
+
+
+def test_evaluation_protocols_through_the_h36m_regressor(batch_and_model, tmp_path):
+    from torch.utils.data import DataLoader
+
+    from whmr_core.evaluation import CropAdapter, evaluate
+
+    model, _, _, raw = batch_and_model
+    loader = DataLoader(
+        [{k: v[i] for k, v in raw.items()} for i in range(3)], batch_size=3, collate_fn=_collate
+    )
+    net = CropAdapter(model)
+    body24 = evaluate(net, loader)
+    pw3d = evaluate(net, loader, protocol="3dpw")
+    assert pw3d["mpjpe"] != pytest.approx(body24["mpjpe"], rel=1e-3)  # 14 H36M joints, not the 24
+    assert pw3d["pve"] == pytest.approx(body24["pve"])  # PVE does not depend on the joint protocol
+    # A regressor file with the body's own H36M rows gives the same numbers as the built-in path.
+    file = tmp_path / "J_regressor_h36m.npy"
+    n_joint, n_coco, _ = model._joint_split
+    np.save(file, model.joint_regressors[n_joint + n_coco :].numpy().astype(np.float64))
+    from whmr_core.evaluation import load_joint_regressor
+
+    reg = load_joint_regressor(file, model.joint_regressors.shape[1])
+    same = evaluate(net, loader, protocol="3dpw", h36m_regressor=reg)
+    assert same["mpjpe"] == pytest.approx(pw3d["mpjpe"], rel=1e-5)
+    assert evaluate(net, loader, protocol="mpi-inf-3dhp")["mpjpe"] != pytest.approx(pw3d["mpjpe"], rel=1e-3)
+    with pytest.raises(ValueError, match="protocol"):
+        evaluate(net, loader, protocol="lsp")
 
 
 def test_train_all_stages_writes_checkpoints_and_metrics(tiny_data, tmp_path):
@@ -186,9 +248,7 @@ def test_lr_factor_warms_up_then_follows_the_schedule():
 
 def test_resume_after_a_crash_continues_at_the_same_step(tiny_data, tmp_path, monkeypatch):
     # A warm-up + cosine schedule: a resume that forgot the scheduler's state would step at another rate.
-    steps = StageConfig(
-        epochs=2, max_steps=4, lr=1e-3, train_backbone=True, schedule="cosine", warmup_steps=2
-    )
+    steps = StageConfig(epochs=2, max_steps=4, lr=1e-3, schedule="cosine", warmup_steps=2)
     cfg = tiny_config(tiny_data, stage1=steps, checkpoint_every=2)
     cfg = replace(cfg, data=replace(cfg.data, val=None))
     torch.manual_seed(0)
@@ -218,6 +278,23 @@ def test_resume_after_a_crash_continues_at_the_same_step(tiny_data, tmp_path, mo
     resumed.train_stage(1, resume=True)
     for k, v in resumed.model.state_dict().items():
         assert torch.allclose(v, ref_state[k], atol=1e-6), k
+
+
+def test_stage2_without_stage1_result_is_refused(tiny_data, tmp_path, capsys):
+    cfg = tiny_config(tiny_data)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg.to_dict()))
+    assert train_main(["--config", str(path), "--stage", "2", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "stage1" in err and "final" in err and "does not exist" in err
+    assert not (tmp_path / "run" / "stage2").exists()  # nothing trained from an untrained network
+
+
+def test_batch_names_missing_labels(batch_and_model):
+    _, _, _, raw = batch_and_model
+    broken = {k: v for k, v in raw.items() if k not in ("keypoints_full", "has_world")}
+    with pytest.raises(KeyError, match=r"has_world.*keypoints_full"):
+        Batch.from_collated(broken)
 
 
 def test_cli_errors_name_the_problem(tmp_path, tiny_data, capsys):

@@ -1,12 +1,19 @@
 """Evaluation of a network on an annotated dataset: the paper's camera-frame metrics, SPEC's world-frame
 metrics, root-orientation errors and (where K is known) the focal length, plus the calibration-only baseline
 R_c^T R_b^c that OrientCorrect is compared against. Millimetres and degrees.
+
+Camera-frame joints follow each data set's protocol (the authors' evaluation): 3DPW and Human3.6M compare
+14 joints regressed from the meshes with the H36M regressor, MPI-INF-3DHP 17, AGORA (and our synthetic
+sets) the body's 24 joints. Both skeletons are aligned at the pelvis; PVE compares the untranslated meshes
+as they come, without alignment.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,7 +23,17 @@ from whmr_core import geometry as G
 from whmr_core import metrics as M
 from whmr_core.rotations import axis_angle_to_matrix
 
-__all__ = ["METRIC_NAMES", "CropAdapter", "evaluate", "format_table", "perturb_rotation"]
+__all__ = [
+    "METRIC_NAMES",
+    "PROTOCOLS",
+    "CropAdapter",
+    "EvalProtocol",
+    "evaluate",
+    "format_table",
+    "load_joint_regressor",
+    "perturb_rotation",
+    "protocol_joints",
+]
 
 METRIC_NAMES = (
     "mpjpe",
@@ -31,6 +48,57 @@ METRIC_NAMES = (
     "focal_rel_error",
     "focal_corr",
 )
+
+
+# H36M-17 joint order (whmr_core.body.regressors.H36M_NAMES) -> the evaluation order of the 17 joints of
+# MPI-INF-3DHP, whose first 14 are the LSP-14 joints of 3DPW/Human3.6M (SPIN's and the release's tables).
+H36M_TO_J17 = (6, 5, 4, 1, 2, 3, 16, 15, 14, 11, 12, 13, 8, 10, 0, 7, 9)
+H36M_TO_J14 = H36M_TO_J17[:14]
+
+
+@dataclass(frozen=True)
+class EvalProtocol:
+    """Which camera-frame joints MPJPE / PA-MPJPE compare on one data set."""
+
+    name: str
+    joints: str  # "body24": the body's own joints; "h36m14" / "h36m17": through the H36M regressor
+
+    @property
+    def uses_h36m(self) -> bool:
+        return self.joints != "body24"
+
+
+PROTOCOLS: dict[str, EvalProtocol] = {
+    p.name: p
+    for p in (
+        EvalProtocol("synthetic", "body24"),  # whmr synth: the labelled 24 body joints
+        EvalProtocol("agora", "body24"),
+        EvalProtocol("3dpw", "h36m14"),
+        EvalProtocol("h36m", "h36m14"),
+        EvalProtocol("mpi-inf-3dhp", "h36m17"),
+    )
+}
+
+
+def protocol_joints(h36m: torch.Tensor, protocol: EvalProtocol) -> torch.Tensor:
+    """(N,17,3) H36M-order joints -> the protocol's 14 or 17 joints, centred at the H36M pelvis."""
+    keep = list(H36M_TO_J14 if protocol.joints == "h36m14" else H36M_TO_J17)
+    return h36m[:, keep] - h36m[:, :1]
+
+
+def load_joint_regressor(path: str | Path, num_vertices: int) -> torch.Tensor:
+    """A (17,V) H36M regressor from a .npy file (no pickles), checked against the body's vertex count."""
+    try:
+        arr = np.load(Path(path), allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"joint regressor {path}: cannot read it as a .npy array ({err})") from err
+    if arr.ndim != 2 or arr.shape != (17, num_vertices):
+        raise ValueError(
+            f"joint regressor {path}: expected shape (17, {num_vertices}) for this body, got {arr.shape}"
+        )
+    if not np.isfinite(arr).all():
+        raise ValueError(f"joint regressor {path}: holds non-finite values")
+    return torch.from_numpy(arr.astype(np.float32))
 
 
 def perturb_rotation(cam_rotation: torch.Tensor, degrees: float, generator: torch.Generator) -> torch.Tensor:
@@ -52,9 +120,17 @@ def evaluate(
     gravity_noise_deg: float = 0.0,
     seed: int = 0,
     max_batches: int | None = None,
+    protocol: str | EvalProtocol = "synthetic",
+    h36m_regressor: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """Mean metrics over ``loader`` (batches of HumanDataset items). ``gravity_noise_deg`` perturbs the
-    camera rotation given to OrientCorrect (and to the baseline) by that many degrees of tilt."""
+    camera rotation given to OrientCorrect (and to the baseline) by that many degrees of tilt.
+    ``protocol`` names the data set's joint protocol (``PROTOCOLS``); the H36M protocols use
+    ``h36m_regressor`` (17,V) when given, else the body's own H36M-style regressor."""
+    if isinstance(protocol, str):
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"protocol: expected one of {sorted(PROTOCOLS)}, got {protocol!r}")
+        protocol = PROTOCOLS[protocol]
     # Restore each module's own mode afterwards: a plain model.train() would wake up the BatchNorm layers
     # that a training stage froze in eval mode (stage III).
     modes = {m: m.training for m in model.modules()}
@@ -84,14 +160,20 @@ def evaluate(
         def keep(name: str, values: torch.Tensor, mask: np.ndarray) -> None:
             sums[name].append(values.detach().cpu().numpy()[mask])
 
-        keep("mpjpe", M.mpjpe(out.joints, gt_joints) * 1000, has_3d)
-        keep("pa_mpjpe", M.pa_mpjpe(out.joints, gt_joints) * 1000, has_3d)
+        if protocol.uses_h36m:  # both skeletons from the meshes, as the authors' evaluation
+            if h36m_regressor is None:  # the body's own H36M-style regressor
+                pred_h, gt_h = out.h36m_joints, model.regress_joints(gt_verts)[2]
+            else:
+                reg = h36m_regressor.to(gt_verts)
+                pred_h, gt_h = reg @ out.vertices, reg @ gt_verts
+            pred_j, gt_j = protocol_joints(pred_h, protocol), protocol_joints(gt_h, protocol)
+            keep("mpjpe", M.mpjpe(pred_j, gt_j, root=None) * 1000, has_smpl)
+            keep("pa_mpjpe", M.pa_mpjpe(pred_j, gt_j) * 1000, has_smpl)
+        else:
+            keep("mpjpe", M.mpjpe(out.joints, gt_joints) * 1000, has_3d)
+            keep("pa_mpjpe", M.pa_mpjpe(out.joints, gt_joints) * 1000, has_3d)
+        keep("pve", M.pve(out.vertices, gt_verts) * 1000, has_smpl)
         pelvis = model.joint_regressors[:1]
-        keep(
-            "pve",
-            M.pve(out.vertices, gt_verts, (pelvis @ out.vertices)[:, 0], (pelvis @ gt_verts)[:, 0]) * 1000,
-            has_smpl,
-        )
         keep("root_cam_deg", M.rotation_angle_deg(out.cam_root, pose[:, 0]), has_smpl)
 
         # World frame (G): OrientCorrect vs the calibration-only baseline R_c^T R_b^c.
@@ -189,13 +271,27 @@ def eval_main(args: Any) -> int:
         print(f"whmr eval: no annotation file at {ann} (give a .npz or a whmr synth folder with val.npz)")
         return 2
     model = build_from_checkpoint(args.checkpoint)
+    protocol = getattr(args, "protocol", None) or "synthetic"
+    if protocol not in PROTOCOLS:
+        print(f"whmr eval: --protocol: expected one of {', '.join(sorted(PROTOCOLS))}, got {protocol!r}")
+        return 2
+    reg = None
+    if getattr(args, "joint_regressor", None):
+        try:
+            reg = load_joint_regressor(args.joint_regressor, int(model.joint_regressors.shape[1]))
+        except ValueError as err:
+            print(f"whmr eval: {err}")
+            return 2
     ds = HumanDataset(ann, args.images or ann.parent, crop_res=max(model.crop_hw))
     if args.max_samples and len(ds) > args.max_samples:
         ds = torch.utils.data.Subset(ds, range(args.max_samples))
     loader = DataLoader(ds, batch_size=args.batch_size, shuffle=False, collate_fn=collate)
-    rows = {"exact gravity": evaluate(CropAdapter(model), loader)}
+    kw = {"protocol": protocol, "h36m_regressor": reg}
+    rows = {"exact gravity": evaluate(CropAdapter(model), loader, **kw)}
     for deg in args.gravity_noise or []:
-        rows[f"gravity +{deg:g} deg error"] = evaluate(CropAdapter(model), loader, gravity_noise_deg=deg)
+        rows[f"gravity +{deg:g} deg error"] = evaluate(
+            CropAdapter(model), loader, gravity_noise_deg=deg, **kw
+        )
     print(format_table(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))

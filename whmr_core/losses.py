@@ -26,9 +26,11 @@ __all__ = [
     "vertex_loss",
 ]
 
-# Paper section 4.1 defaults, by the loss each weight multiplies (DESIGN.md section 7). The paper lists
-# the values, not which term each index names; lambda_1-8 follow the released config (KP_3D_W 300,
-# VERT_W 15, SHAPE_W 0.06, POSE_W 60); lambda_9-12 are our reading for the auxiliary, focal and world terms.
+# Paper section 4.1 values, each on the term the paper's equations give it (DESIGN.md section 7): eq. 10
+# names lambda_1-8 (the released config agrees: KP_3D_W 300, VERT_W 15, SHAPE_W 0.06, POSE_W 60), eq. 11
+# lambda_9-11 and eq. 12 lambda_12. Eq. 8 (pseudo focal) carries no lambda: unit weight on our relative form.
+# Stage III supervises the world-frame body with the camera-frame weights of the same quantities
+# (section 3.4: "3D joint, mesh vertices, and SMPL parameters"): lambda_1, lambda_6 and lambda_8.
 LOSS_WEIGHTS: dict[str, float] = {
     "keypoint_3d": 300.0,  # lambda_1
     "crop_keypoint_2d": 300.0,  # lambda_2
@@ -36,12 +38,16 @@ LOSS_WEIGHTS: dict[str, float] = {
     "vertex_sparse": 15.0,  # lambda_4
     "vertex_intermediate": 15.0,  # lambda_5
     "vertex_full": 15.0,  # lambda_6
-    "smpl_betas": 0.06,  # lambda_7 (released config: SHAPE_W 0.06)
-    "smpl_pose": 60.0,  # lambda_8 (rotation matrices; released config: POSE_W 60)
-    "iuv": 0.03,  # lambda_9
-    "inverse_depth": 0.05,  # lambda_10
-    "focal": 0.05,  # lambda_11 (stage I only)
-    "world": 0.05,  # lambda_12 (stage III: joints, vertices, root orientation)
+    "smpl_betas": 0.06,  # lambda_7
+    "smpl_pose": 60.0,  # lambda_8 (rotation matrices)
+    "part_ce": 0.03,  # lambda_9, eq. 11 part-index cross-entropy
+    "uv_u": 0.05,  # lambda_10, eq. 11 U
+    "uv_v": 0.05,  # lambda_11, eq. 11 V
+    "inverse_depth": 0.05,  # lambda_12, eq. 12
+    "focal": 1.0,  # eq. 8, stage I only (no lambda in the paper)
+    "world_keypoint_3d": 300.0,  # lambda_1 on world-frame joints (stage III)
+    "world_vertex": 15.0,  # lambda_6 on world-frame vertices (stage III)
+    "world_pose": 60.0,  # lambda_8 on the world-frame pose (rotation matrices; only its root can move)
 }
 
 
@@ -75,11 +81,12 @@ def keypoint_3d_loss(
     mask: torch.Tensor | None = None,
     root_index: int | tuple[int, ...] = 0,
 ) -> torch.Tensor:
-    """3D joint MSE after aligning both skeletons at the root (mean of ``root_index`` joints), (N,J,3)."""
+    """3D joint MSE (mean over joints and xyz, as the release's ``nn.MSELoss``) after aligning both
+    skeletons at the root (mean of ``root_index`` joints), (N,J,3)."""
     idx = [root_index] if isinstance(root_index, int) else list(root_index)
     p = pred - pred[:, idx].mean(dim=1, keepdim=True)
     t = target - target[:, idx].mean(dim=1, keepdim=True)
-    return _weighted_joint_mean((p - t).square().sum(-1), conf, mask)
+    return _weighted_joint_mean((p - t).square().mean(-1), conf, mask)
 
 
 def crop_keypoint_loss(
@@ -88,8 +95,8 @@ def crop_keypoint_loss(
     conf: torch.Tensor | None = None,
     mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Weak-perspective 2D joints in crop coordinates [-1, 1], MSE, (N,J,2)."""
-    return _weighted_joint_mean((pred - target).square().sum(-1), conf, mask)
+    """Weak-perspective 2D joints in crop coordinates [-1, 1], MSE (mean over joints and xy), (N,J,2)."""
+    return _weighted_joint_mean((pred - target).square().mean(-1), conf, mask)
 
 
 def full2_keypoint_loss(
@@ -100,17 +107,20 @@ def full2_keypoint_loss(
     conf: torch.Tensor | None = None,
     mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Eq. 5, FULL^2 term: MSE of full-image joints normalised to [-1, 1], per-axis weighted by
-    (W / w_bbox, H / h_bbox) so that a small person in a big image still pulls on the camera."""
+    """Eq. 5, FULL^2 term: squared error of full-image joints normalised to [-1, 1], multiplied per axis by
+    (W / w_bbox, H / h_bbox) so that a small person in a big image still pulls on the camera; mean over
+    joints and xy. The weights multiply the squared error (eq. 5, the release), so the loss is linear in
+    them: a box half the size gives twice the loss."""
     p = G.normalise_full_image(pred_px, image_wh)
     t = G.normalise_full_image(target_px, image_wh)
     w = G.full2d_weights(bbox_size, image_wh)[:, None, :]
-    return _weighted_joint_mean((w * (p - t)).square().sum(-1), conf, mask)
+    return _weighted_joint_mean((w * (p - t).square()).mean(-1), conf, mask)
 
 
 def vertex_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-vertex L1 (eq. 10's vertex terms), (N,V,3); used for sparse, intermediate and full meshes."""
-    return masked_mean((pred - target).abs().sum(-1).mean(-1), mask)
+    """L1 over vertices and xyz (eq. 10's vertex terms; the release's ``nn.L1Loss``), (N,V,3); used for
+    sparse, intermediate and full meshes."""
+    return masked_mean((pred - target).abs().flatten(1).mean(-1), mask)
 
 
 def smpl_param_loss(
@@ -146,14 +156,17 @@ def iuv_loss(
     target_part: torch.Tensor,
     target_uv: torch.Tensor,
     mask: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """IUV auxiliary loss: part-index cross-entropy (N,P+1,h,w vs N,h,w long, 0 = background) plus a
-    smooth-L1 on (U, V) (N,2,h,w) only where the target pixel is on the body."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eq. 11's three IUV terms: (part-index cross-entropy, U, V). Logits (N,P+1,h,w) against (N,h,w) long
+    (0 = background); U and V are smooth-L1 on (N,2,h,w), averaged over the pixels where the target is on
+    the body. Each term gets its own weight (lambda_9, lambda_10, lambda_11)."""
     ce = F.cross_entropy(part_logits, target_part, reduction="none").flatten(1).mean(-1)
-    on_body = (target_part > 0).to(uv.dtype)[:, None]
-    l1 = F.smooth_l1_loss(uv, target_uv, reduction="none") * on_body
-    uv_term = l1.flatten(1).sum(-1) / on_body.flatten(1).sum(-1).mul(2).clamp_min(1.0)
-    return masked_mean(ce + uv_term, mask)
+    on_body = (target_part > 0).to(uv.dtype)
+    count = on_body.flatten(1).sum(-1).clamp_min(1.0)
+    l1 = F.smooth_l1_loss(uv, target_uv, reduction="none") * on_body[:, None]
+    u_term = l1[:, 0].flatten(1).sum(-1) / count
+    v_term = l1[:, 1].flatten(1).sum(-1) / count
+    return masked_mean(ce, mask), masked_mean(u_term, mask), masked_mean(v_term, mask)
 
 
 def inverse_depth_loss(

@@ -56,12 +56,13 @@ def pa_mpjpe(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def pve(
     pred_vertices: torch.Tensor,
     target_vertices: torch.Tensor,
-    pred_root: torch.Tensor,
-    target_root: torch.Tensor,
+    pred_root: torch.Tensor | None = None,
+    target_root: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Per-vertex error after aligning the meshes at their root joints (N,3), (N,V,3) -> (N,)."""
-    p = pred_vertices - pred_root[:, None]
-    t = target_vertices - target_root[:, None]
+    """Per-vertex error, (N,V,3) -> (N,). Without roots the meshes are compared as they are (the paper's
+    PVE on untranslated body-model meshes); with roots (N,3) both are first aligned at them."""
+    p = pred_vertices if pred_root is None else pred_vertices - pred_root[:, None]
+    t = target_vertices if target_root is None else target_vertices - target_root[:, None]
     return (p - t).norm(dim=-1).mean(-1)
 
 

@@ -9,9 +9,15 @@ from typing import Any
 
 import torch
 
-from whmr_core.checkpoint import CheckpointError, load_checkpoint, load_weights
+from whmr_core.checkpoint import CheckpointError, load_weights
 
-__all__ = ["SHIPPED_CHECKPOINT", "build_from_checkpoint", "checkpoint_info", "shipped_checkpoint"]
+__all__ = [
+    "SHIPPED_CHECKPOINT",
+    "build_from_checkpoint",
+    "checkpoint_info",
+    "load_state",
+    "shipped_checkpoint",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +49,8 @@ def build_from_checkpoint(path: str | Path | None = None, *, body: str | None = 
     """The network of ``path`` (default: the shipped checkpoint; without one, a freshly initialised
     ``small-cpu`` network on the low-res body, with a warning) with its weights loaded, in eval mode."""
     from whmr_core.model import build_model
-    from whmr_core.model.config import config_from_dict
+    from whmr_core.model.config import config_from_stored
+    from whmr_core.model.theta0 import MeanParams
 
     if path is None:
         path = shipped_checkpoint()
@@ -54,7 +61,37 @@ def build_from_checkpoint(path: str | Path | None = None, *, body: str | None = 
     info = checkpoint_info(path)
     if "model" not in info:
         raise CheckpointError(f"{path}: the checkpoint does not record its model config")
-    config = config_from_dict(info["model"])
-    model = build_model(config, body=_body_for(body or info.get("body")))
-    load_checkpoint(path, model)
+    config = config_from_stored(info["model"])
+    weights, _ = load_weights(path)
+    # The network's start and markers are in the weights: the files the config names are not needed.
+    theta0: dict[str, Any] = {}
+    if all(k in weights for k in ("mean_pose6d", "mean_betas", "mean_cam")):
+        theta0["mean_params"] = MeanParams(weights["mean_pose6d"], weights["mean_betas"], weights["mean_cam"])
+    if "marker_ids" in weights:
+        theta0["marker_ids"] = weights["marker_ids"].long()
+    model = build_model(config, body=_body_for(body or info.get("body")), **theta0)
+    load_state(model, weights, path, config.name)
     return model.eval()
+
+
+def load_state(model: torch.nn.Module, weights: dict[str, torch.Tensor], path: Any, name: str) -> None:
+    """Copy checkpoint ``weights`` into ``model`` strictly, after folding the dead depth-head bias that
+    older checkpoints hold (exact: see ``depth_head.fold_dead_bias``); a mismatch names what differs."""
+    from whmr_core.model.depth_head import fold_dead_bias
+
+    weights = dict(weights)
+    fold_dead_bias(weights, "depth_head.mlp.2.bias", "depth_head.bn.")
+    own = model.state_dict()
+    missing = sorted(set(own) - set(weights))
+    unexpected = sorted(set(weights) - set(own))
+    shapes = [
+        f"{k} {tuple(weights[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in weights and own[k].shape != weights[k].shape
+    ]
+    if missing or unexpected or shapes:
+        raise CheckpointError(
+            f"{path}: checkpoint is for another architecture (config {name!r}); "
+            f"missing {missing[:5]}, unexpected {unexpected[:5]}, shape mismatches {shapes[:5]}"
+        )
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in weights.items()}, strict=True)

@@ -23,6 +23,7 @@ __all__ = [
     "orthonormalise",
     "quaternion_to_matrix",
     "rot6d_to_matrix",
+    "unbiased_gram_schmidt",
 ]
 
 
@@ -61,6 +62,18 @@ def orthonormalise(matrix: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Nearest-ish rotation to a (..., 3, 3) matrix by Gram-Schmidt on its first two columns."""
     check_tensor("matrix", matrix, (3, 3), finite=False)
     return _gram_schmidt(matrix[..., :, 0], matrix[..., :, 1], eps)
+
+
+def unbiased_gram_schmidt(matrix: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Rotation from a (..., 3, 3) matrix by the symmetric ("unbiased") Gram-Schmidt of the W-HMR release:
+    r1 = n((t2 x t3 + t1) / 2), r2 = n(u - (u . r1) r1) with u = (t3 x r1 + t2) / 2, r3 = r1 x r2
+    (t_i the columns, n normalisation). Unlike ``orthonormalise`` all three columns count."""
+    check_tensor("matrix", matrix, (3, 3), finite=False)
+    t1, t2, t3 = matrix[..., :, 0], matrix[..., :, 1], matrix[..., :, 2]
+    r1 = _normalise((cross(t2, t3) + t1) / 2, eps)
+    u = (cross(t3, r1) + t2) / 2
+    r2 = _normalise(u - (u * r1).sum(-1, keepdim=True) * r1, eps)
+    return torch.stack([r1, r2, cross(r1, r2)], dim=-1)
 
 
 def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,8 @@ node's outputs (BodyMeshArray, BodyModelTopology, MarkerArray, TF, diagnostics, 
 input topics asked for. Each image waits until the bag has been read ``lookahead_s`` past its stamp, so the
 IMU readings after it (for interpolation) and its detections (often logged later) are in.
 
-The output uses rosbag2 metadata version 9: ``ros2 bag play`` on Humble needs ``ros2 bag reindex`` first.
+What is written when (topology once, markers throttled on bag time, diagnostics every second of bag
+time) is the node's ``OutputScheduler``; topic names, QoS and the bag version are ``bag_format``'s.
 """
 
 from __future__ import annotations
@@ -16,19 +17,21 @@ import heapq
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from whmr_core.runtime.engines import Engine
 from whmr_core.runtime.pipeline import BodyTopology, Pipeline, PipelineConfig
+from whmr_ros.bag_format import BAG_VERSION, INPUT_TOPICS, OUTPUT_TOPICS, qos_profiles
 from whmr_ros.conversions import MessageError, header_stamp_ns
 from whmr_ros.host import HostConfig, WhmrHost
 from whmr_ros.message_kit import RosbagsKit
 from whmr_ros.message_types import typestore
+from whmr_ros.scheduler import OutputRates, OutputScheduler
 from whmr_ros.tf_buffer import TransformBuffer
 
-__all__ = ["BagSummary", "BagTopics", "bag_main", "build_bag_parser", "run_bag"]
+__all__ = ["BagRunConfig", "BagSummary", "BagTopics", "bag_main", "build_bag_parser", "run_bag"]
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +40,38 @@ log = logging.getLogger(__name__)
 class BagTopics:
     """Input topics (``detections`` empty: none) and output topics (``overlay`` empty: not written)."""
 
-    image: str = "/camera/image_raw"
-    camera_info: str = "/camera/camera_info"
-    imu: str = "/imu/data"
+    image: str = INPUT_TOPICS["image"]
+    camera_info: str = INPUT_TOPICS["camera_info"]
+    imu: str = INPUT_TOPICS["imu"]
     detections: str = ""
-    tf: str = "/tf"
-    tf_static: str = "/tf_static"
-    bodies: str = "/whmr/bodies"
-    topology: str = "/whmr/body_topology"
-    markers: str = "/whmr/markers"
-    out_tf: str = "/tf"
-    diagnostics: str = "/diagnostics"
+    tf: str = INPUT_TOPICS["tf"]
+    tf_static: str = INPUT_TOPICS["tf_static"]
+    bodies: str = OUTPUT_TOPICS["bodies"]
+    topology: str = OUTPUT_TOPICS["topology"]
+    markers: str = OUTPUT_TOPICS["markers"]
+    out_tf: str = OUTPUT_TOPICS["tf"]
+    diagnostics: str = OUTPUT_TOPICS["diagnostics"]
     overlay: str = ""
+
+
+@dataclass(frozen=True)
+class BagRunConfig:
+    """Everything a bag run is configured with besides its files, engine and body topology.
+
+    ``outputs`` throttles run on bag time (image stamps); the overlay is written when ``topics.overlay``
+    names a topic. ``lookahead_s``: an image waits until the bag has been read this far past its stamp;
+    ``max_pending``: images held at most while waiting (stamps that never catch up must not fill memory).
+    """
+
+    topics: BagTopics = field(default_factory=BagTopics)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    host: HostConfig = field(default_factory=HostConfig)
+    outputs: OutputRates = field(default_factory=lambda: OutputRates(marker_rate_hz=10.0))
+    copy_topics: tuple[str, ...] = ()
+    lookahead_s: float = 0.05
+    max_pending: int = 64
+    progress: bool = True
+    distro: str = "ROS2_JAZZY"
 
 
 @dataclass
@@ -62,15 +85,141 @@ class BagSummary:
     latency_ms: list[float] = field(default_factory=list)  # per processed image: pipeline wall time
 
 
-def _qos(transient_local: bool = False) -> list[Any]:
-    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+class _BagSink:
+    """The scheduler's sink: one writer connection per output; every output the bag has is wanted."""
 
-    zero = QosTime(0, 0)
-    durability = QosDurability.TRANSIENT_LOCAL if transient_local else QosDurability.VOLATILE
-    return [
-        Qos(QosHistory.KEEP_LAST, 10, QosReliability.RELIABLE, durability, zero, zero,
-            QosLiveliness.AUTOMATIC, zero, False)
-    ]  # fmt: skip
+    def __init__(self, writer: Any, store: Any, connections: dict[str, Any]) -> None:
+        self.writer, self.store, self.connections = writer, store, connections
+        self.log_time = 0  # the log time of the image being answered
+
+    def publish(self, name: str, msg: Any) -> None:
+        self.writer.write(
+            self.connections[name], self.log_time, self.store.serialize_cdr(msg, msg.__msgtype__)
+        )
+
+    def wanted(self, name: str) -> bool:
+        return name in self.connections
+
+
+class _BagRun:
+    """One pass over an input bag: messages in, outputs out through the shared ``OutputScheduler``."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        topology: BodyTopology,
+        config: BagRunConfig,
+        on_frame: Callable[[int, Any], None] | None,
+    ) -> None:
+        self.config = config
+        self.topics = config.topics
+        self.store = typestore(config.distro)
+        self.tf_buffer = TransformBuffer()
+        self.host = WhmrHost(
+            Pipeline(engine, topology, config.pipeline),
+            config.host,
+            RosbagsKit(self.store),
+            lookup=self.tf_buffer.lookup,
+            warn=log.warning,
+        )
+        self.on_frame = on_frame
+        self.summary = BagSummary()
+        self.pending: list[tuple[int, int, int, Any]] = []  # (stamp, sequence, log time, image message)
+        self._seq = 0
+        self.copied: dict[str, Any] = {}
+        t = self.topics
+        self.inputs = {t.image, t.camera_info, t.imu, t.tf, t.tf_static, t.detections} - {""}
+
+    def open_outputs(self, writer: Any, by_topic: dict[str, Any]) -> None:
+        t, store = self.topics, self.store
+
+        def output(topic: str, msgtype: str, latched: bool = False) -> Any:
+            return writer.add_connection(
+                topic, msgtype, typestore=store, offered_qos_profiles=qos_profiles(latched)
+            )
+
+        conn = {
+            "bodies": output(t.bodies, "whmr_ros/msg/BodyMeshArray"),
+            "topology": output(t.topology, "whmr_ros/msg/BodyModelTopology", latched=True),
+            "diagnostics": output(t.diagnostics, "diagnostic_msgs/msg/DiagnosticArray"),
+        }
+        rates = self.config.outputs
+        if rates.markers and rates.marker_rate_hz > 0:
+            conn["markers"] = output(t.markers, "visualization_msgs/msg/MarkerArray")
+        for topic in self.config.copy_topics:
+            c = by_topic[topic]
+            self.copied[topic] = writer.add_connection(
+                topic, c.msgtype, msgdef=c.msgdef.data, rihs01=c.digest, offered_qos_profiles=qos_profiles()
+            )
+        # /tf may also be copied from the input: then our transforms share that connection.
+        conn["tf"] = self.copied.get(t.out_tf) or output(t.out_tf, "tf2_msgs/msg/TFMessage")
+        if t.overlay:
+            conn["overlay"] = output(t.overlay, "sensor_msgs/msg/Image")
+        self.sink = _BagSink(writer, store, conn)
+        self.scheduler = OutputScheduler(self.host, replace(rates, overlay=bool(t.overlay)), self.sink)
+
+    def feed(self, reader: Any, writer: Any, c: Any, log_time: int, raw: bytes) -> None:
+        """One input record: copy it, route it to the host, then answer the images it lets through."""
+        t, host = self.topics, self.host
+        if c.topic in self.copied:
+            writer.write(self.copied[c.topic], log_time, raw)
+            self.summary.copied += 1
+        if c.topic not in self.inputs:
+            return
+        try:
+            msg = reader.deserialize(raw, c.msgtype)
+        except Exception as e:  # a corrupt record must not end the run
+            host.problem(c.topic, f"undecodable {c.msgtype}: {e}")
+            return
+        if c.topic == t.image:
+            self.summary.images += 1
+            try:  # queued raw: K, IMU and detections logged just after it are then in
+                heapq.heappush(self.pending, (header_stamp_ns(msg), self._seq, log_time, msg))
+                self._seq += 1
+            except MessageError:
+                host.on_image(msg)  # drops it, counted, with the reason
+        elif c.topic == t.camera_info:
+            host.on_camera_info(msg)
+        elif c.topic == t.imu:
+            host.on_imu(msg)
+        elif c.topic == t.detections:
+            host.on_detections(msg)
+        elif c.topic in (t.tf, t.tf_static):
+            for why in self.tf_buffer.add_message(msg, static=c.topic == t.tf_static):
+                host.problem("tf", f"transform dropped: {why}")
+        # Read position in the image clock: stamps of stamped messages (TF has none).
+        try:
+            self.flush(header_stamp_ns(msg))
+        except MessageError:
+            pass
+        lookahead = int(self.config.lookahead_s * 1e9)
+        while len(self.pending) > self.config.max_pending:
+            self.flush(self.pending[0][0] + lookahead)
+
+    def flush(self, until_ns: int | None) -> None:
+        """Answer the queued images whose lookahead the bag has been read past (all with None)."""
+        lookahead = int(self.config.lookahead_s * 1e9)
+        while self.pending and (until_ns is None or self.pending[0][0] + lookahead <= until_ns):
+            stamp, _, log_time, image = heapq.heappop(self.pending)
+            self.sink.log_time = log_time
+            self._answer(stamp, image)
+            self.scheduler.tick(stamp)
+
+    def _answer(self, stamp: int, image: Any) -> None:
+        prepared = self.host.on_image(image)
+        if prepared is None:
+            return
+        t0 = time.perf_counter()
+        out = self.host.process(prepared)
+        if out is None:
+            return
+        s = self.summary
+        s.latency_ms.append((time.perf_counter() - t0) * 1000)
+        if self.on_frame is not None:
+            self.on_frame(stamp, out.result)
+        s.frames_with_output += 1
+        s.bodies += len(out.result.persons)
+        self.scheduler.on_frame(out, prepared)
 
 
 def run_bag(
@@ -78,17 +227,8 @@ def run_bag(
     output_path: str | Path,
     engine: Engine,
     topology: BodyTopology,
+    config: BagRunConfig | None = None,
     *,
-    topics: BagTopics | None = None,
-    pipeline_config: PipelineConfig | None = None,
-    host_config: HostConfig | None = None,
-    copy_topics: Sequence[str] = (),
-    marker_rate_hz: float = 10.0,
-    markers_mesh: bool = True,
-    lookahead_s: float = 0.05,
-    progress: bool = True,
-    distro: str = "ROS2_JAZZY",
-    max_pending: int = 64,
     on_frame: Callable[[int, Any], None] | None = None,
 ) -> BagSummary:
     """Process ``input_path`` (a bag directory or file) into a new mcap bag at ``output_path``.
@@ -97,144 +237,35 @@ def run_bag(
     from rosbags.highlevel import AnyReader
     from rosbags.rosbag2 import StoragePlugin, Writer
 
-    topics = topics or BagTopics()
-    store = typestore(distro)
-    kit = RosbagsKit(store)
-    tf_buffer = TransformBuffer()
-    host = WhmrHost(
-        Pipeline(engine, topology, pipeline_config),
-        host_config or HostConfig(),
-        kit,
-        lookup=tf_buffer.lookup,
-        warn=log.warning,
-    )
-    summary = BagSummary()
+    config = config or BagRunConfig()
+    run = _BagRun(engine, topology, config, on_frame)
     output_path = Path(output_path)
     if output_path.exists():
         raise FileExistsError(f"{output_path}: output exists; remove it or choose another path")
-    inputs = {topics.image, topics.camera_info, topics.imu, topics.tf, topics.tf_static, topics.detections}
-    inputs.discard("")
 
-    with AnyReader([Path(input_path)], default_typestore=store) as reader:
+    with AnyReader([Path(input_path)], default_typestore=run.store) as reader:
         by_topic = {c.topic: c for c in reader.connections}
-        if topics.image not in by_topic:
-            raise ValueError(f"{input_path}: no image topic {topics.image!r}; topics: {sorted(by_topic)}")
-        missing = sorted(set(copy_topics) - set(by_topic))
+        if config.topics.image not in by_topic:
+            raise ValueError(
+                f"{input_path}: no image topic {config.topics.image!r}; topics: {sorted(by_topic)}"
+            )
+        missing = sorted(set(config.copy_topics) - set(by_topic))
         if missing:
             raise ValueError(f"{input_path}: topics to copy not in the bag: {missing}")
-        wanted = [c for c in reader.connections if c.topic in inputs or c.topic in copy_topics]
-        writer = Writer(output_path, version=9, storage_plugin=StoragePlugin.MCAP)
-        with writer:
-
-            def output(topic: str, msgtype: str, latched: bool = False) -> Any:
-                return writer.add_connection(
-                    topic, msgtype, typestore=store, offered_qos_profiles=_qos(latched)
-                )
-
-            conn = {
-                "bodies": output(topics.bodies, "whmr_ros/msg/BodyMeshArray"),
-                "topology": output(topics.topology, "whmr_ros/msg/BodyModelTopology", latched=True),
-                "markers": output(topics.markers, "visualization_msgs/msg/MarkerArray"),
-                "diagnostics": output(topics.diagnostics, "diagnostic_msgs/msg/DiagnosticArray"),
-            }
-            copied = {}
-            for t in copy_topics:
-                c = by_topic[t]
-                copied[t] = writer.add_connection(
-                    t, c.msgtype, msgdef=c.msgdef.data, rihs01=c.digest, offered_qos_profiles=_qos()
-                )
-            # /tf may also be copied from the input: then our transforms share that connection.
-            if topics.out_tf in copied:
-                conn["tf"] = copied[topics.out_tf]
-            else:
-                conn["tf"] = output(topics.out_tf, "tf2_msgs/msg/TFMessage")
-            if topics.overlay:
-                conn["overlay"] = output(topics.overlay, "sensor_msgs/msg/Image")
-
-            def write(name: str, msg: Any, log_time: int) -> None:
-                writer.write(conn[name], log_time, store.serialize_cdr(msg, msg.__msgtype__))
-
-            pending: list[tuple[int, int, int, Any]] = []  # (stamp, sequence, log time, image message)
-            state: dict[str, Any] = {"topology": False, "marker_due": None, "diag_ns": -(10**30)}
-            marker_period = int(1e9 / marker_rate_hz) if marker_rate_hz > 0 else None
-
-            def flush(until_ns: int | None) -> None:
-                lookahead = int(lookahead_s * 1e9)
-                while pending and (until_ns is None or pending[0][0] + lookahead <= until_ns):
-                    stamp, _, log_time, image = heapq.heappop(pending)
-                    prepared = host.on_image(image)
-                    if prepared is None:
-                        continue
-                    if not state["topology"]:
-                        write("topology", host.topology(stamp), log_time)
-                        state["topology"] = True
-                    t0 = time.perf_counter()
-                    out = host.process(prepared)
-                    if out is None:
-                        continue
-                    summary.latency_ms.append((time.perf_counter() - t0) * 1000)
-                    if on_frame is not None:
-                        on_frame(stamp, out.result)
-                    summary.frames_with_output += 1
-                    summary.bodies += len(out.result.persons)
-                    write("bodies", out.bodies, log_time)
-                    write("tf", out.tf, log_time)
-                    due = state["marker_due"]
-                    if marker_period is not None and (due is None or stamp >= due):
-                        write("markers", host.markers(out, mesh=markers_mesh), log_time)
-                        # Next one due a period after this one's slot (not after this frame), so a 30 Hz
-                        # camera gives the asked rate rather than every 4th frame for 10 Hz.
-                        nxt = (stamp if due is None else due) + marker_period
-                        state["marker_due"] = nxt if nxt > stamp else stamp + marker_period
-                    if "overlay" in conn:
-                        write("overlay", host.overlay(out, prepared), log_time)
-                    if stamp - state["diag_ns"] >= 1_000_000_000:
-                        write("diagnostics", host.diagnostics(stamp), log_time)
-                        state["diag_ns"] = stamp
-
+        wanted = [c for c in reader.connections if c.topic in run.inputs or c.topic in config.copy_topics]
+        with Writer(output_path, version=BAG_VERSION, storage_plugin=StoragePlugin.MCAP) as writer:
+            run.open_outputs(writer, by_topic)
             messages = reader.messages(connections=wanted)
-            if progress:
+            if config.progress:
                 from tqdm import tqdm
 
                 messages = tqdm(messages, total=sum(c.msgcount for c in wanted), unit="msg", desc="whmr bag")
-            seq = 0
             for c, log_time, raw in messages:
-                if c.topic in copied:
-                    writer.write(copied[c.topic], log_time, raw)
-                    summary.copied += 1
-                if c.topic not in inputs:
-                    continue
-                try:
-                    msg = reader.deserialize(raw, c.msgtype)
-                except Exception as e:  # a corrupt record must not end the run
-                    host.problem(c.topic, f"undecodable {c.msgtype}: {e}")
-                    continue
-                if c.topic == topics.image:
-                    summary.images += 1
-                    try:  # queued raw: K, IMU and detections logged just after it are then in
-                        heapq.heappush(pending, (header_stamp_ns(msg), seq, log_time, msg))
-                        seq += 1
-                    except MessageError:
-                        host.on_image(msg)  # drops it, counted, with the reason
-                elif c.topic == topics.camera_info:
-                    host.on_camera_info(msg)
-                elif c.topic == topics.imu:
-                    host.on_imu(msg)
-                elif c.topic == topics.detections:
-                    host.on_detections(msg)
-                elif c.topic in (topics.tf, topics.tf_static):
-                    for why in tf_buffer.add_message(msg, static=c.topic == topics.tf_static):
-                        host.problem("tf", f"transform dropped: {why}")
-                # Read position in the image clock: stamps of stamped messages (TF has none).
-                try:
-                    flush(header_stamp_ns(msg))
-                except MessageError:
-                    pass
-                while len(pending) > max_pending:  # stamps that never catch up must not fill memory
-                    flush(pending[0][0] + int(lookahead_s * 1e9))
-            flush(None)
-    summary.dropped = dict(host.dropped)
-    summary.last_problem = dict(host.last_problem)
+                run.feed(reader, writer, c, log_time, raw)
+            run.flush(None)
+    summary = run.summary
+    summary.dropped = dict(run.host.dropped)
+    summary.last_problem = dict(run.host.last_problem)
     return summary
 
 
@@ -293,19 +324,15 @@ def run_from_args(args: argparse.Namespace) -> int:
         detections=args.detections,
         overlay=args.overlay,
     )
-    summary = run_bag(
-        args.input,
-        args.output,
-        engine,
-        topology,
+    config = BagRunConfig(
         topics=topics,
-        pipeline_config=params.pipeline if params else None,
-        host_config=params.host if params else None,
-        copy_topics=args.copy,
-        marker_rate_hz=args.marker_rate,
-        markers_mesh=not args.no_mesh_markers,
+        pipeline=params.pipeline if params else PipelineConfig(),
+        host=params.host if params else HostConfig(),
+        outputs=OutputRates(marker_rate_hz=args.marker_rate, markers_mesh=not args.no_mesh_markers),
+        copy_topics=tuple(args.copy),
         progress=not args.quiet,
     )
+    summary = run_bag(args.input, args.output, engine, topology, config)
     done = f"{summary.images} images, {summary.frames_with_output} processed, {summary.bodies} bodies"
     print(f"{done} -> {args.output}")
     for k, v in sorted(summary.dropped.items()):

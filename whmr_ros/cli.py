@@ -142,6 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=int, default=32)
     ev.add_argument("--max-samples", type=int, default=None)
     ev.add_argument(
+        "--protocol",
+        default="synthetic",
+        help="joint protocol: synthetic, agora (24 joints), 3dpw, h36m (14 H36M joints), mpi-inf-3dhp (17)",
+    )
+    ev.add_argument(
+        "--joint-regressor", default=None, help="(17,V) H36M regressor .npy for the H36M protocols"
+    )
+    ev.add_argument(
         "--gravity-noise", type=float, nargs="*", default=None, metavar="DEG",
         help="also evaluate with this much IMU tilt error on the camera rotation (e.g. 3 5)",
     )  # fmt: skip

@@ -184,7 +184,7 @@ def run_demo(
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     from whmr_core.model_io import checkpoint_info, shipped_checkpoint
     from whmr_core.runtime.factory import default_engine, load_topology
-    from whmr_ros.bag_runner import BagTopics, run_bag
+    from whmr_ros.bag_runner import BagRunConfig, BagTopics, run_bag
     from whmr_ros.synth_bag import write_sequence_bag
 
     t_start = time.perf_counter()
@@ -208,9 +208,8 @@ def run_demo(
         output,
         engine,
         topology,
-        topics=BagTopics(detections="/detections"),
+        BagRunConfig(topics=BagTopics(detections="/detections")),
         on_frame=lambda stamp, res: results.__setitem__(stamp, res),
-        progress=True,
     )
 
     print("[3/3] pictures and metrics")

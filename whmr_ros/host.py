@@ -47,19 +47,19 @@ class HostConfig:
     """Frames, gravity and input handling; ``from_mapping`` rejects unknown keys."""
 
     camera_frame: str = ""  # "" = the image's header.frame_id (the optical frame)
-    gravity_frame_suffix: str = "_gravity"
+    gravity_frame_suffix: str = "_gravity"  # the gravity frame is <camera_frame><suffix>
     output_frame: str = ""  # "" = <camera>_gravity; else a gravity-aligned fixed frame in TF (odom, map)
-    body_frame_prefix: str = "whmr_body_"
-    gravity_sources: tuple[str, ...] = SOURCES
+    body_frame_prefix: str = "whmr_body_"  # TF frame per body: <prefix><track_id>
+    gravity_sources: tuple[str, ...] = SOURCES  # gravity sources in order of preference
     gravity_fixed_frame: str = ""  # z-up frame in TF for the "tf" gravity source (e.g. odom)
-    parameter_gravity: tuple[float, ...] = (0.0, 1.0, 0.0)  # in the camera optical frame
+    parameter_gravity: tuple[float, ...] = (0.0, 1.0, 0.0)  # last-resort gravity, camera optical frame
     camera_from_imu: tuple[float, ...] = ()  # (x, y, z, w) or 9 row-major values; () = from TF
-    imu_max_age_s: float = 0.1
-    accel_time_constant_s: float = 0.5
-    use_camera_info: bool = True
+    imu_max_age_s: float = 0.1  # IMU readings further than this from the image stamp are stale
+    accel_time_constant_s: float = 0.5  # accelerometer low-pass time constant, s
+    use_camera_info: bool = True  # CameraInfo K for metric depth (false: relative depth)
     detection_class_ids: tuple[str, ...] = ()  # () = every detection is a person
     detection_max_age_s: float = 0.02  # detections belong to the image with a stamp this close
-    warn_interval_s: float = 5.0
+    warn_interval_s: float = 5.0  # throttle of warnings per kind of problem, s
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> HostConfig:

@@ -7,6 +7,9 @@ Parameters are flat ROS names: the node's own (``engine``, ``model``, ...), ``pi
 
 from __future__ import annotations
 
+import inspect
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
@@ -34,13 +37,19 @@ class NodeSettings:
     network_config: str = ""  # network config name for PyTorch weights (else read from the checkpoint)
     body_model: str = ""  # "" = the shipped free body model
     device: str = "cpu"  # cpu | cuda (ONNX Runtime provider / PyTorch device)
-    threads: int = 0  # ONNX Runtime intra-op threads, 0 = default
+    threads: int = field(
+        default=0, metadata={"range": (0, 256), "description": "ONNX Runtime threads, 0 = default"}
+    )
     use_detections: bool = False  # subscribe to a vision_msgs/Detection2DArray topic ("detections")
-    publish_markers: bool = True
-    marker_rate_hz: float = 5.0  # MarkerArray throttle (only built when someone subscribes)
-    markers_mesh: bool = True  # TRIANGLE_LIST mesh markers (~90 ms per SMPL body to build)
-    publish_overlay: bool = False
-    diagnostics_period_s: float = 1.0
+    publish_markers: bool = True  # publish ~/markers (built only while someone subscribes)
+    marker_rate_hz: float = field(
+        default=5.0, metadata={"range": (0.0, 1000.0), "description": "MarkerArray rate, Hz"}
+    )
+    markers_mesh: bool = True  # TRIANGLE_LIST mesh markers (~1 MB per SMPL body); false: skeleton and ids
+    publish_overlay: bool = False  # publish ~/overlay (image with boxes, skeletons, ids)
+    diagnostics_period_s: float = field(
+        default=1.0, metadata={"range": (0.01, 3600.0), "description": "/diagnostics period, s"}
+    )
     autostart: bool = True  # configure and activate at start-up (no lifecycle manager needed)
 
 
@@ -49,6 +58,8 @@ class ParameterSpec:
     name: str
     default: Any
     kind: str  # bool, integer, double, string, string_array, double_array
+    description: str = ""
+    range: tuple[float, float] | None = None  # inclusive bounds of an integer or double
 
 
 @dataclass
@@ -69,16 +80,40 @@ _KINDS = {
 _SECTIONS = (("", NodeSettings), ("pipeline.", PipelineConfig), ("host.", HostConfig))
 
 
+def _field_docs(cls: type) -> dict[str, str]:
+    """Field name -> description: the field's ``metadata["description"]``, else its trailing comment."""
+    docs: dict[str, str] = {}
+    for line in inspect.getsource(cls).splitlines():
+        m = re.match(r"\s+(\w+): [^#]*#\s*(.+)$", line)
+        if m:
+            docs[m.group(1)] = m.group(2).strip()
+    for f in fields(cls):
+        if f.metadata.get("description"):
+            docs[f.name] = str(f.metadata["description"])
+    return docs
+
+
+def _field_range(f: Any) -> tuple[float, float] | None:
+    r = f.metadata.get("range")
+    if r is None:
+        return None
+    lo, hi = r
+    return (-math.inf if lo is None else lo, math.inf if hi is None else hi)
+
+
 def parameter_specs() -> list[ParameterSpec]:
-    """Every parameter with its default and ROS type (the node declares exactly these)."""
+    """Every parameter with its default, ROS type, description and range (the node declares exactly these),
+    derived from the settings dataclasses."""
     specs = []
     for prefix, cls in _SECTIONS:
+        docs = _field_docs(cls)
         for f in fields(cls):
             kind = _KINDS.get(str(f.type))
             if kind is None:
                 raise TypeError(f"{cls.__name__}.{f.name}: no ROS parameter type for {f.type}")
             default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
-            specs.append(ParameterSpec(prefix + f.name, list(default) if "array" in kind else default, kind))
+            default = list(default) if "array" in kind else default
+            specs.append(ParameterSpec(prefix + f.name, default, kind, docs.get(f.name, ""), _field_range(f)))
     return specs
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from whmr_core.geometry import GRAVITY_FROM_G
+from whmr_ros.bag_format import BAG_VERSION, INPUT_TOPICS, qos_profiles
 from whmr_ros.conversions import make_header, numpy_to_image
 from whmr_ros.message_types import typestore
 
@@ -39,11 +40,7 @@ CAMERA_FRAME = "camera_optical_frame"
 IMU_FRAME = "imu_link"
 GRAVITY_FRAME = "camera_gravity"
 TOPICS = {
-    "image": "/camera/image_raw",
-    "camera_info": "/camera/camera_info",
-    "imu": "/imu/data",
-    "tf_static": "/tf_static",
-    "detections": "/detections",
+    **{k: INPUT_TOPICS[k] for k in ("image", "camera_info", "imu", "tf_static", "detections")},
     "ground_truth": "/whmr/ground_truth",
 }
 
@@ -190,7 +187,6 @@ def write_sequence_bag(
     """
     from dataclasses import replace
 
-    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
     from rosbags.rosbag2 import StoragePlugin, Writer
 
     from whmr_core.body import body_assets
@@ -231,23 +227,18 @@ def write_sequence_bag(
         "detections": "vision_msgs/msg/Detection2DArray",
         "ground_truth": "whmr_ros/msg/BodyMeshArray",
     }
-    zero = QosTime(sec=0, nsec=0)
-    latched = Qos(
-        QosHistory.KEEP_LAST, 1, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL, zero, zero,
-        QosLiveliness.AUTOMATIC, zero, False,
-    )  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=out.stem + ".", dir=out.parent))
     counts: dict[str, int] = {}
     try:
         bag_dir = tmp / out.stem
-        with Writer(bag_dir, version=Writer.VERSION_LATEST, storage_plugin=StoragePlugin.MCAP) as writer:
+        with Writer(bag_dir, version=BAG_VERSION, storage_plugin=StoragePlugin.MCAP) as writer:
             conns = {
                 key: writer.add_connection(
                     TOPICS[key],
                     msgtype,
                     typestore=store,
-                    offered_qos_profiles=[latched] if key == "tf_static" else [],
+                    offered_qos_profiles=qos_profiles(latched=key == "tf_static"),
                 )
                 for key, msgtype in msgtypes.items()
             }

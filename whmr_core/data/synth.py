@@ -415,12 +415,22 @@ def load_body(spec: str | os.PathLike) -> torch.nn.Module:
 
 
 class _Worker:
-    """Per-process state: body model, regressors, renderer (one llvmpipe thread per worker process)."""
+    """Per-process state: body model, regressors, renderer (one llvmpipe thread per worker process).
+    ``worker_process``: one torch thread, set only in a pool's own processes, never in the caller's."""
 
-    def __init__(self, body_spec: str, cfg: SynthConfig, out_dir: str, seed: int, threads: int | None):
+    def __init__(
+        self,
+        body_spec: str,
+        cfg: SynthConfig,
+        out_dir: str,
+        seed: int,
+        threads: int | None,
+        worker_process: bool = False,
+    ):
         from whmr_core.body import body_assets
 
-        torch.set_num_threads(1)
+        if worker_process:
+            torch.set_num_threads(1)
         self.body = load_body(body_spec)
         self.regs = JointRegressors.from_assets(body_assets(self.body))
         self.renderer = Renderer(threads=threads)
@@ -498,7 +508,7 @@ def generate_dataset(
     else:
         ctx = mp.get_context("spawn")  # fresh interpreters: no forked GL/torch state
         chunk = max(1, min(16, num // (4 * workers)))
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(*args, 1)) as pool:
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(*args, 1, True)) as pool:
             for i, r in pool.imap_unordered(_run_worker, range(num), chunksize=chunk):
                 rows[i] = r
                 bar.update()

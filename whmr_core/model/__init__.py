@@ -41,11 +41,12 @@ def _resolve_body(body: Any) -> tuple[Any, Any]:
     return model, body_assets(model)
 
 
-def build_model(name_or_config: str | Path | ModelConfig, body: Any = None) -> WHMR:
+def build_model(name_or_config: str | Path | ModelConfig, body: Any = None, **theta0: Any) -> WHMR:
     """Build the network from a named config, a YAML file path, or a ``ModelConfig``.
 
     ``body``: ``(smplx_model, assets)`` with assets as ``whmr_core.body.BodyAssets``; an smplx model (its
     assets are derived with ``whmr_core.body.body_assets``); or None for the shipped free body model.
+    ``theta0``: ``marker_ids`` / ``mean_params`` overriding the config's files (see ``WHMR``).
     """
     if isinstance(name_or_config, ModelConfig):
         config = name_or_config
@@ -56,4 +57,4 @@ def build_model(name_or_config: str | Path | ModelConfig, body: Any = None) -> W
     else:
         config = get_config(str(name_or_config))  # raises ConfigError listing the known names
     model, assets = _resolve_body(body)
-    return WHMR(config, model, assets)
+    return WHMR(config, model, assets, **theta0)

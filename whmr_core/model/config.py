@@ -2,6 +2,12 @@
 
 Every named config lives here. A YAML file either spells a whole config or starts from a named one with
 ``base: <name>`` and overrides some fields; an unknown or misspelt key anywhere is an error.
+
+Schema versions. Options added after checkpoints were shipped change the network a stored config builds,
+so a stored config records ``schema``. Configs written before it existed (schema 1) lack the newer keys,
+and a missing key there means the behaviour they were trained with (``LEGACY_DEFAULTS``); a new config
+(``config_from_dict``, a YAML file, a named config) defaults to the authors' release. Use
+``config_from_stored`` for configs read back from checkpoints.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from typing import Any, Literal
 from whmr_core.config_io import ConfigError, dataclass_from_dict, dataclass_to_dict, read_yaml
 
 __all__ = [
+    "CONFIG_SCHEMA",
+    "LEGACY_DEFAULTS",
     "NAMED_CONFIGS",
     "ORIENT_BASES",
     "AuxConfig",
@@ -26,6 +34,7 @@ __all__ = [
     "RegressorConfig",
     "VertexRegressorConfig",
     "config_from_dict",
+    "config_from_stored",
     "config_to_dict",
     "get_config",
     "load_config",
@@ -42,11 +51,23 @@ class BackboneConfig:
     pretrained: str | None = None  # optional file loaded at build time (never downloaded)
 
 
+CONFIG_SCHEMA = 2  # version of the stored config layout (see the module docstring)
+
+
 @dataclass(frozen=True)
 class PyramidConfig:
     channels: int = 256  # channels of each deconv block (Phi_1..Phi_3)
-    grid_hw: tuple[int, int] = (21, 21)  # fixed sampling grid of iteration 0 on Phi_1
-    mlp_dims: tuple[int, ...] = (128, 64, 5)  # per-point feature reduction (eq. 13)
+    grid_hw: tuple[int, int] = (21, 21)  # fixed sampling grid of iteration 0 on Phi_1 (rows, cols)
+    mlp_dims: tuple[int, ...] = (128, 64, 5)  # per-point feature reduction (eq. 13); last = C^fc
+    # "pifu": PyMAF's/the release's point MLP (the raw sampled features are concatenated into every later
+    # layer, LeakyReLU between layers, a final ReLU); "plain": a LeakyReLU MLP with a linear output.
+    point_mlp: Literal["pifu", "plain"] = "pifu"
+    # Where points are sampled. "crop": the first grid at cell centres (row-major), mesh points by weak
+    # perspective in the square box mapped to the (H, W) crop, grid_sample(align_corners=False).
+    # "release": as the released code: grid linspace(-1, 1) with the edges (x-major), points by its pseudo
+    # perspective (f = 1000 on a 256 box) without the non-square x-rescale, align_corners=True. whmr's
+    # default deviates because the release's x coordinates miss the drawn pixel on a 256x192 map.
+    sampling: Literal["crop", "release"] = "crop"
 
 
 @dataclass(frozen=True)
@@ -58,6 +79,13 @@ class RegressorConfig:
     # part of the regressor input is small next to the constant Theta_t, and the regressor sits on the mean
     # pose for hundreds of steps; normalising each feature over the batch makes the image visible at once.
     feature_norm: bool = False
+    # Between the two FC layers: "none" as PyMAF and the release (fc1 -> dropout -> fc2 -> dropout).
+    activation: Literal["none", "relu"] = "none"
+    # Theta_t enters iteration t+1 detached (release): each iteration's loss trains its own regressor.
+    detach: bool = True
+    # Pose as "rot6d" (6D, Gram-Schmidt) or "matrix" (the release's P model: 24 x 9 added in matrix space,
+    # unbiased Gram-Schmidt at eval only, raw matrices into the body model while training).
+    rotation: Literal["rot6d", "matrix"] = "rot6d"
 
 
 @dataclass(frozen=True)
@@ -67,11 +95,20 @@ class VertexRegressorConfig:
     heads: int = 4
     mlp_ratio: float = 2.0
     drop_path: float = 0.1  # stochastic depth in the transformer blocks
+    # "direct": the tokens regress the sparse vertex positions (paper Table 8: better than "indirect");
+    # "residual": a correction added to the previous sparse mesh.
+    head: Literal["direct", "residual"] = "direct"
+    # Global token: "points" = a linear map of phi_3^s (the reduced point features, as the release);
+    # "glob" = a learned token plus an embedding of glob info and crop camera.
+    global_token: Literal["points", "glob"] = "points"
 
 
 @dataclass(frozen=True)
 class DepthConfig:
-    hidden: int = 256
+    # "pooled": MLP over [average-pooled Phi_3, glob info]; "release": the release's head, Conv(k7, s3) ->
+    # Conv(k7, s2) -> transformer block over the 5 channel maps -> average over channels -> FC -> FC.
+    kind: Literal["pooled", "release"] = "pooled"
+    hidden: int = 256  # pooled: MLP width; release: the first convolution's channels (64)
     max_depth: float = 10.0  # t_z = max_depth * sigmoid(BN(.)), metres (section 3)
 
 
@@ -82,6 +119,12 @@ ORIENT_BASES = ("camera", "calibrated")
 @dataclass(frozen=True)
 class OrientConfig:
     hidden: int = 1024
+    # Between the FC layers: "relu", or "none" as the release (FC -> dropout -> FC -> dropout -> FC).
+    activation: Literal["relu", "none"] = "relu"
+    dropout: float = 0.0
+    # Root as "rot6d" (residual on the first two columns, Gram-Schmidt) or "matrix" (the release: R_b^c
+    # enters as 9 numbers, a 9-D residual, unbiased Gram-Schmidt at eval only).
+    rotation: Literal["rot6d", "matrix"] = "rot6d"
     # "camera" is the paper's; checkpoints that do not record a base were trained with it.
     base: Literal["camera", "calibrated"] = "camera"
 
@@ -108,6 +151,14 @@ class ModelConfig:
     aux: AuxConfig = field(default_factory=AuxConfig)
     # Initial weak-perspective crop camera (s, t_x, t_y) of the mean parameters (PyMAF uses s = 0.9).
     init_cam: tuple[float, float, float] = (0.9, 0.0, 0.0)
+    # Theta_0 file (SPIN's smpl_mean_params.npz: pose (144,) 6D, shape (10,), cam (3,)) read at build time
+    # for an SMPL body; None = the body model's derived means (rest pose facing the camera, zero betas,
+    # init_cam). A built network keeps Theta_0 in its weights, so checkpoints do not need the file.
+    mean_params: str | None = None
+    # Surface-marker vertex ids (.npy or text, one id per vertex) sampled by the "param" variant, e.g. the
+    # 67 mocap markers of the release's smpl_ssm.npy; None = the body assets' farthest-point samples.
+    markers: str | None = None
+    schema: int = CONFIG_SCHEMA
 
     def __post_init__(self) -> None:
         h, w = self.backbone.crop_hw
@@ -125,6 +176,11 @@ class ModelConfig:
             raise ConfigError("pyramid.mlp_dims and pyramid.grid_hw must be non-empty and positive")
         if self.init_cam[0] <= 0:
             raise ConfigError("init_cam: scale s must be > 0")
+        if not 1 <= self.schema <= CONFIG_SCHEMA:
+            raise ConfigError(
+                f"schema: {self.schema} is not a config schema this whmr reads (1..{CONFIG_SCHEMA}); "
+                "a newer whmr wrote it"
+            )
 
     @property
     def num_param_iterations(self) -> int:
@@ -142,16 +198,28 @@ def _named() -> dict[str, ModelConfig]:
         name="vitb-hybrid",
         variant="hybrid",
         backbone=BackboneConfig(kind="vitb16", crop_hw=(256, 192), drop_path=0.3),
-        # 21 x 16 grid keeps PyMAF's ~1/7 point spacing on the 4:3 map.
-        pyramid=PyramidConfig(channels=256, grid_hw=(21, 16)),
+        pyramid=PyramidConfig(channels=256, grid_hw=(24, 18)),  # paper Table 9
     )
     vitb_p = dataclasses.replace(
         vitb,
         name="vitb-param",
         variant="param",
-        # The released W-HMR checkpoint samples a 7 x 9 first grid (kept here, as rows x columns of 9 x 7
-        # on the portrait map) and 67 surface markers.
-        pyramid=PyramidConfig(channels=256, grid_hw=(9, 7)),
+        # Paper Table 9 / the release: a 9 x 7 (rows x columns) first grid and 67 surface markers,
+        # C^fc = 32 per point (PIFu MLP 256 -> 128 -> 64 -> 32), so C^s = 2016 / 2144 / 2144.
+        pyramid=PyramidConfig(channels=256, grid_hw=(9, 7), mlp_dims=(128, 64, 32)),
+    )
+    # The released network (yw0208/W-HMR at 6dd6c49, MIT) exactly, for `whmr import-release`: ViT-P with
+    # the release's sampling, 3x3-matrix pose, depth head and OrientCorrect; Theta_0 and the markers come
+    # from the release's files (set by the importer).
+    release = dataclasses.replace(
+        vitb_p,
+        name="vitb-param-release",
+        backbone=dataclasses.replace(vitb.backbone, drop_path=0.0),
+        pyramid=dataclasses.replace(vitb_p.pyramid, sampling="release"),
+        regressor=RegressorConfig(rotation="matrix"),
+        depth=DepthConfig(kind="release", hidden=64),
+        orient=OrientConfig(hidden=2048, activation="none", dropout=0.5, rotation="matrix"),
+        aux=AuxConfig(enabled=False),
     )
     small = ModelConfig(
         name="small-cpu",
@@ -164,14 +232,23 @@ def _named() -> dict[str, ModelConfig]:
         orient=OrientConfig(hidden=128),
         aux=AuxConfig(enabled=True, hidden=32),
     )
-    return {c.name: c for c in (r50, vitb, vitb_p, small)}
+    return {c.name: c for c in (r50, vitb, vitb_p, release, small)}
 
 
 NAMED_CONFIGS: dict[str, ModelConfig] = _named()
 
+# What a schema-1 config (stored before the options above existed) meant by a missing key.
+LEGACY_DEFAULTS = ModelConfig(
+    pyramid=PyramidConfig(point_mlp="plain"),
+    regressor=RegressorConfig(activation="relu", detach=False),
+    vertex=VertexRegressorConfig(head="residual", global_token="glob"),
+    schema=1,
+)
+
 
 def get_config(name: str) -> ModelConfig:
-    """The named config (``r50-hybrid``, ``vitb-hybrid``, ``vitb-param``, ``small-cpu``)."""
+    """The named config (``r50-hybrid``, ``vitb-hybrid``, ``vitb-param``, ``vitb-param-release``,
+    ``small-cpu``)."""
     try:
         return NAMED_CONFIGS[name]
     except KeyError:
@@ -188,6 +265,18 @@ def config_from_dict(data: dict[str, Any]) -> ModelConfig:
     base_name = data.pop("base", None)
     base = get_config(base_name) if base_name is not None else None
     return dataclass_from_dict(ModelConfig, data, "", base)
+
+
+def config_from_stored(data: dict[str, Any]) -> ModelConfig:
+    """A config read back from a checkpoint: without ``schema`` it is schema 1, and its missing keys take
+    the behaviour it was trained with (``LEGACY_DEFAULTS``), not today's defaults."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"stored config: expected a mapping, got {type(data).__name__}")
+    if "base" in data:
+        return config_from_dict(data)
+    schema = data.get("schema", 1)
+    base = LEGACY_DEFAULTS if schema == 1 else ModelConfig()
+    return dataclass_from_dict(ModelConfig, dict(data), "", base)
 
 
 def config_to_dict(config: ModelConfig) -> dict[str, Any]:

@@ -22,7 +22,9 @@ __all__ = ["AuxOutput", "IterationOutput", "ModelOutput"]
 
 @dataclass
 class IterationOutput:
-    """Result of one iteration (parameter regressor, or the vertex regressor for the last hybrid one)."""
+    """Result of one iteration (parameter regressor, or the vertex regressor for the last hybrid one).
+
+    ``pose6d`` is the first two columns of ``rotmats`` when the pose is regressed as matrices."""
 
     kind: str  # "param" or "vertex"
     rotmats: torch.Tensor  # (N,J,3,3) local joint rotations (root = camera-frame orientation R_b^c)
@@ -33,6 +35,9 @@ class IterationOutput:
     joints: torch.Tensor  # (N,24,3) regressed from vertices
     sparse_vertices: torch.Tensor  # (N,S,3) sparse vertices (hybrid) used for sampling / regression
     sample_points: torch.Tensor  # (N,P,2) crop-normalised points this iteration sampled features at
+    # This iteration's full-image camera with the shared t_z (FULL^2 applies to every iteration):
+    focal: torch.Tensor  # (N,) eq. 3 from this iteration's s, units of the image diagonal
+    translation: torch.Tensor  # (N,3) eq. 4 from this iteration's crop camera
 
 
 @dataclass

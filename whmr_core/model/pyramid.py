@@ -9,6 +9,9 @@ spans the box side b. A non-square network crop (H, W) is the centre of that squ
 S = max(H, W) pixels, so crop-normalised coordinates are x * S / W and y * S / H. (The released W-HMR
 code samples x unscaled on the 256x192 ViT map, which misplaces every point horizontally.) Normalised
 coordinates follow ``grid_sample(align_corners=False)``: -1 and +1 are the outer pixel edges.
+
+``pyramid.sampling: release`` reproduces the released code instead (``release_grid``,
+``release_project``, ``align_corners=True``) so its weights run as trained.
 """
 
 from __future__ import annotations
@@ -17,7 +20,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["FeaturePyramid", "PointFeatureMLP", "box_to_crop_coords", "fixed_grid", "sample_points"]
+__all__ = [
+    "RELEASE_BOX_PIXELS",
+    "RELEASE_FOCAL",
+    "FeaturePyramid",
+    "PointFeatureMLP",
+    "box_to_crop_coords",
+    "fixed_grid",
+    "release_grid",
+    "release_project",
+    "sample_points",
+]
+
+RELEASE_FOCAL = 1000.0  # the release's crop-camera focal length (pixels of its 256-pixel box)
+RELEASE_BOX_PIXELS = 256.0  # side of the release's square box crop
 
 
 def box_to_crop_coords(points: torch.Tensor, crop_hw: tuple[int, int]) -> torch.Tensor:
@@ -37,12 +53,29 @@ def fixed_grid(grid_hw: tuple[int, int]) -> torch.Tensor:
     return torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=-1)
 
 
-def sample_points(feature: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+def release_grid(grid_hw: tuple[int, int]) -> torch.Tensor:
+    """(G,2) (x, y) of the release's first grid: linspace(-1, 1) with the edges, x-major (y fastest)."""
+    rows, cols = grid_hw
+    gx, gy = torch.meshgrid(torch.linspace(-1, 1, cols), torch.linspace(-1, 1, rows), indexing="ij")
+    return torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=-1)
+
+
+def release_project(points: torch.Tensor, cam_crop: torch.Tensor) -> torch.Tensor:
+    """The release's sampling projection (N,P,3) -> (N,P,2): a pinhole of focal RELEASE_FOCAL at depth
+    2 f / (256 s) behind (t_x, t_y), divided by 128 for both axes (no rescale for non-square maps)."""
+    s, tx, ty = cam_crop.unbind(-1)
+    tz = 2 * RELEASE_FOCAL / (RELEASE_BOX_PIXELS * s + 1e-9)
+    t = torch.stack([tx, ty, tz], dim=-1).unsqueeze(1)
+    p = points + t
+    return RELEASE_FOCAL * p[..., :2] / p[..., 2:] / (RELEASE_BOX_PIXELS / 2)
+
+
+def sample_points(feature: torch.Tensor, points: torch.Tensor, align_corners: bool = False) -> torch.Tensor:
     """Bilinear features (N,C,P) of map (N,C,h,w) at crop-normalised points (N,P,2); zeros outside."""
     grid = points.unsqueeze(2)  # (N,P,1,2)
-    return F.grid_sample(feature, grid, mode="bilinear", padding_mode="zeros", align_corners=False).squeeze(
-        -1
-    )
+    return F.grid_sample(
+        feature, grid, mode="bilinear", padding_mode="zeros", align_corners=align_corners
+    ).squeeze(-1)
 
 
 def _deconv(cin: int, cout: int) -> nn.Sequential:
@@ -71,19 +104,39 @@ class FeaturePyramid(nn.Module):
 
 
 class PointFeatureMLP(nn.Module):
-    """Shared per-point reduction of sampled features (PyMAF), flattened: (N,C,P) -> (N,P*d)."""
+    """Shared per-point reduction of sampled features, flattened point-major: (N,C,P) -> (N,P*d).
 
-    def __init__(self, in_channels: int, dims: tuple[int, ...]) -> None:
+    ``kind="pifu"`` (PyMAF, the release): layer i > 0 sees [previous output, raw sampled features],
+    LeakyReLU(0.01) between layers and a final ReLU. ``kind="plain"``: LeakyReLU between layers, linear
+    output. Layers are linear maps shared over points (1x1 convolutions).
+    """
+
+    def __init__(self, in_channels: int, dims: tuple[int, ...], kind: str = "pifu") -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        cin = in_channels
-        for i, d in enumerate(dims):
-            layers.append(nn.Linear(cin, d))  # shared over points (a 1x1 convolution)
-            if i < len(dims) - 1:
-                layers.append(nn.LeakyReLU(0.01, inplace=True))
-            cin = d
-        self.net = nn.Sequential(*layers)
+        self.kind = kind
         self.out_per_point = dims[-1]
+        if kind == "plain":
+            layers: list[nn.Module] = []
+            cin = in_channels
+            for i, d in enumerate(dims):
+                layers.append(nn.Linear(cin, d))
+                if i < len(dims) - 1:
+                    layers.append(nn.LeakyReLU(0.01, inplace=True))
+                cin = d
+            self.net = nn.Sequential(*layers)
+        elif kind == "pifu":
+            ins = [in_channels] + [d + in_channels for d in dims[:-1]]
+            self.layers = nn.ModuleList(nn.Linear(i, d) for i, d in zip(ins, dims, strict=True))
+        else:
+            raise ValueError(f"point MLP kind: expected 'pifu' or 'plain', got {kind!r}")
 
     def forward(self, sampled: torch.Tensor) -> torch.Tensor:
-        return self.net(sampled.transpose(1, 2)).flatten(1)
+        x = sampled.transpose(1, 2)  # (N,P,C)
+        if self.kind == "plain":
+            return self.net(x).flatten(1)
+        y = x
+        for i, layer in enumerate(self.layers):
+            y = layer(y if i == 0 else torch.cat([y, x], dim=-1))
+            if i < len(self.layers) - 1:
+                y = F.leaky_relu(y, 0.01)
+        return F.relu(y).flatten(1)

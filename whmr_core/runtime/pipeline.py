@@ -202,19 +202,19 @@ class PipelineConfig:
     """Pipeline settings; ``from_mapping`` rejects unknown keys (a typo is an error, not a default)."""
 
     box_scale: float = 1.2  # context around the person box (SPIN/PyMAF)
-    min_detection_score: float = 0.3
+    min_detection_score: float = 0.3  # detections below this score are ignored
     min_box_px: float = 16.0  # boxes smaller than this after clipping to the image are dropped
-    max_persons: int = 8
+    max_persons: int = 8  # persons per image (highest scores kept)
     detector_model: str = ""  # YOLO-family ONNX file for the built-in person detector ("" = none)
     detector_score: float = 0.35  # its person-score threshold
     use_tracked_boxes: bool = True  # no detections for a frame: re-use the bodies' projected boxes
     whole_image_fallback: bool = True  # no boxes at all: one person in the whole image
-    track_min_iou: float = 0.2
+    track_min_iou: float = 0.2  # IoU gate of the tracker
     track_min_hits: int = 1  # matches before a track is published
-    track_max_age: int = 10
-    smoothing: bool = False
-    smoothing_min_cutoff: float = 1.0  # Hz
-    smoothing_beta: float = 0.5
+    track_max_age: int = 10  # images a lost track survives
+    smoothing: bool = False  # One Euro smoothing per track (meshes, rotations, translation)
+    smoothing_min_cutoff: float = 1.0  # One Euro cut-off at rest, Hz (lower: smoother)
+    smoothing_beta: float = 0.5  # One Euro speed coefficient (higher: less lag)
     max_depth_m: float = 100.0  # translations beyond this are not physical
 
     def __post_init__(self) -> None:

@@ -34,9 +34,6 @@ class StageConfig:
     max_steps: int | None = None  # stop the stage after this many optimiser steps (small machines)
     lr: float = 5e-5
     weight_decay: float = 0.0
-    # Stage I trains the regressors and depth head; a pretrained backbone normally stays fixed. Training
-    # from scratch (no pretrained weights, e.g. on synthetic data) needs the backbone to learn too.
-    train_backbone: bool = False
     # Learning-rate schedule over the stage's steps: "constant" (the paper) or "cosine" (decays to 0;
     # short runs end much lower with it), after ``warmup_steps`` of linear warm-up.
     schedule: str = "constant"
@@ -51,18 +48,24 @@ class StageConfig:
 
 @dataclass(frozen=True)
 class LossWeights:
+    """One weight per loss term; defaults and the paper's lambda of each in ``whmr_core.losses``."""
+
     keypoint_3d: float = LOSS_WEIGHTS["keypoint_3d"]
     crop_keypoint_2d: float = LOSS_WEIGHTS["crop_keypoint_2d"]
     full2_keypoint_2d: float = LOSS_WEIGHTS["full2_keypoint_2d"]
     vertex_sparse: float = LOSS_WEIGHTS["vertex_sparse"]
     vertex_intermediate: float = LOSS_WEIGHTS["vertex_intermediate"]
     vertex_full: float = LOSS_WEIGHTS["vertex_full"]
-    smpl_pose: float = LOSS_WEIGHTS["smpl_pose"]
     smpl_betas: float = LOSS_WEIGHTS["smpl_betas"]
-    iuv: float = LOSS_WEIGHTS["iuv"]
+    smpl_pose: float = LOSS_WEIGHTS["smpl_pose"]
+    part_ce: float = LOSS_WEIGHTS["part_ce"]
+    uv_u: float = LOSS_WEIGHTS["uv_u"]
+    uv_v: float = LOSS_WEIGHTS["uv_v"]
     inverse_depth: float = LOSS_WEIGHTS["inverse_depth"]
     focal: float = LOSS_WEIGHTS["focal"]
-    world: float = LOSS_WEIGHTS["world"]
+    world_keypoint_3d: float = LOSS_WEIGHTS["world_keypoint_3d"]
+    world_vertex: float = LOSS_WEIGHTS["world_vertex"]
+    world_pose: float = LOSS_WEIGHTS["world_pose"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,8 @@ class TrainConfig:
     stage2: StageConfig = field(default_factory=StageConfig)
     stage3: StageConfig = field(default_factory=StageConfig)
     weights: LossWeights = field(default_factory=LossWeights)
+    # FULL^2 and L_f on every iteration's camera and joints (the release); false: the final output only.
+    full2_every_iteration: bool = True
     seed: int = 0
     amp: bool = True  # bf16/fp16 autocast on GPU; ignored on CPU
     grad_clip: float | None = 1.0

@@ -6,12 +6,14 @@ Layout of ``out_dir``::
     stage{k}/last/    latest checkpoint of stage k (weights + optimizer + step + RNG), written atomically
     stage{k}/final/   the stage's result; stage k+1 starts from it
     initial/          the untrained network (the baseline of the evaluation)
-    model/            the final network (weights only, fp16 when ``ship_half``)
+    model/            the final network (weights only, fp16)
     tb/               TensorBoard event files
     metrics.json      validation metrics per stage and epoch
 
 Resuming (``--resume``) continues the first unfinished stage from its ``last`` checkpoint at the same step:
 the batch order and augmentations depend only on (seed, stage, epoch, index), and RNG states are restored.
+Stage k > 1 starts from ``stage{k-1}/final``; without it the run is refused rather than silently started
+from an untrained network.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import math
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +35,10 @@ from whmr_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoi
 from whmr_core.data.batch import collate as _collate
 from whmr_core.data.batch import network_crops
 from whmr_core.evaluation import CropAdapter, evaluate
-from whmr_core.training.config import TrainConfig
-from whmr_core.training.objective import compute_losses, ground_truth_meshes
-from whmr_core.training.stages import configure_stage, stage_rules
+from whmr_core.training.batch import Batch
+from whmr_core.training.config import StageConfig, TrainConfig
+from whmr_core.training.objective import compute_losses
+from whmr_core.training.stages import StageRules, configure_stage, stage_rules
 
 __all__ = ["ResumableSampler", "Trainer", "build_datasets", "build_network", "lr_factor"]
 
@@ -111,6 +115,27 @@ def build_datasets(cfg: TrainConfig, crop_res: int) -> tuple[Any, Any | None]:
         if d.val_max_samples is not None and len(val) > d.val_max_samples:
             val = torch.utils.data.Subset(val, range(d.val_max_samples))
     return train, val
+
+
+@dataclass
+class _StageRun:
+    """Everything one stage's loop carries: rules, optimiser state and the position (step, epoch)."""
+
+    stage: int
+    config: StageConfig
+    rules: StageRules
+    names: list[str]
+    params: list[torch.nn.Parameter]
+    net: Any  # the model, or its DDP wrapper
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: Any
+    amp_dtype: torch.dtype | None  # None: no autocast
+    sampler: ResumableSampler
+    steps_per_epoch: int
+    total: int
+    step: int = 0
+    epoch: int = 0
 
 
 class Trainer:
@@ -190,8 +215,12 @@ class Trainer:
                 continue
             if stage > 1 and not (resume and (self._stage_dir(stage) / "last").is_dir()):
                 prev = self._stage_dir(stage - 1) / "final"
-                if prev.is_dir():
-                    load_checkpoint(prev, self.model)
+                if not prev.is_dir():
+                    raise CheckpointError(
+                        f"stage {stage} starts from stage {stage - 1}'s result, but {prev} does not exist: "
+                        f"run stage {stage - 1} into {self.out} first (or --stage all)"
+                    )
+                load_checkpoint(prev, self.model)
             self.train_stage(stage, resume=resume)
         model_dir = self.out / "model"
         if self.is_main:
@@ -205,21 +234,57 @@ class Trainer:
         return model_dir
 
     def train_stage(self, stage: int, resume: bool = False) -> None:
-        cfg, scfg, rules = self.cfg, self.cfg.stage(stage), stage_rules(stage)
-        model = self.model
-        names = configure_stage(model, stage, scfg.train_backbone)
-        params = [p for p in model.parameters() if p.requires_grad]
+        """Train one stage to its step budget, validating at each epoch's end and at the stage's end."""
+        st = self._start_stage(stage, resume)
+        from tqdm import tqdm
+
+        bar = tqdm(
+            total=st.total,
+            initial=st.step,
+            desc=f"stage {stage} ({', '.join(st.names)})",
+            disable=not self.is_main,
+            dynamic_ncols=True,
+        )
+        spe = st.steps_per_epoch
+        while st.step < st.total:
+            if st.step - st.epoch * spe >= spe:
+                st.epoch += 1
+                continue
+            t0 = time.perf_counter()
+            for raw in self._epoch_loader(st):
+                losses = self._train_step(st, Batch.from_collated(raw, self.device))
+                dt, t0 = time.perf_counter() - t0, time.perf_counter()
+                bar.update(1)
+                bar.set_postfix(
+                    loss=f"{float(losses['total']):.4g}",
+                    lr=f"{st.scheduler.get_last_lr()[0]:.2g}",
+                    img_s=f"{self.cfg.batch_size * self.world / dt:.1f}",
+                )
+                self._log_step(st, losses)
+                if st.step % self.cfg.checkpoint_every == 0 or st.step == st.total:
+                    self._save_stage(st, "last")
+                if st.step >= st.total or st.step - st.epoch * spe >= spe:
+                    break
+            if st.step - st.epoch * spe >= spe or st.step >= st.total:
+                self.validate(stage, st.epoch, st.step)
+        bar.close()
+        self._save_stage(st, "final")
+        if self.world > 1:
+            torch.distributed.barrier()
+
+    def _start_stage(self, stage: int, resume: bool) -> _StageRun:
+        """Freeze per the stage rules, build optimiser + schedule, and restore them from ``last``."""
+        cfg, scfg = self.cfg, self.cfg.stage(stage)
+        names = configure_stage(self.model, stage)
+        params = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(params, lr=scfg.lr, weight_decay=scfg.weight_decay)
-        net: Any = model
+        net: Any = self.model
         if self.world > 1:
             net = torch.nn.parallel.DistributedDataParallel(
-                model,
+                self.model,
                 device_ids=[self.local_rank] if self.device.type == "cuda" else None,
                 find_unused_parameters=True,
             )
-        sampler = ResumableSampler(
-            len(self.train_set), cfg.seed + 1000 * stage, rank=self.rank, world=self.world
-        )
         steps_per_epoch = len(self.train_set) // self.world // cfg.batch_size
         if steps_per_epoch == 0:
             raise ValueError(
@@ -231,108 +296,99 @@ class Trainer:
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda k: lr_factor(k, total, scfg.schedule, scfg.warmup_steps)
         )
-        step, epoch = 0, 0
-        last = self._stage_dir(stage) / "last"
-        if resume and last.is_dir():
-            ck = load_checkpoint(last, model)
-            st = ck["train_state"] or {}
-            if st.get("stage") != stage:
-                raise CheckpointError(f"{last}: holds stage {st.get('stage')}, expected {stage}")
-            optimizer.load_state_dict(st["optimizer"])
-            if "scheduler" in st:
-                scheduler.load_state_dict(st["scheduler"])
-            torch.set_rng_state(st["rng_torch"])
-            step, epoch = int(st["step"]), int(st["epoch"])
-            log.info("resuming stage %d at step %d (epoch %d)", stage, step, epoch)
         use_amp = cfg.amp and self.device.type == "cuda"
         amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-        scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
-
-        from tqdm import tqdm
-
-        bar = tqdm(
+        st = _StageRun(
+            stage=stage,
+            config=scfg,
+            rules=stage_rules(stage),
+            names=names,
+            params=params,
+            net=net,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            scaler=torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16),
+            amp_dtype=amp_dtype if use_amp else None,
+            sampler=ResumableSampler(
+                len(self.train_set), cfg.seed + 1000 * stage, rank=self.rank, world=self.world
+            ),
+            steps_per_epoch=steps_per_epoch,
             total=total,
-            initial=step,
-            desc=f"stage {stage} ({', '.join(names)})",
-            disable=not self.is_main,
-            dynamic_ncols=True,
         )
-        while step < total:
-            in_epoch = step - epoch * steps_per_epoch
-            if in_epoch >= steps_per_epoch:
-                epoch += 1
-                continue
-            sampler.set_epoch(epoch, start=in_epoch * cfg.batch_size)
-            if hasattr(self.train_set, "set_epoch"):
-                self.train_set.set_epoch(epoch + 1000 * stage)
-            loader = DataLoader(
-                self.train_set,
-                batch_size=cfg.batch_size,
-                sampler=sampler,
-                drop_last=True,
-                num_workers=cfg.data.num_workers,
-                collate_fn=_collate,
-                persistent_workers=False,
-                # Its own generator: creating the iterator must not consume the global RNG (dropout),
-                # or a resumed run would diverge from an uninterrupted one.
-                generator=torch.Generator().manual_seed(cfg.seed + epoch),
-            )
-            t0 = time.perf_counter()
-            for batch in loader:
-                batch = {
-                    k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
-                    for k, v in batch.items()
-                }
-                r_c = torch.where(
-                    (batch["has_gravity"] > 0)[:, None, None],
-                    batch["cam_rotation"],
-                    torch.eye(3, device=self.device).expand(batch["img"].shape[0], 3, 3),
-                )
-                with torch.autocast(self.device.type, dtype=amp_dtype, enabled=use_amp):
-                    out = net(network_crops(model.crop_hw, batch["img"]), batch["glob_info"], r_c)
-                gt = ground_truth_meshes(model, batch, world=rules.world_losses)
-                losses = compute_losses(out, batch, rules, cfg.weights, gt, model)
-                loss = losses["total"]
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"stage {stage} step {step}: non-finite loss {float(loss)}")
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if cfg.grad_clip:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                step += 1
-                dt = time.perf_counter() - t0
-                t0 = time.perf_counter()
-                bar.update(1)
-                bar.set_postfix(
-                    loss=f"{float(loss.detach()):.4g}",
-                    lr=f"{scheduler.get_last_lr()[0]:.2g}",
-                    img_s=f"{cfg.batch_size * self.world / dt:.1f}",
-                )
-                if self.writer is not None and step % cfg.log_every == 0:
-                    for k, v in losses.items():
-                        self.writer.add_scalar(f"stage{stage}/loss/{k}", float(v.detach()), step)
-                    self.writer.add_scalar(f"stage{stage}/lr", scheduler.get_last_lr()[0], step)
-                if step % cfg.checkpoint_every == 0 or step == total:
-                    self._save(last, optimizer, scheduler, {"stage": stage, "step": step, "epoch": epoch})
-                if step >= total or step - epoch * steps_per_epoch >= steps_per_epoch:
-                    break
-            end_of_epoch = step - epoch * steps_per_epoch >= steps_per_epoch
-            if end_of_epoch or step >= total:
-                self.validate(stage, epoch, step)
-        bar.close()
-        if self.is_main:
-            self._save(
-                self._stage_dir(stage) / "final",
-                optimizer,
-                scheduler,
-                {"stage": stage, "step": step, "epoch": epoch},
-            )
-        if self.world > 1:
-            torch.distributed.barrier()
+        last = self._stage_dir(stage) / "last"
+        if resume and last.is_dir():
+            ck = load_checkpoint(last, self.model)
+            state = ck["train_state"] or {}
+            if state.get("stage") != stage:
+                raise CheckpointError(f"{last}: holds stage {state.get('stage')}, expected {stage}")
+            optimizer.load_state_dict(state["optimizer"])
+            if "scheduler" in state:
+                scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["rng_torch"])
+            st.step, st.epoch = int(state["step"]), int(state["epoch"])
+            log.info("resuming stage %d at step %d (epoch %d)", stage, st.step, st.epoch)
+        return st
+
+    def _epoch_loader(self, st: _StageRun) -> DataLoader:
+        """The rest of epoch ``st.epoch`` from the current step on (mid-epoch after a resume)."""
+        cfg = self.cfg
+        in_epoch = st.step - st.epoch * st.steps_per_epoch
+        st.sampler.set_epoch(st.epoch, start=in_epoch * cfg.batch_size)
+        if hasattr(self.train_set, "set_epoch"):
+            self.train_set.set_epoch(st.epoch + 1000 * st.stage)
+        return DataLoader(
+            self.train_set,
+            batch_size=cfg.batch_size,
+            sampler=st.sampler,
+            drop_last=True,
+            num_workers=cfg.data.num_workers,
+            collate_fn=_collate,
+            persistent_workers=False,
+            # Its own generator: creating the iterator must not consume the global RNG (dropout),
+            # or a resumed run would diverge from an uninterrupted one.
+            generator=torch.Generator().manual_seed(cfg.seed + st.epoch),
+        )
+
+    def _train_step(self, st: _StageRun, batch: Batch) -> dict[str, torch.Tensor]:
+        """One optimiser step; returns the detached loss terms."""
+        with torch.autocast(self.device.type, dtype=st.amp_dtype, enabled=st.amp_dtype is not None):
+            out = st.net(network_crops(self.model.crop_hw, batch.img), batch.glob_info, batch.cam_rotation)
+        losses = compute_losses(
+            out,
+            batch,
+            self.model,
+            st.rules,
+            self.cfg.weights,
+            full2_every_iteration=self.cfg.full2_every_iteration,
+        )
+        loss = losses["total"]
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"stage {st.stage} step {st.step}: non-finite loss {float(loss)}")
+        st.optimizer.zero_grad(set_to_none=True)
+        st.scaler.scale(loss).backward()
+        if self.cfg.grad_clip:
+            st.scaler.unscale_(st.optimizer)
+            torch.nn.utils.clip_grad_norm_(st.params, self.cfg.grad_clip)
+        st.scaler.step(st.optimizer)
+        st.scaler.update()
+        st.scheduler.step()
+        st.step += 1
+        return {k: v.detach() for k, v in losses.items()}
+
+    def _log_step(self, st: _StageRun, losses: dict[str, torch.Tensor]) -> None:
+        if self.writer is None or st.step % self.cfg.log_every != 0:
+            return
+        for k, v in losses.items():
+            self.writer.add_scalar(f"stage{st.stage}/loss/{k}", float(v), st.step)
+        self.writer.add_scalar(f"stage{st.stage}/lr", st.scheduler.get_last_lr()[0], st.step)
+
+    def _save_stage(self, st: _StageRun, which: str) -> None:
+        self._save(
+            self._stage_dir(st.stage) / which,
+            st.optimizer,
+            st.scheduler,
+            {"stage": st.stage, "step": st.step, "epoch": st.epoch},
+        )
 
     def validate(self, stage: int, epoch: int, step: int) -> dict[str, float] | None:
         if self.val_set is None or not self.is_main:
