@@ -142,15 +142,18 @@ def test_stage2_detach_rules(batch_and_model):
 def test_stage3_trains_orientcorrect_and_its_features_with_frozen_batchnorm(batch_and_model):
     model, batch, cfg, raw = batch_and_model
     names = configure_stage(model, 3)
-    # In the hybrid configs the third point MLP feeds only OrientCorrect: stage III trains it with it.
-    assert names == ["orient_correct", "point_mlps.2"]
+    # The third point MLP (phi_3^s) feeds the vertex regressor's global token with ``global_token:
+    # points`` (trained in stages I-II); with ``glob`` it feeds only OrientCorrect and stage III trains it.
+    feeds_vertex = model.config.vertex.global_token == "points"
+    expected = ["orient_correct"] if feeds_vertex else ["orient_correct", "point_mlps.2"]
+    assert names == expected
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    assert trainable and all(n.startswith(("orient_correct.", "point_mlps.2.")) for n in trainable)
+    assert trainable and all(n.startswith(tuple(f"{e}." for e in expected)) for n in trainable)
     bns = [m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert bns and not any(m.training for m in bns)
     before = bns[0].running_mean.clone()
     got, losses = _grads(3, "world_keypoint_3d", model, batch, cfg, ["orient_correct", "point_mlps"])
-    assert got["orient_correct"] and got["point_mlps"]
+    assert got["orient_correct"] and got["point_mlps"] != feeds_vertex
     assert set(losses) == {"world_keypoint_3d", "world_vertex", "world_pose", "total"}
     assert torch.equal(bns[0].running_mean, before)  # frozen statistics do not drift
     # Validation in the middle of a stage must leave the frozen layers in eval mode.
@@ -186,7 +189,8 @@ def test_stage3_steps_move_the_world_root_and_nothing_camera_side(batch_and_mode
     model.eval()
     with torch.no_grad():
         new = model(batch.img, batch.glob_info, batch.cam_rotation)
-    assert any(not torch.equal(a, b) for a, b in zip(mlp2, model.point_mlps[2].parameters(), strict=True))
+    moved = any(not torch.equal(a, b) for a, b in zip(mlp2, model.point_mlps[2].parameters(), strict=True))
+    assert moved != (model.config.vertex.global_token == "points")  # trained in stage III only if OC-only
     assert float((new.world_root - ref.world_root).abs().max()) > 1e-4
     for name in ("vertices", "joints", "cam_crop", "tz", "focal", "translation", "cam_root"):
         assert torch.equal(getattr(new, name), getattr(ref, name)), name
