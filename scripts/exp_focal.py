@@ -3,18 +3,20 @@ focal information (``whmr synth --profile focal-controlled``, docs/synth.md).
 
 Steps (README "Focal length without labels" has the measured tables):
 
-    # 1. data: 4,000 training and 400 held-out images (~4 min on one core)
-    whmr synth --out /work/data/focal --num 4400 --seed 0 --split-val 0.0909091 \\
+    # 1. data: 2,000 training and 400 held-out images (~10 min on one busy core)
+    whmr synth --out /work/data/focal --num 2400 --seed 0 --split-val 0.1666667 \\
         --profile focal-controlled --body lowres --workers 1
     # 2. what the FULL^2 loss itself says about t_z (no training): the t_z that minimises it per sample,
     #    with the true body and with a network's body, and its gradient next to eq. 8's
-    python scripts/exp_focal.py probe --data /work/data/focal --checkpoint shipped
-    # 3. train without focal labels: stage II (FULL^2 moves t_z and the body, no pseudo-focal loss)
+    python scripts/exp_focal.py probe --data /work/data/focal --checkpoint shipped --max-samples 400
+    # 3. train a fresh depth head by FULL^2 alone (stage I's t_z path: the head's input is detached there)
+    #    on the shipped network's frozen features; also with eq. 8 and with the true body in the loss
+    python scripts/exp_focal.py depth-head --data /work/data/focal --cache /work/runs/experiments/fc.pt
+    # 4. whole networks: Pearson correlation of log focal with the truth, trained vs untrained
+    python scripts/exp_focal.py eval --data /work/data/focal untrained=untrained shipped=shipped
+    # (stage II of the whole network, FULL^2 moving t_z and the body; ~6 s a step on a busy CPU)
     python scripts/exp_focal.py train --data /work/data/focal --init shipped --stages 2 --steps 800 \\
-        --out /work/runs/focal-s2
-    # 4. Pearson correlation of log focal with the truth, trained vs untrained
-    python scripts/exp_focal.py eval --data /work/data/focal untrained=untrained shipped=shipped \\
-        trained=/work/runs/focal-s2/model --json /work/runs/focal-eval.json
+        --out /work/runs/experiments/focal-s2
 """
 
 from __future__ import annotations

@@ -2,10 +2,10 @@
 they never saw (``whmr synth --profile heldout``, docs/synth.md).
 
     # 400 images, 2-3 people each (~2 min on one core); everything goes in train.npz (no split)
-    whmr synth --out /work/data/heldout --num 400 --seed 100 --profile heldout --body lowres --workers 1
+    whmr synth --out /work/data/heldout --num 400 --seed 1000 --profile heldout --body lowres --workers 1
     # camera- and world-frame errors of each NAME=CHECKPOINT (untrained: a fresh small-cpu network)
     python scripts/exp_heldout.py --data /work/data/heldout/train.npz untrained=untrained shipped=shipped \\
-        --json /work/runs/heldout-eval.json
+        --json /work/runs/experiments/heldout-eval.json
 
 ``whmr eval --checkpoint DIR --data /work/data/heldout/train.npz`` gives the same numbers one network at a
 time.

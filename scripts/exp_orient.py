@@ -3,13 +3,14 @@
 
 Steps (README "OrientCorrect modes" has the measured table):
 
-    # 1. data: the README's CPU training set (8,000 images, one person each; ~10 min on one core)
+    # 1. data: the README's CPU training set (8,000 images, one person each)
     whmr synth --out /work/data/synth1 --num 8000 --seed 0 --split-val 0.1 --body lowres \\
         --max-people 1 --workers 1
     # 2. stage III only, from the shipped checkpoint, OrientCorrect freshly initialised, in each mode
     python scripts/exp_orient.py train --data /work/data/synth1 --base calibrated \\
         --out /work/runs/experiments/orient-cal
-    python scripts/exp_orient.py train --data /work/data/synth1 --base camera --out /work/runs/experiments/orient-cam
+    python scripts/exp_orient.py train --data /work/data/synth1 --base camera \\
+        --out /work/runs/experiments/orient-cam
     # 3. W-MPJPE and world root orientation error with IMU tilt error (calibration only comes with each row)
     python scripts/exp_orient.py eval --data /work/data/synth1 shipped=shipped \\
         camera=/work/runs/experiments/orient-cam/model calibrated=/work/runs/experiments/orient-cal/model \\
