@@ -7,14 +7,14 @@ Steps (README "OrientCorrect modes" has the measured table):
     whmr synth --out /work/data/synth1 --num 8000 --seed 0 --split-val 0.1 --body lowres \\
         --max-people 1 --workers 1
     # 2. stage III only, from the shipped checkpoint, OrientCorrect freshly initialised, in each mode
-    python scripts/exp_orient.py train --data /work/data/synth1 --base calibrated \\
+    python scripts/exp_orient.py train --data /work/data/synth1 --base calibrated --steps 250 \\
         --out /work/runs/experiments/orient-cal
-    python scripts/exp_orient.py train --data /work/data/synth1 --base camera \\
+    python scripts/exp_orient.py train --data /work/data/synth1 --base camera --steps 250 \\
         --out /work/runs/experiments/orient-cam
     # 3. W-MPJPE and world root orientation error with IMU tilt error (calibration only comes with each row)
-    python scripts/exp_orient.py eval --data /work/data/synth1 shipped=shipped \\
-        camera=/work/runs/experiments/orient-cam/model calibrated=/work/runs/experiments/orient-cal/model \\
-        --json /work/runs/experiments/orient-eval.json
+    python scripts/exp_orient.py eval --data /work/data/synth1 --max-samples 200 shipped=shipped \\
+        camera-retrained=/work/runs/experiments/orient-cam/model \\
+        calibrated=/work/runs/experiments/orient-cal/model --json /work/runs/experiments/orient-eval.json
 """
 
 from __future__ import annotations
