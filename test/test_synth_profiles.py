@@ -59,6 +59,7 @@ def test_focal_controlled_box_size_carries_no_focal_information(body, regs):
     for s in _scenes("focal-controlled", 80, body, regs):
         cam, (p,) = s.camera, s.people
         assert cam.image_wh == (320, 240) and cam.pitch_deg == 0.0 and cam.roll_deg == 0.0
+        assert np.array_equal(cam.principal_point, [160.0, 120.0])
         assert 35.0 - 1e-9 <= cam.hfov_deg <= 100.0 + 1e-9
         side = max(p.tight_bbox[2] - p.tight_bbox[0], p.tight_bbox[3] - p.tight_bbox[1])
         # The depth is solved for the drawn box side (fixed-point steps converge to well under a pixel).

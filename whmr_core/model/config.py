@@ -23,6 +23,7 @@ __all__ = [
     "CONFIG_SCHEMA",
     "LEGACY_DEFAULTS",
     "NAMED_CONFIGS",
+    "ORIENT_BASES",
     "AuxConfig",
     "BackboneConfig",
     "ConfigError",
@@ -111,6 +112,10 @@ class DepthConfig:
     max_depth: float = 10.0  # t_z = max_depth * sigmoid(BN(.)), metres (section 3)
 
 
+# What OrientCorrect adds its residual to: "camera" R_b^c (paper eq. 6), "calibrated" R_c^T R_b^c.
+ORIENT_BASES = ("camera", "calibrated")
+
+
 @dataclass(frozen=True)
 class OrientConfig:
     hidden: int = 1024
@@ -120,6 +125,8 @@ class OrientConfig:
     # Root as "rot6d" (residual on the first two columns, Gram-Schmidt) or "matrix" (the release: R_b^c
     # enters as 9 numbers, a 9-D residual, unbiased Gram-Schmidt at eval only).
     rotation: Literal["rot6d", "matrix"] = "rot6d"
+    # "camera" is the paper's; checkpoints that do not record a base were trained with it.
+    base: Literal["camera", "calibrated"] = "camera"
 
 
 @dataclass(frozen=True)

@@ -142,7 +142,9 @@ class WHMR(nn.Module):
         else:
             self.depth_head = DepthHead(pc.channels, dc.hidden, dc.max_depth)
         oc = config.orient
-        self.orient_correct = OrientCorrect(d * num_points, oc.hidden, oc.activation, oc.dropout, oc.rotation)
+        self.orient_correct = OrientCorrect(
+            d * num_points, oc.hidden, oc.activation, oc.dropout, oc.rotation, oc.base
+        )
         self.aux_heads = (
             AuxHeads(pc.channels, config.aux.hidden, config.aux.num_parts) if config.aux.enabled else None
         )
