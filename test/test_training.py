@@ -116,6 +116,19 @@ def test_stage1_full2_only_moves_depth(batch_and_model):
     assert not any(k.startswith("world") for k in losses)
 
 
+def test_full2_supervises_every_iteration(batch_and_model):
+    """FULL^2 on each iteration's joints (the release); off, only the final output's. Theta is detached
+    between iterations, so the first iteration's joints get a FULL^2 gradient only from its own term."""
+    model, batch, cfg, _ = batch_and_model
+    configure_stage(model, 2)
+    for every in (True, False):
+        out = model(batch.img, batch.glob_info, batch.cam_rotation)
+        losses = compute_losses(out, batch, model, stage_rules(2), cfg.weights, full2_every_iteration=every)
+        first = out.iterations[0].joints
+        (g,) = torch.autograd.grad(losses["full2_keypoint_2d"], [first], allow_unused=True)
+        assert (g is not None and float(g.abs().sum()) > 0) == every
+
+
 def test_stage1_trains_everything_but_orientcorrect(batch_and_model):
     model, batch, cfg, _ = batch_and_model
     names = configure_stage(model, 1)
