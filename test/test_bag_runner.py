@@ -21,8 +21,8 @@ from whmr_fakes import (
     static_tf_msg,
 )
 
+from whmr_core.geometry import GRAVITY_FROM_G
 from whmr_core.rotations import matrix_to_quaternion
-from whmr_core.runtime.pipeline import GRAVITY_FROM_G
 from whmr_ros.bag_runner import BagRunConfig, BagTopics, run_bag
 
 W, H = 160, 120
@@ -171,7 +171,7 @@ def test_bag_main_cli_hook(tmp_path, monkeypatch, capsys):
         return engine
 
     monkeypatch.setattr(factory, "load_engine", fake_engine)
-    monkeypatch.setattr(factory, "load_topology", lambda body_model=None: TOPOLOGY)
+    monkeypatch.setattr(factory, "load_topology", lambda body_model=None, engine=None: TOPOLOGY)
     params = Path(__file__).resolve().parents[1] / "config" / "whmr.params.yaml"
     rc = bag_main(["--input", str(src), "--output", str(tmp_path / "out"), "--model", "m.onnx",
                    "--params", str(params), "--quiet", "--no-mesh-markers"])  # fmt: skip

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from whmr_core.body.skeleton import SMPL_FLIP_PERM
 from whmr_core.crops import IMAGENET_MEAN, IMAGENET_STD
 from whmr_core.data.annotations import AnnotationError, annotations_from_scenes, write_annotations
 from whmr_core.data.augment import (
@@ -18,7 +19,6 @@ from whmr_core.data.augment import (
     crop_matrix,
 )
 from whmr_core.data.dataset import HumanDataset
-from whmr_core.data.poses import SMPL_FLIP_PERM
 from whmr_core.data.scene import JointRegressors, SceneConfig, sample_scene_at
 from whmr_core.geometry import camera_rotation_from_gravity, glob_info
 from whmr_core.rotations import axis_angle_to_matrix

@@ -87,7 +87,9 @@ def test_bad_detector_files(tmp_path):
 def test_pipeline_uses_the_detector_when_no_detections_are_given(tmp_path):
     from whmr_fakes import TOPOLOGY, FakeEngine, SeenBody
 
-    from whmr_core.runtime.pipeline import Frame, Pipeline, PipelineConfig
+    from whmr_core.runtime.config import PipelineConfig
+    from whmr_core.runtime.frames import Frame
+    from whmr_core.runtime.pipeline import Pipeline
 
     raw = v8_output([(32, 32, 24, 40, 0, 0.9)])
     path = fake_yolo(tmp_path / "det.onnx", raw)

@@ -14,9 +14,9 @@ import torch
 
 from whmr_core.body import load_body_model
 from whmr_core.export.onnx_export import export_onnx, file_sha256
+from whmr_core.graph_io import OUTPUT_NAMES
 from whmr_core.model import build_model
 from whmr_core.runtime.engines import EngineError, OnnxRuntimeEngine, TorchEngine
-from whmr_core.runtime.io_spec import OUTPUT_NAMES
 from whmr_core.runtime.tensorrt_engine import engine_mismatch
 
 
@@ -46,13 +46,13 @@ def inputs(n: int, seed: int = 0) -> dict[str, np.ndarray]:
 def test_onnxruntime_matches_torch_on_every_output(small_model, onnx_file):
     ort, ref = OnnxRuntimeEngine(onnx_file, threads=1), TorchEngine(small_model)
     for n in (1, 3):
-        a, b = ort.infer(**inputs(n)), ref.infer(**inputs(n))
+        a, b = ort.infer(**inputs(n)).as_dict(), ref.infer(**inputs(n)).as_dict()
         assert set(a) == set(OUTPUT_NAMES)
         for name in OUTPUT_NAMES:
             assert a[name].shape[0] == n
             np.testing.assert_allclose(a[name], b[name], atol=1e-4, rtol=1e-4, err_msg=name)
     meta = {p.key: p.value for p in onnx.load(str(onnx_file)).metadata_props}
-    assert meta["crop_hw"] == "128x128" and meta["body"] == "lowres"
+    assert meta["crop_hw"] == "128x128" and meta["body"] == "lowres" and ort.body == "lowres"
 
 
 def test_onnx_graph_is_opset_17_with_dynamic_persons(onnx_file):
@@ -150,7 +150,7 @@ def test_tensorrt_matches_torch(small_model, onnx_file, tmp_path, precision, bud
     meta = json.loads((tmp_path / f"m.{precision}.engine.json").read_text())
     assert meta["precision"] == precision and meta["onnx_sha256"] == file_sha256(onnx_file)
     trt_eng, ref = TensorRTEngine(engine_path, onnx_file), TorchEngine(small_model)
-    a, b = trt_eng.infer(**inputs(3)), ref.infer(**inputs(3))
+    a, b = trt_eng.infer(**inputs(3)).as_dict(), ref.infer(**inputs(3)).as_dict()
     err_mm = np.linalg.norm(a["vertices"] - b["vertices"], axis=-1).mean() * 1000
     assert err_mm < budget_mm
     if precision == "fp32":
@@ -186,7 +186,7 @@ def test_export_and_bench_commands_on_the_shipped_checkpoint(tmp_path, capsys):
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert meta["config"] == "small-cpu" and meta["body"] == "lowres"
     eng = OnnxRuntimeEngine(out, threads=1)
-    assert eng.infer(**inputs(2))["vertices"].shape == (2, 1229, 3)
+    assert eng.infer(**inputs(2)).vertices.shape == (2, 1229, 3)
     report = tmp_path / "bench.json"
     args = [
         "bench",

@@ -21,3 +21,44 @@ def test_no_model_file_means_the_shipped_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setenv("WHMR_CACHE_DIR", str(tmp_path))
     engine = load_engine("torch", "")
     assert engine.kind == "torch" and engine.crop_hw == (128, 128)
+
+
+def test_torch_engine_with_a_named_config_rebuilds_the_checkpoints_body():
+    import numpy as np
+
+    from whmr_core.model_io import shipped_checkpoint
+    from whmr_core.runtime.factory import load_topology
+
+    engine = load_engine("torch", shipped_checkpoint(), config="small-cpu")
+    out = engine.infer(np.zeros((1, 3, 128, 128), np.float32), np.array([[0, 0, 0.3, 0.8, 0.6]], np.float32))
+    topology = load_topology(engine=engine)
+    assert engine.body == "lowres" and out.num_vertices == topology.num_vertices == 1229
+
+
+def test_the_topology_comes_from_the_model_and_a_mismatching_body_is_refused():
+    from whmr_fakes import FakeEngine
+
+    from whmr_core.body.resolve import BodyMismatchError
+    from whmr_core.runtime.factory import load_topology
+
+    engine = FakeEngine((64, 48), focal=50.0)
+    engine.body = "lowres"
+    assert load_topology(engine=engine).model_name == "whmr-free-lowres"
+    assert load_topology("lowres", engine=engine).num_vertices == 1229
+    with pytest.raises(
+        BodyMismatchError, match=r"whmr-free-full \(\d+ vertices.*trained with, whmr-free-lowres"
+    ):
+        load_topology("full", engine=engine)
+    engine.body = ""  # a foreign file that does not say: the user must name the body
+    with pytest.raises(EngineError, match="does not record its body model"):
+        load_topology(engine=engine)
+    assert load_topology("lowres", engine=engine).num_vertices == 1229
+
+
+def test_resolve_names_every_body_in_one_place(tmp_path):
+    from whmr_core.body import DEFAULT_BODY, resolve
+
+    assert resolve(None).spec == resolve("").spec == DEFAULT_BODY
+    assert resolve("lowres").name == "whmr-free-lowres" and resolve("lowres").path.is_file()
+    with pytest.raises(FileNotFoundError, match=r"nope\.pkl"):
+        resolve(tmp_path / "nope.pkl")

@@ -14,9 +14,9 @@ import torch
 from whmr_core import geometry
 from whmr_core.export.graph import InferenceGraph
 from whmr_core.export.onnx_export import export_onnx
+from whmr_core.graph_io import INPUT_NAMES, OUTPUT_NAMES
 from whmr_core.model import build_model
 from whmr_core.model.config import config_from_dict
-from whmr_core.runtime.io_spec import INPUT_NAMES, OUTPUT_NAMES
 
 
 def _export_and_compare(model, tmp_path, n_run: int = 3) -> float:

@@ -17,15 +17,11 @@ from whmr_fakes import (
     rot_z,
 )
 
+from whmr_core.geometry import GRAVITY_FROM_G
 from whmr_core.gravity import GravityEstimator
-from whmr_core.runtime.pipeline import (
-    GRAVITY_FROM_G,
-    Detections,
-    Frame,
-    InputError,
-    Pipeline,
-    PipelineConfig,
-)
+from whmr_core.runtime.config import PipelineConfig
+from whmr_core.runtime.frames import Detections, Frame, InputError
+from whmr_core.runtime.pipeline import Pipeline
 
 W, H = 640, 480
 K = np.array([[500.0, 0.0, 300.0], [0.0, 500.0, 260.0], [0.0, 0.0, 1.0]])
@@ -48,7 +44,7 @@ def test_metric_placement_with_K():
     (p,) = res.persons
     np.testing.assert_allclose(p.translation_camera, body.position, atol=1e-4)
     np.testing.assert_allclose(p.joints_camera[0], body.position, atol=1e-4)
-    assert p.translation_is_metric and p.focal_from_camera_info and p.focal_px == 500.0
+    assert p.translation_is_metric and p.focal_px == 500.0
     np.testing.assert_allclose(p.principal_point, (300, 260))
     # The head projects where the camera would see it.
     head = body.position + TEMPLATE_JOINTS[1]
@@ -61,7 +57,7 @@ def test_without_K_translation_is_the_networks_and_consistent_with_eq3():
     engine.bodies = [body]
     res = _run(engine, Frame(IMAGE, 1, detections=Detections.of([engine.box_of(body)])))
     (p,) = res.persons
-    assert not p.translation_is_metric and not p.focal_from_camera_info
+    assert not p.translation_is_metric
     assert p.translation_camera[2] == pytest.approx(engine.relative_depth)
     s = float(engine.calls[0]["glob_info"][0, 2])  # b / diagonal
     out_s = 2 * 500.0 / (4.0 * s * math.hypot(W, H))

@@ -19,7 +19,8 @@ from whmr_fakes import (
     static_tf_msg,
 )
 
-from whmr_core.runtime.pipeline import Pipeline, PipelineConfig
+from whmr_core.runtime.config import PipelineConfig
+from whmr_core.runtime.pipeline import Pipeline
 from whmr_ros.conversions import image_to_rgb
 from whmr_ros.host import HostConfig, WhmrHost
 from whmr_ros.tf_buffer import TransformBuffer

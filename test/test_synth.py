@@ -13,11 +13,11 @@ import torch
 pytest.importorskip("moderngl")
 
 from whmr_core.body import body_assets, load_body_model
+from whmr_core.body.skeleton import SMPL_PARENTS
 from whmr_core.crops import IMAGENET_MEAN, IMAGENET_STD
 from whmr_core.data.annotations import read_annotations, write_annotations
 from whmr_core.data.appearance import Prop, sample_appearance
 from whmr_core.data.dataset import HumanDataset
-from whmr_core.data.poses import SMPL_PARENTS
 from whmr_core.data.scene import JointRegressors, sample_scene_at
 from whmr_core.data.synth import (
     SynthConfig,
@@ -227,10 +227,10 @@ def test_bad_arguments(tmp_path):
 def test_dataset_maps_follow_the_crop_and_feed_the_aux_losses(dataset):
     """IUV/depth maps are cut with the image's warp: the part under each visible crop joint belongs to that
     joint's neighbourhood, depth is positive on the body, and the aux losses reach the aux heads."""
+    from whmr_core.body.skeleton import SMPL_PARENTS
     from whmr_core.data.augment import AugmentParams
     from whmr_core.data.batch import collate
     from whmr_core.data.dataset import HumanDataset
-    from whmr_core.data.poses import SMPL_PARENTS
     from whmr_core.model import build_model
     from whmr_core.training.batch import Batch
     from whmr_core.training.config import LossWeights

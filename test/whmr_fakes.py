@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from whmr_core.body.topology import BodyTopology
+from whmr_core.graph_io import EngineOutputs
 from whmr_core.runtime.engines import Engine
-from whmr_core.runtime.pipeline import BodyTopology
 
 # Stick body in its own frame, pelvis at the origin, G axes (y down = up is -y, z = facing direction).
 TEMPLATE_VERTICES = np.array(
@@ -86,7 +87,7 @@ class FakeEngine(Engine):
     def project(self, p: np.ndarray) -> np.ndarray:
         return self.f * p[:2] / p[2] + self.pp
 
-    def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _run(self, inputs: dict[str, np.ndarray]) -> EngineOutputs:
         if self.scene_fn is not None:
             self.bodies = self.scene_fn(len(self.calls))
         self.calls.append(inputs)
@@ -125,7 +126,7 @@ class FakeEngine(Engine):
         result = {k: np.stack(v).astype(np.float32) for k, v in outs.items()}
         if self.poison:
             result[self.poison][:] = np.nan
-        return result
+        return EngineOutputs.from_named(result, "fake engine")
 
     def box_of(self, body: SeenBody, half: float = 60.0) -> list[float]:
         """A detection box centred on the body's projected pelvis."""

@@ -200,7 +200,7 @@ def evaluate(
 
         has_k = (batch["has_K"] > 0).cpu().numpy()
         if has_k.any():
-            f_pred = out.focal * G.pseudo_focal(batch["image_wh"])
+            f_pred = G.focal_to_pixels(out.focal, batch["image_wh"])
             f_true = batch["focal"].mean(-1)
             keep("focal_rel_error", M.relative_focal_error(f_pred, f_true), has_k)
             focal_pairs.append(torch.stack([f_pred, f_true], -1).cpu().numpy()[has_k])

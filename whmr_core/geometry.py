@@ -21,6 +21,7 @@ __all__ = [
     "camera_rotation_from_gravity",
     "depth_from_focal",
     "focal_from_depth",
+    "focal_to_pixels",
     "full2d_weights",
     "full_image_translation",
     "glob_info",
@@ -175,6 +176,13 @@ def pseudo_focal(image_wh: torch.Tensor) -> torch.Tensor:
     """Eq. 8: stage-I pseudo focal label sqrt(W^2 + H^2), (N,)."""
     check_positive("image_wh", check_tensor("image_wh", image_wh, (2,), batch_dims=1))
     return torch.linalg.vector_norm(image_wh, dim=-1)
+
+
+def focal_to_pixels(focal: torch.Tensor, image_wh: torch.Tensor) -> torch.Tensor:
+    """The network's focal length, in units of the image diagonal (it sees glob_info / diagonal), in
+    pixels, (N,): the one conversion between the two."""
+    check_tensor("focal", focal, (), batch_dims=1)
+    return focal * pseudo_focal(image_wh)
 
 
 def camera_rotation_from_gravity(gravity_cam: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:

@@ -38,11 +38,9 @@ def checkpoint_info(path: str | Path) -> dict[str, Any]:
 
 
 def _body_for(body: str | None) -> Any:
-    from whmr_core.body import load_body_model
+    from whmr_core.body import resolve
 
-    if body in (None, "full", "lowres"):
-        return load_body_model(variant=body or "full")
-    return load_body_model(body)
+    return resolve(body).load()
 
 
 def build_from_checkpoint(path: str | Path | None = None, *, body: str | None = None) -> torch.nn.Module:

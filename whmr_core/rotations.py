@@ -1,7 +1,8 @@
 """Rotation representations as pure functions on batched tensors (any leading dims).
 
-Conventions: rotation matrices act on column vectors; quaternions are (w, x, y, z) with w >= 0 on output
-(ROS messages are (x, y, z, w): convert at the boundary); axis-angle is the rotation vector
+Conventions: rotation matrices act on column vectors; quaternions are (w, x, y, z) with w >= 0 on output,
+except where a name says ``xyzw``: ROS order, used by every API that exchanges quaternions with ROS data
+(``matrix_to_quaternion_xyzw`` is the one conversion to it); axis-angle is the rotation vector
 (angle * unit axis); the 6D representation (Zhou et al. 2019) is the first two columns of the matrix laid
 out as ``R[..., :, :2].reshape(..., 6)``, the layout SPIN/PyMAF mean-parameter files use.
 
@@ -10,6 +11,7 @@ Everything here is written with elementwise ops and explicit cross products so i
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from whmr_core._checks import check_tensor
@@ -19,6 +21,7 @@ __all__ = [
     "cross",
     "matrix_to_axis_angle",
     "matrix_to_quaternion",
+    "matrix_to_quaternion_xyzw",
     "matrix_to_rot6d",
     "orthonormalise",
     "quaternion_to_matrix",
@@ -148,6 +151,12 @@ def matrix_to_quaternion(matrix: torch.Tensor) -> torch.Tensor:
     q = torch.gather(cands, -2, best[..., None].expand(*best.shape, 4)).squeeze(-2)
     q = _normalise(q, 1e-12)
     return torch.where(q[..., :1] < 0, -q, q)
+
+
+def matrix_to_quaternion_xyzw(matrix: np.ndarray) -> np.ndarray:
+    """Rotation matrices (..., 3, 3) -> unit quaternions (..., 4), ROS order (x, y, z, w), w >= 0, float64."""
+    wxyz = matrix_to_quaternion(torch.as_tensor(np.asarray(matrix, dtype=np.float64))).numpy()
+    return np.roll(wxyz, -1, axis=-1)
 
 
 def matrix_to_axis_angle(matrix: torch.Tensor) -> torch.Tensor:

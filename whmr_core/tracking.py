@@ -8,13 +8,15 @@ detections, confirmed after ``min_hits`` matches and dropped after ``max_age`` f
 
 ``OneEuroFilter`` (Casiez et al., CHI 2012) smooths vectors (e.g. translation) with a cut-off that
 rises with speed: little jitter at rest, little lag in motion. ``RotationOneEuroFilter`` applies it
-to rotation matrices in the continuous 6D representation and re-orthonormalises.
+to rotation matrices in the continuous 6D representation and re-orthonormalises. A Tracker built with
+``smoothing=(min_cutoff, beta)`` gives each track its own filters (``Track.smooth``), which die with it.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +29,7 @@ __all__ = [
     "OneEuroFilter",
     "RotationOneEuroFilter",
     "Track",
+    "TrackSmoother",
     "Tracker",
     "associate",
     "iou_matrix",
@@ -64,7 +67,7 @@ def associate(iou: np.ndarray, min_iou: float) -> list[tuple[int, int]]:
 
 @dataclass
 class Track:
-    """One tracked person. ``smoothers`` holds the caller's per-track filters, which die with the track."""
+    """One tracked person; ``smoother`` is set when the Tracker smooths (``Track.smooth``)."""
 
     track_id: int
     box: np.ndarray
@@ -74,7 +77,14 @@ class Track:
     misses: int = 0
     confirmed: bool = False
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))  # box corners, px/s
-    smoothers: dict[str, object] = field(default_factory=dict)
+    smoother: TrackSmoother | None = None
+
+    def smooth(
+        self, values: Mapping[str, np.ndarray], stamp_ns: int, rotations: Collection[str] = ()
+    ) -> dict[str, np.ndarray]:
+        """This track's One Euro filters on named values (``rotations``: names of rotation matrices);
+        the values unchanged when the Tracker does not smooth."""
+        return dict(values) if self.smoother is None else self.smoother(values, stamp_ns, rotations)
 
     def predict(self, stamp_ns: int) -> np.ndarray:
         """Box extrapolated to ``stamp_ns`` at constant velocity (kept a valid box)."""
@@ -95,7 +105,9 @@ class Tracker:
         min_hits: int = 3,
         max_age: int = 10,
         velocity_smoothing: float = 0.5,
+        smoothing: tuple[float, float] | None = None,
     ) -> None:
+        """``smoothing``: (min_cutoff Hz, beta) of each track's One Euro filters, None: no smoothing."""
         if not 0 <= min_iou <= 1:
             raise ValueError(f"min_iou: expected [0, 1], got {min_iou}")
         if min_hits < 1 or max_age < 0:
@@ -106,6 +118,9 @@ class Tracker:
         self.min_hits = min_hits
         self.max_age = max_age
         self.velocity_smoothing = velocity_smoothing
+        if smoothing is not None:
+            OneEuroFilter(*smoothing)  # checks the parameters now, not at the first track
+        self.smoothing = smoothing
         self.tracks: list[Track] = []
         self._ids = itertools.count(1)
         self._last_stamp: int | None = None
@@ -150,6 +165,8 @@ class Tracker:
         for di in range(n):
             if out[di] is None:
                 track = Track(next(self._ids), boxes[di].copy(), stamp_ns, float(scores[di]))
+                if self.smoothing is not None:
+                    track.smoother = TrackSmoother(*self.smoothing)
                 track.confirmed = track.hits >= self.min_hits
                 self.tracks.append(track)
                 out[di] = track
@@ -167,6 +184,13 @@ class Tracker:
         track.hits += 1
         track.misses = 0
         track.confirmed = track.confirmed or track.hits >= self.min_hits
+
+    def rebox(self, track_id: int, box: np.ndarray) -> None:
+        """Replace a track's box (e.g. by its body's projected box when the detection was the whole
+        image, which is no box to track by)."""
+        for t in self.tracks:
+            if t.track_id == track_id:
+                t.box = _boxes(box, "box")[0].copy()
 
     def confirmed_tracks(self) -> list[Track]:
         """Live confirmed tracks, including those not seen this frame (their last boxes)."""
@@ -239,3 +263,23 @@ class RotationOneEuroFilter:
         r = torch.as_tensor(np.asarray(rotation, dtype=np.float64))
         smoothed = self._filter(matrix_to_rot6d(r).numpy(), stamp_ns)
         return rot6d_to_matrix(torch.as_tensor(smoothed)).numpy()
+
+
+class TrackSmoother:
+    """One Euro filters of one track, one per named value, made on first use."""
+
+    def __init__(self, min_cutoff: float, beta: float) -> None:
+        self.min_cutoff, self.beta = min_cutoff, beta
+        self._filters: dict[str, OneEuroFilter | RotationOneEuroFilter] = {}
+
+    def __call__(
+        self, values: Mapping[str, np.ndarray], stamp_ns: int, rotations: Collection[str] = ()
+    ) -> dict[str, np.ndarray]:
+        out = {}
+        for name, value in values.items():
+            f = self._filters.get(name)
+            if f is None:
+                cls = RotationOneEuroFilter if name in rotations else OneEuroFilter
+                f = self._filters[name] = cls(self.min_cutoff, self.beta)
+            out[name] = f(value, stamp_ns)
+        return out

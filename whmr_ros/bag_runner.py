@@ -21,8 +21,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from whmr_core.body.topology import BodyTopology
+from whmr_core.runtime.config import PipelineConfig
 from whmr_core.runtime.engines import Engine
-from whmr_core.runtime.pipeline import BodyTopology, Pipeline, PipelineConfig
+from whmr_core.runtime.pipeline import Pipeline
 from whmr_ros.bag_format import BAG_VERSION, INPUT_TOPICS, OUTPUT_TOPICS, qos_profiles
 from whmr_ros.conversions import MessageError, header_stamp_ns
 from whmr_ros.host import HostConfig, WhmrHost
@@ -282,7 +284,11 @@ def build_bag_parser(parser: argparse.ArgumentParser | None = None) -> argparse.
         help="model file: .onnx, TensorRT engine or checkpoint (default: the shipped checkpoint)",
     )
     p.add_argument("--network-config", default=None, help="network config name for PyTorch weights")
-    p.add_argument("--body-model", default=None, help="body model file (default: the shipped free model)")
+    p.add_argument(
+        "--body-model",
+        default=None,
+        help="body model file; default: the one the model records (a given one must match it)",
+    )
     p.add_argument(
         "--params", default=None, help="node parameter YAML (whmr.params.yaml): pipeline/host keys"
     )
@@ -316,7 +322,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     params = load_params(args.params) if args.params else None
     engine = load_engine(args.engine, args.model, threads=args.threads, config=args.network_config)
-    topology = load_topology(args.body_model)
+    topology = load_topology(args.body_model, engine=engine)
     topics = BagTopics(
         image=args.image,
         camera_info=args.camera_info,

@@ -198,7 +198,7 @@ def run_demo(
     threads = threads or min(4, os.cpu_count() or 1)
     engine = default_engine("auto", threads=threads, checkpoint=ckpt)  # TensorRT on a GPU, else ONNX Runtime
     print(f"[2/3] bag runner on {engine.describe()}; checkpoint: {ckpt or 'untrained small-cpu'}")
-    topology = load_topology(body)
+    topology = load_topology(engine=engine)
     output = out / "output"
     if output.exists():
         shutil.rmtree(output)

@@ -14,14 +14,16 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from whmr_core.config_io import ConfigError, check_settings, dataclass_from_dict, setting
 from whmr_core.gravity import SOURCES, GravityEstimator, GravityUnavailableError, gravity_from_fixed_frame
 from whmr_core.runtime.engines import EngineError
-from whmr_core.runtime.pipeline import Detections, Frame, FrameResult, InputError, Pipeline
+from whmr_core.runtime.frames import Detections, Frame, FrameResult, InputError
+from whmr_core.runtime.pipeline import Pipeline, StampWentBackError
 from whmr_ros import outputs
 from whmr_ros.conversions import (
     CameraIntrinsics,
@@ -44,31 +46,44 @@ Lookup = Callable[[str, str, int | None], tuple[np.ndarray, np.ndarray] | None]
 
 @dataclass
 class HostConfig:
-    """Frames, gravity and input handling; ``from_mapping`` rejects unknown keys."""
+    """Frames, gravity and input handling; ``from_mapping`` is strict (keys, types, ranges)."""
 
-    camera_frame: str = ""  # "" = the image's header.frame_id (the optical frame)
-    gravity_frame_suffix: str = "_gravity"  # the gravity frame is <camera_frame><suffix>
-    output_frame: str = ""  # "" = <camera>_gravity; else a gravity-aligned fixed frame in TF (odom, map)
-    body_frame_prefix: str = "whmr_body_"  # TF frame per body: <prefix><track_id>
-    gravity_sources: tuple[str, ...] = SOURCES  # gravity sources in order of preference
-    gravity_fixed_frame: str = ""  # z-up frame in TF for the "tf" gravity source (e.g. odom)
-    parameter_gravity: tuple[float, ...] = (0.0, 1.0, 0.0)  # last-resort gravity, camera optical frame
-    camera_from_imu: tuple[float, ...] = ()  # (x, y, z, w) or 9 row-major values; () = from TF
-    imu_max_age_s: float = 0.1  # IMU readings further than this from the image stamp are stale
-    accel_time_constant_s: float = 0.5  # accelerometer low-pass time constant, s
-    use_camera_info: bool = True  # CameraInfo K for metric depth (false: relative depth)
-    detection_class_ids: tuple[str, ...] = ()  # () = every detection is a person
-    detection_max_age_s: float = 0.02  # detections belong to the image with a stamp this close
-    warn_interval_s: float = 5.0  # throttle of warnings per kind of problem, s
+    camera_frame: str = setting("", "'' = the image's header.frame_id (the optical frame)")
+    gravity_frame_suffix: str = setting("_gravity", "the gravity frame is <camera_frame><suffix>")
+    output_frame: str = setting(
+        "", "'' = <camera>_gravity; else a gravity-aligned fixed frame in TF (odom, map)"
+    )
+    body_frame_prefix: str = setting("whmr_body_", "TF frame per body: <prefix><track_id>")
+    gravity_sources: tuple[str, ...] = setting(
+        SOURCES, f"gravity sources in order of preference, of {SOURCES}"
+    )
+    gravity_fixed_frame: str = setting("", "z-up frame in TF for the 'tf' gravity source (e.g. odom)")
+    parameter_gravity: tuple[float, ...] = setting(
+        (0.0, 1.0, 0.0), "last-resort gravity, camera optical frame"
+    )
+    camera_from_imu: tuple[float, ...] = setting((), "(x, y, z, w) or 9 row-major values; () = from TF")
+    imu_max_age_s: float = setting(
+        0.1, "IMU readings further than this from the image stamp are stale, s", low=0, low_open=True
+    )
+    accel_time_constant_s: float = setting(
+        0.5, "accelerometer low-pass time constant, s", low=0, low_open=True
+    )
+    use_camera_info: bool = setting(True, "CameraInfo K for metric depth (false: relative depth)")
+    detection_class_ids: tuple[str, ...] = setting((), "() = every detection is a person")
+    detection_max_age_s: float = setting(
+        0.02, "detections belong to the image with a stamp this close, s", low=0
+    )
+    warn_interval_s: float = setting(5.0, "throttle of warnings per kind of problem, s", low=0)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+        unknown = [s for s in self.gravity_sources if s not in SOURCES]
+        if unknown:
+            raise ConfigError(f"gravity_sources: unknown {unknown}; choose from {list(SOURCES)}")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> HostConfig:
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise ValueError(f"host config: unknown keys {unknown}; known: {sorted(known)}")
-        typed = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-        return cls(**typed)
+        return dataclass_from_dict(cls, dict(values), "host")
 
     def camera_from_imu_rotation(self) -> np.ndarray | None:
         v = np.asarray(self.camera_from_imu, dtype=np.float64)
@@ -294,10 +309,12 @@ class WhmrHost:
         except EngineError as e:  # e.g. a foreign engine's input limits: this frame is lost, not the host
             self.problem("engine", f"frame dropped: {e}")
             return None
+        except StampWentBackError as e:
+            self.pipeline.reset()  # time jumped back (bag loop, sim reset): start tracks afresh
+            self.gravity.reset()
+            self.problem("frame", f"dropped: {e}; tracks restarted")
+            return None
         except InputError as e:
-            if "before the previous frame" in str(e):
-                self.pipeline.reset()  # time jumped back (bag loop, sim reset): start tracks afresh
-                self.gravity.reset()
             self.problem("frame", f"dropped: {e}")
             return None
         for d in result.dropped:

@@ -25,9 +25,10 @@ from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
+from whmr_core.body.topology import BodyTopology
 from whmr_core.gravity import as_rotation_matrix
 from whmr_core.runtime.engines import Engine
-from whmr_core.runtime.pipeline import BodyTopology, Pipeline
+from whmr_core.runtime.pipeline import Pipeline
 from whmr_ros.host import WhmrHost
 from whmr_ros.message_kit import RclpyKit
 from whmr_ros.params import WhmrParams, parameter_specs, params_from_flat
@@ -111,7 +112,7 @@ class WhmrNode(LifecycleNode):
             if topology is None:
                 from whmr_core.runtime.factory import load_topology
 
-                topology = load_topology(params.node.body_model or None)
+                topology = load_topology(params.node.body_model or None, engine=engine)
         except Exception as e:  # a bad parameter or model file: stay unconfigured, say why
             self.get_logger().error(f"configure failed: {e}")
             return TransitionCallbackReturn.FAILURE

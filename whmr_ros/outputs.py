@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
-from whmr_core.rotations import matrix_to_quaternion
-from whmr_core.runtime.pipeline import BodyTopology, FrameResult, PersonResult
+from whmr_core.body.topology import BodyTopology
+from whmr_core.rotations import matrix_to_quaternion_xyzw
+from whmr_core.runtime.frames import FrameResult, PersonResult
 from whmr_ros.conversions import NS_PER_S, numpy_to_image
 from whmr_ros.message_kit import MessageKit
 
@@ -51,12 +51,8 @@ class Placement:
         return x @ self.rotation.T + self.translation
 
 
-def _quat_xyzw(r: np.ndarray) -> np.ndarray:
-    return np.roll(matrix_to_quaternion(torch.as_tensor(r, dtype=torch.float64)).numpy(), -1, axis=-1)
-
-
 def _quaternion(kit: MessageKit, r: np.ndarray):
-    x, y, z, w = (float(v) for v in _quat_xyzw(r))
+    x, y, z, w = (float(v) for v in matrix_to_quaternion_xyzw(r))
     return kit.new("geometry_msgs/msg/Quaternion", x=x, y=y, z=z, w=w)
 
 
@@ -107,7 +103,7 @@ def body_mesh(
         translation_camera=_point(kit, person.translation_camera, "geometry_msgs/msg/Vector3"),
         translation_is_metric=bool(person.translation_is_metric),
         focal_length=float(person.focal_px),
-        focal_from_camera_info=bool(person.focal_from_camera_info),
+        focal_from_camera_info=bool(person.translation_is_metric),  # K fixes both, or neither
         camera_rotation=_quaternion(kit, result.camera_rotation),
         bbox_center_x=float(person.bbox_center[0]),
         bbox_center_y=float(person.bbox_center[1]),

@@ -15,7 +15,8 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from whmr_core.runtime.pipeline import PipelineConfig
+from whmr_core.config_io import ConfigError, check_settings, dataclass_from_dict, read_yaml
+from whmr_core.runtime.config import PipelineConfig
 from whmr_ros.host import HostConfig
 
 __all__ = [
@@ -35,7 +36,7 @@ class NodeSettings:
     engine: str = "auto"  # auto | onnxruntime | tensorrt | torch
     model: str = ""  # .onnx, TensorRT engine, or checkpoint; "" = the shipped checkpoint
     network_config: str = ""  # network config name for PyTorch weights (else read from the checkpoint)
-    body_model: str = ""  # "" = the shipped free body model
+    body_model: str = ""  # "" = the body the model records; a given one must match it
     device: str = "cpu"  # cpu | cuda (ONNX Runtime provider / PyTorch device)
     threads: int = field(
         default=0, metadata={"range": (0, 256), "description": "ONNX Runtime threads, 0 = default"}
@@ -51,6 +52,9 @@ class NodeSettings:
         default=1.0, metadata={"range": (0.01, 3600.0), "description": "/diagnostics period, s"}
     )
     autostart: bool = True  # configure and activate at start-up (no lifecycle manager needed)
+
+    def __post_init__(self) -> None:
+        check_settings(self)  # the ranges in the fields' metadata; NaN and infinity nowhere
 
 
 @dataclass(frozen=True)
@@ -117,49 +121,19 @@ def parameter_specs() -> list[ParameterSpec]:
     return specs
 
 
-def _coerce(spec: ParameterSpec, value: Any) -> Any:
-    kind = spec.kind
-    try:
-        if kind == "bool":
-            if not isinstance(value, bool):
-                raise TypeError
-            return value
-        if kind == "integer":
-            if isinstance(value, bool) or int(value) != value:
-                raise TypeError
-            return int(value)
-        if kind == "double":
-            if isinstance(value, bool):
-                raise TypeError
-            return float(value)
-        if kind == "string":
-            if not isinstance(value, str):
-                raise TypeError
-            return value
-        if isinstance(value, str):
-            raise TypeError
-        if kind == "string_array":
-            return tuple(str(v) for v in value)
-        return tuple(float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"parameter {spec.name}: expected {kind}, got {value!r}") from None
-
-
 def params_from_flat(values: Mapping[str, Any]) -> WhmrParams:
-    """Flat parameter names -> typed settings; unknown names and wrong types are errors."""
+    """Flat parameter names -> typed settings; unknown names, wrong types and values out of range are
+    errors naming the parameter (the strict loader of every whmr config, ``config_io``)."""
     specs = {s.name: s for s in parameter_specs()}
     unknown = sorted(set(values) - set(specs))
     if unknown:
-        raise ValueError(f"unknown parameters {unknown}; known: {sorted(specs)}")
+        raise ConfigError(f"unknown parameters {unknown}; known: {sorted(specs)}")
     sections: dict[str, dict[str, Any]] = {p: {} for p, _ in _SECTIONS}
     for name, value in values.items():
         prefix = next(p for p, _ in _SECTIONS[1:] if name.startswith(p)) if "." in name else ""
-        sections[prefix][name[len(prefix) :]] = _coerce(specs[name], value)
-    return WhmrParams(
-        NodeSettings(**sections[""]),
-        PipelineConfig.from_mapping(sections["pipeline."]),
-        HostConfig.from_mapping(sections["host."]),
-    )
+        sections[prefix][name[len(prefix) :]] = value
+    typed = [dataclass_from_dict(cls, sections[p], p.rstrip(".") or "node") for p, cls in _SECTIONS]
+    return WhmrParams(*typed)
 
 
 def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -174,15 +148,13 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def load_params(path: str | Path, node_name: str = "whmr") -> WhmrParams:
     """A ROS params YAML -> WhmrParams (the node's section, or ``/**``)."""
-    import yaml
-
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    data = read_yaml(path)
     merged: dict[str, Any] = {}
     for key in ("/**", node_name, f"/{node_name}"):
         section = data.get(key)
         if isinstance(section, Mapping) and isinstance(section.get("ros__parameters"), Mapping):
             merged.update(_flatten(section["ros__parameters"]))
     if not merged and data:
-        raise ValueError(f"{path}: no '{node_name}: ros__parameters:' or '/**: ros__parameters:' section")
+        raise ConfigError(f"{path}: no '{node_name}: ros__parameters:' or '/**: ros__parameters:' section")
     merged.pop("use_sim_time", None)  # a ROS parameter every node has, not ours
     return params_from_flat(merged)

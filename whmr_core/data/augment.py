@@ -135,7 +135,7 @@ def _matrix_to_rotvec(m: np.ndarray) -> np.ndarray:
 
 def flip_pose(pose: np.ndarray) -> np.ndarray:
     """Mirror a (72,) SMPL pose through the x = 0 plane: swap left/right joints, negate axis-angle y, z."""
-    from whmr_core.data.poses import SMPL_FLIP_PERM
+    from whmr_core.body.skeleton import SMPL_FLIP_PERM
 
     p = np.asarray(pose, dtype=np.float64).reshape(24, 3)[list(SMPL_FLIP_PERM)].copy()
     p[:, 1:] *= -1

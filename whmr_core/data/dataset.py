@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 import torch
 
+from whmr_core.body.skeleton import SMPL_FLIP_PERM
 from whmr_core.crops import normalise_pixels
 from whmr_core.data.annotations import SPIN24_FLIP_PERM, AnnotationError, Annotations, read_annotations
 from whmr_core.data.augment import (
@@ -40,7 +41,6 @@ from whmr_core.data.augment import (
     crop_matrix,
     sample_augment_params,
 )
-from whmr_core.data.poses import SMPL_FLIP_PERM
 from whmr_core.geometry import glob_info
 
 __all__ = ["HumanDataset", "targets_from_annotations"]

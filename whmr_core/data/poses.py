@@ -1,4 +1,4 @@
-"""Plausible SMPL-24 poses and shapes for synthetic people (issue 5).
+"""Plausible SMPL-24 poses and shapes for synthetic people.
 
 Poses are (24, 3) rotation vectors (axis-angle) in SMPL's layout: row 0 is the root orientation relative to
 an upright body facing its own +z, rows 1-23 are each joint's rotation in its parent's frame. In SMPL's rest
@@ -29,12 +29,11 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
+from whmr_core.body.skeleton import SMPL_FLIP_PERM, SMPL_JOINT_NAMES
+
 __all__ = [
     "FAMILIES",
     "JOINT_LIMITS_DEG",
-    "JOINT_NAMES",
-    "SMPL_FLIP_PERM",
-    "SMPL_PARENTS",
     "BodySample",
     "PoseConfig",
     "body_frame_forward",
@@ -45,43 +44,6 @@ __all__ = [
     "walking_pose",
     "within_limits",
 ]
-
-JOINT_NAMES: tuple[str, ...] = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
-    "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-    "left_hand", "right_hand",
-)  # fmt: skip
-SMPL_PARENTS: tuple[int, ...] = (
-    -1,
-    0,
-    0,
-    0,
-    1,
-    2,
-    3,
-    4,
-    5,
-    6,
-    7,
-    8,
-    9,
-    9,
-    9,
-    12,
-    13,
-    14,
-    16,
-    17,
-    18,
-    19,
-    20,
-    21,
-)
-# Left <-> right joint swap of a mirrored body.
-SMPL_FLIP_PERM: tuple[int, ...] = (
-    0, 2, 1, 3, 5, 4, 6, 8, 7, 9, 11, 10, 12, 14, 13, 15, 17, 16, 19, 18, 21, 20, 23, 22,
-)  # fmt: skip
 
 # Per joint: ((x_lo, x_hi), (y_lo, y_hi), (z_lo, z_hi)) in degrees on the rotation vector (module docstring).
 _L = {
@@ -111,7 +73,7 @@ def _mirror(lim: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
 
 def _limits_table() -> np.ndarray:
     rows: list[tuple[tuple[int, int], ...]] = []
-    for name in JOINT_NAMES:
+    for name in SMPL_JOINT_NAMES:
         if name == "pelvis":
             rows.append(_L["root"])
         elif name.startswith("left_"):
@@ -125,7 +87,7 @@ def _limits_table() -> np.ndarray:
 
 JOINT_LIMITS_DEG: np.ndarray = _limits_table()
 JOINT_LIMITS_DEG.setflags(write=False)
-_J = {n: i for i, n in enumerate(JOINT_NAMES)}
+_J = {n: i for i, n in enumerate(SMPL_JOINT_NAMES)}
 
 
 @dataclass(frozen=True)
@@ -159,7 +121,7 @@ class _Pose:
         j = _J[joint]
         self.rot[j] = Rotation.from_euler("ZYX", [z, y, x], degrees=True)
         if mirror:
-            twin = JOINT_NAMES[SMPL_FLIP_PERM[j]]
+            twin = SMPL_JOINT_NAMES[SMPL_FLIP_PERM[j]]
             self.rot[_J[twin]] = Rotation.from_euler("ZYX", [-z, -y, x], degrees=True)
 
     def rotvec(self) -> np.ndarray:
@@ -261,7 +223,7 @@ def _mixed(p: _Pose, rng: np.random.Generator) -> None:
     lower, upper = _Pose(), _Pose()
     FAMILIES[bases[a]](lower, rng)
     FAMILIES[bases[b]](upper, rng)
-    for j, name in enumerate(JOINT_NAMES):
+    for j, name in enumerate(SMPL_JOINT_NAMES):
         p.rot[j] = lower.rot[j] if name in _LOWER else upper.rot[j]
 
 
@@ -278,7 +240,9 @@ FAMILIES: dict[str, Callable[[_Pose, np.random.Generator], None]] = {
 
 # Jitter per joint relative to ``noise_deg``: the trunk chain gets less, since three spine joints and the
 # neck add up and an upright family should stay upright.
-_NOISE_SCALE = np.array([0.4 if n in ("spine1", "spine2", "spine3", "neck") else 1.0 for n in JOINT_NAMES])
+_NOISE_SCALE = np.array(
+    [0.4 if n in ("spine1", "spine2", "spine3", "neck") else 1.0 for n in SMPL_JOINT_NAMES]
+)
 
 
 def within_limits(pose: np.ndarray, tol_deg: float = 1e-6) -> np.ndarray:
@@ -370,7 +334,7 @@ def limb_torso_violations(joints: np.ndarray) -> list[str]:
         ra, rb = SMPL_FLIP_PERM[a], SMPL_FLIP_PERM[b]
         right = _segment_points(j[ra], j[rb])[2:]
         if (np.linalg.norm(left[:, None] - right[None], axis=-1) < min_leg_gap).any():
-            found.append(f"legs cross ({JOINT_NAMES[a]}-{JOINT_NAMES[b]})")
+            found.append(f"legs cross ({SMPL_JOINT_NAMES[a]}-{SMPL_JOINT_NAMES[b]})")
     return found
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from whmr_core.runtime.io_spec import OUTPUT_NAMES
+from whmr_core.graph_io import OUTPUT_NAMES
 
 __all__ = ["InferenceGraph"]
 

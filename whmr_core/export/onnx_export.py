@@ -15,7 +15,7 @@ from torch import nn
 
 from whmr_core._version import __version__
 from whmr_core.export.graph import InferenceGraph
-from whmr_core.runtime.io_spec import INPUT_NAMES, OUTPUT_NAMES
+from whmr_core.graph_io import INPUT_NAMES, OUTPUT_NAMES
 
 __all__ = ["export_onnx", "file_sha256"]
 

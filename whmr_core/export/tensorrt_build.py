@@ -18,7 +18,7 @@ import numpy as np
 
 from whmr_core._version import __version__
 from whmr_core.export.onnx_export import file_sha256
-from whmr_core.runtime.engines import EngineError
+from whmr_core.graph_io import EngineError
 
 __all__ = ["build_tensorrt_engine", "current_system", "engine_metadata_path", "import_tensorrt"]
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["SMPL_PARENTS", "StandinAssets", "make_standin_body"]
+from whmr_core.body.skeleton import SMPL_PARENTS, kintree_table
 
-SMPL_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21)
+__all__ = ["StandinAssets", "make_standin_body"]
 # Rest joint positions (metres, y up, facing +z), roughly SMPL's neutral T-pose.
 _JOINTS = np.array(
     [
@@ -94,7 +94,7 @@ def make_standin_body(n_vertices: int = 384, n_markers: int = 24, seed: int = 0)
     )
     shapedirs = rng.normal(scale=0.01, size=(n_vertices, 3, 10))
     posedirs = rng.normal(scale=0.002, size=(n_vertices, 3, 207))
-    kintree = np.array([[4294967295 if p < 0 else p for p in SMPL_PARENTS], list(range(nj))], dtype=np.int64)
+    kintree = np.array(kintree_table(), dtype=np.int64)
     arrays = dict(
         v_template=verts,
         shapedirs=shapedirs,

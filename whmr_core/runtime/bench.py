@@ -117,7 +117,7 @@ def run_bench(
                 p90 = float(np.percentile(times, 90))
                 ref_ms = med if name == "torch" else ref_ms
                 out = eng.infer(**inputs)
-                err_mm = float(np.linalg.norm(out["vertices"] - ref_out["vertices"], axis=-1).mean() * 1000)
+                err_mm = float(np.linalg.norm(out.vertices - ref_out.vertices, axis=-1).mean() * 1000)
                 rows.append({
                     "engine": name, "batch": n, "median_ms": round(med, 3), "p90_ms": round(p90, 3),
                     "persons_per_s": round(n * 1000 / med, 2),
@@ -160,13 +160,13 @@ def bench_main(args: argparse.Namespace) -> int:
     from whmr_core.model_io import build_from_checkpoint
 
     if args.config:
-        from whmr_core.body import load_body_model
+        from whmr_core.body import resolve
         from whmr_core.model import build_model
 
         body = args.body or "lowres"
         model = build_model(
             args.config,
-            body=load_body_model(variant=body) if body in ("full", "lowres") else load_body_model(body),
+            body=resolve(body).load(),
         )
     else:
         model = build_from_checkpoint(args.checkpoint)

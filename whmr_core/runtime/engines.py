@@ -1,6 +1,6 @@
 """One ``Engine`` interface, three implementations: PyTorch (eager), ONNX Runtime (CPU or CUDA) and
 TensorRT (robot GPU; in ``tensorrt_engine.py``). All take the same named inputs and return the same named
-outputs (``io_spec``), so the Pipeline never knows which one runs.
+outputs (``whmr_core.graph_io``), so the Pipeline never knows which one runs.
 """
 
 from __future__ import annotations
@@ -14,15 +14,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from whmr_core.runtime.io_spec import INPUT_NAMES, OUTPUT_NAMES
+from whmr_core.graph_io import INPUT_NAMES, OUTPUT_NAMES, EngineError, EngineOutputs
 
 __all__ = ["Engine", "EngineError", "OnnxRuntimeEngine", "TorchEngine", "validate_inputs"]
 
 log = logging.getLogger(__name__)
-
-
-class EngineError(ValueError):
-    """An engine file is unreadable or foreign, or an input does not fit the engine."""
 
 
 def _as_float32(name: str, value: Any) -> np.ndarray:
@@ -67,18 +63,34 @@ def validate_inputs(
 
 
 class Engine(ABC):
-    """``infer(crops, glob_info, cam_rotation=None) -> {output name: (N, ...) float32 array}``."""
+    """``infer(crops, glob_info, cam_rotation=None) -> EngineOutputs`` ((N, ...) float32 per output).
+
+    ``body`` names the body model the network was trained with, as its artifact records it (checkpoint or
+    ONNX metadata; "" when the artifact does not say): the Pipeline's topology comes from it.
+    """
 
     kind: str = "abstract"
     crop_hw: tuple[int, int]
     max_batch: int | None = None
+    body: str = ""
 
-    def infer(self, crops: Any, glob_info: Any, cam_rotation: Any | None = None) -> dict[str, np.ndarray]:
+    def infer(self, crops: Any, glob_info: Any, cam_rotation: Any | None = None) -> EngineOutputs:
         inputs = validate_inputs(crops, glob_info, cam_rotation, self.crop_hw, self.max_batch)
         return self._run(inputs)
 
+    def infer_chunked(self, crops: Any, glob_info: Any, cam_rotation: Any | None = None) -> EngineOutputs:
+        """``infer`` on any number of persons, in chunks of the engine's maximum batch (a TensorRT
+        profile's limit)."""
+        step = self.max_batch or len(crops)
+        parts = [
+            self.infer(crops[i : i + step], glob_info[i : i + step],
+                       None if cam_rotation is None else cam_rotation[i : i + step])
+            for i in range(0, len(crops), step)
+        ]  # fmt: skip
+        return EngineOutputs.concatenate(parts)
+
     @abstractmethod
-    def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+    def _run(self, inputs: dict[str, np.ndarray]) -> EngineOutputs: ...
 
     def describe(self) -> str:
         return f"{self.kind} engine, crops {self.crop_hw[0]}x{self.crop_hw[1]}"
@@ -98,11 +110,11 @@ class TorchEngine(Engine):
         self.device, self.dtype = torch.device(device), dtype
         self.crop_hw = self.graph.crop_hw
 
-    def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _run(self, inputs: dict[str, np.ndarray]) -> EngineOutputs:
         args = [torch.from_numpy(inputs[n]).to(self.device, self.dtype) for n in INPUT_NAMES]
         with torch.inference_mode():
             outs = self.graph(*args)
-        return {n: o.float().cpu().numpy() for n, o in zip(OUTPUT_NAMES, outs, strict=True)}
+        return EngineOutputs.from_named([o.float().cpu().numpy() for o in outs], "torch engine")
 
 
 class OnnxRuntimeEngine(Engine):
@@ -147,11 +159,11 @@ class OnnxRuntimeEngine(Engine):
         self.crop_hw = (int(shape[2]), int(shape[3]))
         self.max_batch = int(shape[0]) if isinstance(shape[0], int) else None
         self.providers = self.session.get_providers()
+        self.body = self.session.get_modelmeta().custom_metadata_map.get("body", "")
         self.threads = threads or os.cpu_count()
 
-    def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        outs = self.session.run(list(OUTPUT_NAMES), inputs)
-        return dict(zip(OUTPUT_NAMES, outs, strict=True))
+    def _run(self, inputs: dict[str, np.ndarray]) -> EngineOutputs:
+        return EngineOutputs.from_named(self.session.run(list(OUTPUT_NAMES), inputs), str(self.path))
 
     def describe(self) -> str:
         return f"onnxruntime ({', '.join(self.providers)}, {self.threads} threads) on {self.path.name}"

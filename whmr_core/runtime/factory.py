@@ -3,7 +3,8 @@
 ``load_engine("auto", path)`` picks the engine by the file: ``.onnx`` -> ONNX Runtime, ``.engine``/``.plan``
 -> TensorRT (rebuilt from a sibling ``.onnx`` when it does not fit this machine), ``.safetensors`` ->
 PyTorch (a checkpoint file or directory) through ``whmr_core.model``, the network module, imported
-only when asked for.
+only when asked for. Every engine carries the body its artifact records (``engine.body``), and
+``load_topology(engine=...)`` takes the topology from it.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from whmr_core.body.topology import BodyTopology
 from whmr_core.runtime.engines import Engine, EngineError, OnnxRuntimeEngine
-from whmr_core.runtime.pipeline import BodyTopology
 
-__all__ = ["ENGINE_KINDS", "default_engine", "load_engine", "load_topology"]
+__all__ = ["ENGINE_KINDS", "default_engine", "load_engine", "load_topology", "onnx_metadata"]
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,8 @@ def load_engine(
     config: str | None = None,
     device: str = "cpu",
 ) -> Engine:
-    """An ``Engine`` for a model file. ``config`` names the network config for ``.safetensors`` weights."""
+    """An ``Engine`` for a model file, with ``engine.body`` the body the file records. ``config`` names the
+    network config of ``.safetensors`` weights that do not record their own."""
     if kind not in ENGINE_KINDS:
         raise EngineError(f"engine: expected one of {ENGINE_KINDS}, got {kind!r}")
     if path is None or not str(path):
@@ -48,24 +50,45 @@ def load_engine(
             raise EngineError(f"{p}: cannot tell the engine from the suffix {suffix!r}; pass the engine kind")
     if kind == "onnxruntime":
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.startswith("cuda") else None
-        return OnnxRuntimeEngine(p, threads=threads, providers=providers)
+        return OnnxRuntimeEngine(p, threads=threads, providers=providers)  # body from its metadata
     if kind == "tensorrt":
         from whmr_core.runtime.tensorrt_engine import TensorRTEngine
 
         onnx = p.with_suffix(".onnx")
-        return TensorRTEngine(p, onnx if onnx.is_file() else None)
-    from whmr_core.checkpoint import load_checkpoint  # torch: weights into the named network config
-    from whmr_core.model import build_model  # type: ignore[import-not-found]  # the network issue's module
+        engine = TensorRTEngine(p, onnx if onnx.is_file() else None)
+        engine.body = onnx_metadata(onnx).get("body", "") if onnx.is_file() else ""
+        return engine
+    return _torch_engine(p, config, device)
+
+
+def _torch_engine(path: Path, config: str | None, device: str) -> Engine:
+    from whmr_core.body import resolve
+    from whmr_core.checkpoint import load_checkpoint
+    from whmr_core.model import build_model
+    from whmr_core.model_io import build_from_checkpoint, checkpoint_info
     from whmr_core.runtime.engines import TorchEngine
 
-    if config:
-        model = build_model(config)
-        load_checkpoint(p, model)
-    else:  # checkpoints record their network config and body model
-        from whmr_core.model_io import build_from_checkpoint
+    info = checkpoint_info(path)
+    if "model" in info:  # the checkpoint records its network config and body: rebuild exactly that
+        if config and config != info.get("name", config):
+            log.warning("%s records network config %r; %r ignored", path, info.get("name"), config)
+        model = build_from_checkpoint(path)
+    elif config:
+        model = build_model(config, body=resolve(info.get("body")).load())
+        load_checkpoint(path, model)
+    else:
+        raise EngineError(f"{path}: the weights do not record their network config; pass it (network_config)")
+    engine = TorchEngine(model, device=device)
+    engine.body = resolve(info.get("body")).spec
+    return engine
 
-        model = build_from_checkpoint(p)
-    return TorchEngine(model, device=device)
+
+def onnx_metadata(path: str | Path) -> dict[str, str]:
+    """The metadata properties of an ONNX file (whmr's export writes config, body, crop size)."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    return {p.key: p.value for p in proto.metadata_props}
 
 
 def default_engine(
@@ -81,19 +104,31 @@ def default_engine(
     import os
 
     from whmr_core.export.onnx_export import export_onnx, file_sha256
-    from whmr_core.model_io import build_from_checkpoint, shipped_checkpoint
+    from whmr_core.model_io import build_from_checkpoint, checkpoint_info, shipped_checkpoint
     from whmr_core.runtime.engines import TorchEngine
 
     ckpt = Path(checkpoint) if checkpoint else shipped_checkpoint()
     model = build_from_checkpoint(ckpt)
+    # Without a checkpoint build_from_checkpoint makes an untrained network on the low-res body.
+    info = checkpoint_info(ckpt) if ckpt else {"name": "small-cpu", "body": "lowres"}
+    body = str(info.get("body", ""))
+    engine: Engine
     if kind == "torch":
-        return TorchEngine(model, device=device)
+        engine = TorchEngine(model, device=device)
+        engine.body = body
+        return engine
     cache = Path(os.environ.get("WHMR_CACHE_DIR", Path.home() / ".cache" / "whmr"))
     tag = file_sha256(ckpt / "model.safetensors")[:12] if ckpt else "untrained"
     onnx_path = cache / f"whmr-{tag}.onnx"
     if not onnx_path.is_file():
         cache.mkdir(parents=True, exist_ok=True)
-        export_onnx(model, onnx_path)
+        export_onnx(model, onnx_path, metadata={"config": str(info.get("name", "")), "body": body})
+    engine = _onnx_or_tensorrt(kind, onnx_path, threads, device)
+    engine.body = body  # exports cached by older versions carry no body metadata
+    return engine
+
+
+def _onnx_or_tensorrt(kind: str, onnx_path: Path, threads: int | None, device: str) -> Engine:
     if kind in ("auto", "tensorrt"):
         try:
             import tensorrt  # noqa: F401
@@ -114,17 +149,29 @@ def default_engine(
     return OnnxRuntimeEngine(onnx_path, threads=threads, providers=providers)
 
 
-def load_topology(body_model: str | Path | None = None) -> BodyTopology:
-    """Faces, joints and parents of the body model: a file, a shipped variant ("full", "lowres"), or by
-    default the body the shipped checkpoint was trained with."""
-    from whmr_core.body import load_body_model
+def load_topology(body_model: str | Path | None = None, *, engine: Engine | None = None) -> BodyTopology:
+    """Faces, joints and parents of the body the model was trained with.
+
+    With ``engine``: the body its model artifact records (``engine.body``); a ``body_model`` given as well
+    must match it (BodyMismatchError otherwise), and is used only when the artifact records none.
+    Without: ``body_model`` (a file or a shipped variant), else the shipped checkpoint's body.
+    """
+    from whmr_core.body import resolve
+    from whmr_core.body.resolve import check_same_body
     from whmr_core.model_io import checkpoint_info, shipped_checkpoint
 
-    if not body_model:
+    trained = engine.body if engine is not None else ""
+    if not trained and engine is None and not body_model:
         ckpt = shipped_checkpoint()
-        body_model = checkpoint_info(ckpt).get("body", "lowres") if ckpt else "lowres"
-    if str(body_model) in ("full", "lowres"):
-        return BodyTopology.from_body_model(
-            load_body_model(variant=str(body_model)), f"whmr-free-{body_model}"
-        )
-    return BodyTopology.from_body_model(load_body_model(str(body_model)), Path(body_model).stem)
+        trained = str(checkpoint_info(ckpt).get("body", "")) if ckpt else "lowres"
+    if not trained:
+        if not body_model:
+            raise EngineError(
+                f"{engine.describe() if engine else 'model'}: the model file does not record its body model;"
+                " pass the body model it was trained with (body_model / --body-model)"
+            )
+        return resolve(body_model).topology()
+    topology = resolve(trained).topology()
+    if body_model:
+        check_same_body(resolve(body_model).topology(), topology, engine.describe() if engine else "model")
+    return topology

@@ -21,8 +21,8 @@ from whmr_core.export.tensorrt_build import (
     engine_metadata_path,
     import_tensorrt,
 )
-from whmr_core.runtime.engines import Engine, EngineError
-from whmr_core.runtime.io_spec import INPUT_NAMES, OUTPUT_NAMES
+from whmr_core.graph_io import INPUT_NAMES, OUTPUT_NAMES, EngineError, EngineOutputs
+from whmr_core.runtime.engines import Engine
 
 __all__ = ["TensorRTEngine", "engine_mismatch"]
 
@@ -188,7 +188,7 @@ class TensorRTEngine(Engine):
             self.device[name] = self.buffers.alloc(shape, dtype)
             self.context.set_tensor_address(name, self.buffers.ptr(self.device[name]))
 
-    def _run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _run(self, inputs: dict[str, np.ndarray]) -> EngineOutputs:
         n = inputs["crops"].shape[0]
         for name in INPUT_NAMES:
             self.context.set_input_shape(name, tuple(inputs[name].shape))
@@ -197,7 +197,10 @@ class TensorRTEngine(Engine):
             raise EngineError(f"{self.path}: TensorRT execution failed")
         host = {name: self.buffers.dtoh(self.device[name], n) for name in OUTPUT_NAMES}
         self.buffers.sync()
-        return {k: np.asarray(v, dtype=np.float32).copy() for k, v in host.items()}
+        # Copied: the pycuda staging buffers are reused by the next call.
+        return EngineOutputs.from_named(
+            {k: np.array(v, dtype=np.float32) for k, v in host.items()}, str(self.path)
+        )
 
     def describe(self) -> str:
         return f"tensorrt ({self.precision}, up to {self.max_batch} persons) on {self.path.name}"

@@ -6,7 +6,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from whmr_core.config_io import ConfigError, dataclass_from_dict, dataclass_to_dict, read_yaml
+from whmr_core.config_io import (
+    ConfigError,
+    check_settings,
+    dataclass_from_dict,
+    dataclass_to_dict,
+    read_yaml,
+    setting,
+)
 from whmr_core.losses import LOSS_WEIGHTS
 
 __all__ = ["DataConfig", "LossWeights", "StageConfig", "TrainConfig", "load_train_config"]
@@ -21,25 +28,29 @@ class DataConfig:
     val: str | None = None
     val_images: str | None = None
     augment: bool = True
-    num_workers: int = 0
+    num_workers: int = setting(0, "data loader worker processes", low=0)
     val_max_samples: int | None = None  # cap the validation set (quick checks)
     maps: bool = True  # IUV/depth targets for the auxiliary losses when the annotation file names them
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 @dataclass(frozen=True)
 class StageConfig:
     """One training stage (DESIGN.md section 7)."""
 
-    epochs: int = 1
+    epochs: int = setting(1, "passes over the training set", low=0)
     max_steps: int | None = None  # stop the stage after this many optimiser steps (small machines)
-    lr: float = 5e-5
-    weight_decay: float = 0.0
+    lr: float = setting(5e-5, "learning rate", low=0)
+    weight_decay: float = setting(0.0, "AdamW weight decay", low=0)
     # Learning-rate schedule over the stage's steps: "constant" (the paper) or "cosine" (decays to 0;
     # short runs end much lower with it), after ``warmup_steps`` of linear warm-up.
     schedule: str = "constant"
     warmup_steps: int = 0
 
     def __post_init__(self) -> None:
+        check_settings(self)
         if self.schedule not in ("constant", "cosine"):
             raise ConfigError(f"schedule: must be 'constant' or 'cosine', got {self.schedule!r}")
         if self.warmup_steps < 0:
@@ -67,6 +78,9 @@ class LossWeights:
     world_vertex: float = LOSS_WEIGHTS["world_vertex"]
     world_pose: float = LOSS_WEIGHTS["world_pose"]
 
+    def __post_init__(self) -> None:
+        check_settings(self)  # no NaN or infinite weight
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -74,7 +88,7 @@ class TrainConfig:
     model: str = "small-cpu"  # a named model config or a YAML file (relative to this config)
     body: str = "lowres"  # shipped body variant (full, lowres) or a path to a SMPL file
     data: DataConfig = field(default_factory=DataConfig)
-    batch_size: int = 128  # per process; paper: 128
+    batch_size: int = setting(128, "samples per step per process; paper: 128", low=1)
     stage1: StageConfig = field(default_factory=StageConfig)
     stage2: StageConfig = field(default_factory=StageConfig)
     stage3: StageConfig = field(default_factory=StageConfig)
@@ -83,10 +97,13 @@ class TrainConfig:
     full2_every_iteration: bool = True
     seed: int = 0
     amp: bool = True  # bf16/fp16 autocast on GPU; ignored on CPU
-    grad_clip: float | None = 1.0
-    log_every: int = 10  # steps between TensorBoard scalars
-    checkpoint_every: int = 100  # steps between atomic "last" checkpoints
-    threads: int | None = None  # torch CPU threads (None: torch's default)
+    grad_clip: float | None = setting(1.0, "gradient norm clip (None: none)", low=0, low_open=True)
+    log_every: int = setting(10, "steps between TensorBoard scalars", low=1)
+    checkpoint_every: int = setting(100, "steps between atomic 'last' checkpoints", low=1)
+    threads: int | None = setting(None, "torch CPU threads (None: torch's default)", low=1)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
     def stage(self, k: int) -> StageConfig:
         if k not in (1, 2, 3):

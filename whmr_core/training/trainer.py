@@ -83,10 +83,10 @@ def lr_factor(step: int, total: int, schedule: str, warmup_steps: int = 0) -> fl
 
 
 def build_network(cfg: TrainConfig) -> torch.nn.Module:
-    from whmr_core.body import load_body_model
+    from whmr_core.body import resolve
     from whmr_core.model import build_model
 
-    body = load_body_model(variant=cfg.body) if cfg.body in ("full", "lowres") else load_body_model(cfg.body)
+    body = resolve(cfg.body).load()
     return build_model(cfg.model, body=body)
 
 

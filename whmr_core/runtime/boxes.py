@@ -1,0 +1,108 @@
+"""Which person boxes a frame uses: the box policy.
+
+Candidates, first available wins: the frame's own detections, else the built-in detector, else the
+previous frame's tracked boxes (each body's projected mesh, so a person kept in view keeps a box), else
+the whole image (one person). Candidates are then filtered: non-finite ones dropped with a reason, given
+detections below the score threshold ignored, boxes clipped to the image and dropped when too small, and
+at most ``max_persons`` kept (best scores first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from whmr_core import geometry
+from whmr_core.runtime.config import PipelineConfig
+from whmr_core.runtime.frames import Detections, DroppedPerson, Frame, PersonResult
+
+__all__ = ["BoxPolicy", "BoxSet", "filter_boxes", "projected_box", "whole_image_box"]
+
+
+@dataclass(frozen=True)
+class BoxSet:
+    boxes: np.ndarray  # (N, 4) x1, y1, x2, y2 pixels, clipped to the image
+    scores: np.ndarray  # (N,)
+    source: str  # detection, detector, tracked, whole_image or none
+    dropped: tuple[DroppedPerson, ...] = field(default=())
+
+
+def whole_image_box(w: int, h: int) -> np.ndarray:
+    # Pixel centres are integers, so the image spans [-0.5, W - 0.5].
+    return np.array([-0.5, -0.5, w - 0.5, h - 0.5])
+
+
+def filter_boxes(det: Detections, source: str, w: int, h: int, config: PipelineConfig) -> BoxSet:
+    """The usable candidates of one frame, best scores first, with a reason for each one dropped."""
+    keep_b, keep_s, dropped = [], [], []
+    lo, hi = whole_image_box(w, h)[:2], whole_image_box(w, h)[2:]
+    for box, score in zip(det.boxes, det.scores, strict=True):
+        if not (np.isfinite(box).all() and np.isfinite(score)):
+            dropped.append(DroppedPerson("box or score not finite", None))
+            continue
+        if source == "detection" and score < config.min_detection_score:
+            continue  # below threshold: not a person, not worth a reason
+        clipped = np.concatenate([np.maximum(box[:2], lo), np.minimum(box[2:], hi)])
+        if min(clipped[2] - clipped[0], clipped[3] - clipped[1]) < max(config.min_box_px, 1e-6):
+            why = "box outside the image" if (clipped[2:] <= clipped[:2]).any() else "box too small"
+            dropped.append(DroppedPerson(f"{why}: {np.round(box, 1).tolist()} in {w}x{h}", box.copy()))
+            continue
+        keep_b.append(clipped)
+        keep_s.append(float(np.clip(score, 0.0, 1.0)))
+    order = np.argsort(-np.asarray(keep_s), kind="stable")
+    for i in order[config.max_persons :]:
+        dropped.append(DroppedPerson(f"more than max_persons={config.max_persons}", keep_b[i]))
+    order = order[: config.max_persons]
+    boxes = np.array([keep_b[i] for i in order]).reshape(-1, 4)
+    return BoxSet(boxes, np.array([keep_s[i] for i in order]), source, tuple(dropped))
+
+
+def projected_box(person: PersonResult) -> np.ndarray:
+    """The image box of a body's projected mesh (eq. 2 with the focal and principal point it was placed
+    with), from the vertices in front of the camera (the pelvis when none is)."""
+    v = person.vertices_camera[person.vertices_camera[:, 2] > 1e-3]
+    if not len(v):
+        v = person.joints_camera[:1]  # decode_person checked that the joints are in front of the camera
+    uv = geometry.perspective_project(
+        torch.as_tensor(v[None]),
+        torch.zeros(1, 3, dtype=torch.float64),
+        torch.as_tensor(person.focal_xy[None]),
+        torch.as_tensor(person.principal_point[None]),
+    )[0].numpy()
+    return np.array([*uv.min(0), *uv.max(0)])
+
+
+class BoxPolicy:
+    """``boxes(frame, image) -> BoxSet``; ``remember(persons)`` keeps their boxes for the next frame."""
+
+    def __init__(self, config: PipelineConfig, detector=None) -> None:
+        self.config = config
+        self.detector = detector  # callable image -> (boxes, scores), or None
+        self._tracked: Detections | None = None
+
+    def reset(self) -> None:
+        self._tracked = None
+
+    def boxes(self, frame: Frame, image: np.ndarray) -> BoxSet:
+        h, w = image.shape[:2]
+        c = self.config
+        if frame.detections is not None:
+            det, source = frame.detections, "detection"
+        elif self.detector is not None:
+            det, source = Detections.of(*self.detector(image)), "detector"
+        elif c.use_tracked_boxes and self._tracked is not None and len(self._tracked.boxes):
+            det, source = self._tracked, "tracked"
+        elif c.whole_image_fallback:
+            det, source = Detections.of([whole_image_box(w, h)]), "whole_image"
+        else:
+            return BoxSet(np.zeros((0, 4)), np.zeros(0), "none")
+        return filter_boxes(det, source, w, h, c)
+
+    def remember(self, persons: Sequence[PersonResult]) -> Detections | None:
+        """Each body's projected mesh as the next frame's box; returns those boxes (None: no bodies)."""
+        boxes = [projected_box(p) for p in persons]
+        self._tracked = Detections.of(boxes, [p.score for p in persons]) if boxes else None
+        return self._tracked
