@@ -41,6 +41,8 @@ setup(
         "safetensors>=0.4",
         "pyyaml>=6.0",
         "rosbags>=0.10",
+        # Reads the records of an mcap bag cut short (no footer), which rosbags refuses (whmr bag).
+        "mcap>=1.2",
         "tqdm>=4.66",
         # Training logs (torch.utils.tensorboard writes the event files).
         "tensorboard>=2.14",
@@ -56,7 +58,6 @@ setup(
             "hypothesis>=6.100",
             "ruff>=0.6",
             "catkin-pkg>=1.0",
-            "mcap>=1.2",
             "mcap-ros2-support>=0.5",
         ],
         # Robots/workstations with CUDA: tensorrt from JetPack or NVIDIA's index, torch2trt from source.

@@ -155,3 +155,30 @@ def net_body():
     from whmr_core.model.standin_body import make_standin_body
 
     return make_standin_body(n_vertices=384, n_markers=24)
+
+
+@pytest.fixture(scope="session")
+def big_model(net_body):
+    """``big_model(name)``: the big network configs, each built once per session on ``net_body`` (seed 0,
+    stochastic depth off so a backward pass reaches every block). Shared by the shape, gradient and export
+    tests; a test that trains it leaves it in eval mode with no gradients."""
+    import dataclasses
+
+    import torch
+
+    from whmr_core.model import build_model
+    from whmr_core.model.config import get_config
+
+    built: dict[str, torch.nn.Module] = {}
+
+    def get(name: str) -> torch.nn.Module:
+        if name not in built:
+            cfg = get_config(name)
+            cfg = dataclasses.replace(cfg, backbone=dataclasses.replace(cfg.backbone, drop_path=0.0))
+            torch.manual_seed(0)
+            built[name] = build_model(cfg, net_body)
+        model = built[name].eval()
+        model.zero_grad(set_to_none=True)
+        return model
+
+    return get

@@ -123,3 +123,62 @@ def test_pickle_with_foreign_class_is_refused(tmp_path):
 def test_unknown_variant():
     with pytest.raises(ValueError, match="variant"):
         load_body_model(variant="medium")
+
+
+def _pickle_with_regressor(path, regressor) -> None:
+    arrays = smpl_like_dict()
+    arrays["J_regressor"] = regressor
+    path.write_bytes(pickle.dumps(arrays, protocol=2))
+
+
+def test_csr_regressor_loads_like_the_dense_one(tmp_path):
+    dense = smpl_like_dict()["J_regressor"].toarray()
+    path = tmp_path / "csr.pkl"
+    _pickle_with_regressor(path, scipy.sparse.csr_matrix(dense))
+    np.testing.assert_array_equal(read_model_file(path)["J_regressor"], dense)
+
+
+def test_sparse_matrix_with_crafted_indices_is_refused_not_a_crash(tmp_path):
+    """scipy densifies a pickle's indices unchecked: out-of-range ones wrote out of bounds (rc 139)."""
+    import subprocess
+
+    m = smpl_like_dict()["J_regressor"]
+    m.indices = m.indices.copy()
+    m.indices[:3] = 2**30  # row indices far outside the 24 rows
+    path = tmp_path / "crafted.pkl"
+    _pickle_with_regressor(path, m)
+    code = "import sys; from whmr_core.body.io import read_model_file; read_model_file(sys.argv[1])"
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True)
+    assert proc.returncode == 1, (proc.returncode, proc.stderr[-500:])  # an exception, not a signal
+    assert "crafted.pkl: J_regressor: sparse matrix: indices outside [0, 24)" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("fields", "why"),
+    [
+        ({"indptr": np.array([0, 5, 3] + [3] * 1227)}, "indptr is not 1230 non-decreasing"),
+        ({"data": np.ones(2)}, "2 values"),
+        ({"_shape": (24, -1)}, "invalid shape"),
+        ({"indices": np.array(["a"] * 3)}, "integer indices expected"),
+        ({"data": None}, "data must be a 1-D array"),
+    ],
+)
+def test_inconsistent_sparse_arrays_are_refused(tmp_path, fields, why):
+    m = scipy.sparse.csc_matrix(np.eye(24, 1229))
+    m.__dict__.update(fields)  # what a crafted pickle can hold: scipy checks nothing on unpickling
+    path = tmp_path / "bad_sparse.pkl"
+    _pickle_with_regressor(path, m)
+    with pytest.raises(ValueError, match=rf"bad_sparse\.pkl: J_regressor: sparse matrix: {why}"):
+        read_model_file(path)
+
+
+def test_absurd_sparse_shape_is_refused_without_allocating(tmp_path):
+    """A (200000, 200000) regressor used to die in a many-GiB allocation (MemoryError traceback)."""
+    n = 200_000
+    m = scipy.sparse.csc_matrix(([1.0], ([0], [0])), shape=(n, n))
+    path = tmp_path / "huge.pkl"
+    _pickle_with_regressor(path, m)
+    with pytest.raises(
+        ValueError, match=r"huge\.pkl: J_regressor: sparse matrix of shape \(200000, 200000\) is too"
+    ):
+        read_model_file(path)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
-from whmr_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from whmr_core.checkpoint import CheckpointError, load_checkpoint, recover_checkpoint, save_checkpoint
 
 
 def small(width: int = 4) -> torch.nn.Module:
@@ -92,3 +94,50 @@ def test_int8_shipping_is_small_and_close(tmp_path):
     step = w.abs().amax(1, keepdim=True) / 127
     assert bool(((w - w8).abs() <= step / 2 + 1e-6).all())
     assert other[0].bias.dtype == torch.float32
+
+
+def _crash_between_renames(monkeypatch, ck, step: int) -> None:
+    """Save ``step`` over ``ck`` and die after ``ck`` -> ``ck.old``, before ``ck.tmp`` -> ``ck``."""
+    real = Path.rename
+
+    def rename(self, target):
+        if self.name.endswith(".tmp"):
+            raise KeyboardInterrupt("killed between the renames")
+        return real(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(ck, small().state_dict(), train_state={"step": step}, meta={"step": step})
+    monkeypatch.setattr(Path, "rename", real)
+    assert sorted(p.name for p in ck.parent.iterdir()) == ["last.old", "last.tmp"]
+
+
+def test_a_save_cut_between_its_renames_resumes_from_the_newest(tmp_path, monkeypatch, caplog):
+    ck = tmp_path / "last"
+    save_checkpoint(ck, small().state_dict(), train_state={"step": 1}, meta={"step": 1})
+    _crash_between_renames(monkeypatch, ck, step=2)
+    assert recover_checkpoint(ck)
+    assert load_checkpoint(ck)["train_state"]["step"] == 2  # the complete new one, not the old
+    assert "interrupted" in caplog.text and "last.tmp (step 2)" in caplog.text
+    save_checkpoint(ck, small().state_dict(), train_state={"step": 3})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last"]
+
+
+def test_an_incomplete_new_checkpoint_falls_back_to_the_old_one(tmp_path, monkeypatch):
+    ck = tmp_path / "last"
+    save_checkpoint(ck, small().state_dict(), train_state={"step": 1}, meta={"step": 1})
+    _crash_between_renames(monkeypatch, ck, step=2)
+    (tmp_path / "last.tmp" / "meta.json").write_text('{"step": 2, "arch')  # torn write
+    assert recover_checkpoint(ck)
+    assert load_checkpoint(ck)["train_state"]["step"] == 1
+    assert not recover_checkpoint(tmp_path / "never_saved")
+
+
+def test_the_old_checkpoint_survives_until_the_new_one_is_in_place(tmp_path, monkeypatch):
+    """A second crash in the same window (the next save) must not delete the only complete copy."""
+    ck = tmp_path / "last"
+    save_checkpoint(ck, small().state_dict(), train_state={"step": 1}, meta={"step": 1})
+    _crash_between_renames(monkeypatch, ck, step=2)
+    _crash_between_renames(monkeypatch, ck, step=3)
+    assert load_checkpoint(tmp_path / "last.old")["train_state"]["step"] == 1
+    assert recover_checkpoint(ck) and load_checkpoint(ck)["train_state"]["step"] == 3

@@ -79,6 +79,7 @@ def test_ros_parameter_table_carries_ranges_and_descriptions():
     specs = {s.name: s for s in parameter_specs()}
     assert specs["pipeline.box_scale"].range == (0, math.inf)
     assert specs["pipeline.min_detection_score"].range == (0, 1)
+    assert specs["host.camera_frame"].range is None and specs["pipeline.smoothing"].range is None
     assert "person box" in specs["pipeline.box_scale"].description
     assert "stale" in specs["host.imu_max_age_s"].description
 

@@ -267,6 +267,22 @@ def test_camera_info_roi_and_binning() -> None:
         ({"k": np.ones(6)}, "k", "expected 9 values, got 6"),
         ({"width": 0}, "width", "must be >= 1"),
         ({"d": np.array([np.inf, 0.0])}, "d", "non-finite"),
+        (
+            {"k": np.array([500.0, 0, 5000, 0, 510, 240, 0, 0, 1])},
+            "k",
+            "principal point (5000, 240) lies outside",
+        ),
+        (
+            {"k": np.array([500.0, 0, 320, 0, 510, -1, 0, 0, 1])},
+            "k",
+            "principal point (320, -1) lies outside",
+        ),
+        (
+            {"k": np.array([1e-6, 0, 320, 0, 510, 240, 0, 0, 1])},
+            "k",
+            "fx=1e-06 px gives a 180 deg field of view",
+        ),
+        ({"k": np.array([500.0, 0, 320, 0, 1e9, 240, 0, 0, 1])}, "k", "fy=1e+09 px"),
     ],
 )
 def test_camera_info_malformed(changes: dict, field: str, needle: str) -> None:
@@ -312,18 +328,19 @@ def test_imu_parts_flagged_not_provided_are_none() -> None:
     assert r.accel is None and r.gyro is None
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "field"),
-    [
-        ({"q": (0.0, np.nan, 0.0, 1.0)}, "orientation"),
-        ({"a": (0.0, 0.0, np.inf)}, "linear_acceleration"),
-        ({"w": (np.nan, 0.0, 0.0)}, "angular_velocity"),
-    ],
-)
-def test_imu_non_finite_raises(kwargs: dict, field: str) -> None:
+def test_imu_non_finite_parts_pass_through_to_be_judged_one_by_one() -> None:
+    r = imu_to_reading(imu(q=(0.0, np.nan, 0.0, 1.0), w=(np.nan, 0.0, 0.0)))
+    assert np.isnan(r.orientation_xyzw[1]) and np.isnan(r.gyro[0])
+    np.testing.assert_array_equal(r.accel, [0, 0, 9.81])  # the good part survives the bad one
+    assert r.orientation_covariance.shape == (9,)
+
+
+def test_imu_non_numeric_quaternion_raises() -> None:
+    msg = imu()
+    msg.orientation = None
     with pytest.raises(MessageError) as e:
-        imu_to_reading(imu(**kwargs))
-    assert e.value.field == field and "non-finite" in e.value.reason
+        imu_to_reading(msg)
+    assert e.value.field == "orientation"
 
 
 def test_imu_zero_reading_passes_to_estimator_which_falls_back() -> None:
@@ -347,3 +364,18 @@ def test_imu_message_to_gravity_end_to_end() -> None:
     e = est.gravity_at(r.stamp_ns)
     assert e.source == "imu_accel" and "flagged invalid" in e.reason
     np.testing.assert_allclose(e.gravity, [0.0, math.cos(t), math.sin(t)], atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("model", "d", "low", "high"),
+    [
+        ("plumb_bob", [0.0] * 5, 0.0, 0.0),
+        ("plumb_bob", [1e-7, 0, 0, 0, 0], 0.0, 0.01),
+        ("plumb_bob", [-0.3, 0.1, 0, 0, 0], 20.0, 200.0),  # a wide-angle lens: tens of pixels
+        ("equidistant", [0.1, 0.0, 0.0, 0.0], 5.0, 500.0),
+        ("unknown_model", [0.1], math.inf, math.inf),
+    ],
+)
+def test_distortion_is_measured_at_the_image_corners(model: str, d: list, low: float, high: float) -> None:
+    ci = camera_info_to_intrinsics(camera_info(distortion_model=model, d=np.array(d, dtype=np.float64)))
+    assert low <= ci.distortion_px() <= high

@@ -16,8 +16,11 @@ def test_demo_runs_end_to_end(tmp_path):
     assert main(["demo", "--out", str(out), "--seconds", "0.5"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == 15 and summary["frames_with_output"] == 15
-    assert summary["persons"] >= 15
-    assert summary["frames_scored"] == 15 and summary["mpjpe_mm"] > 0
+    assert summary["persons"] == 15 and summary["frames_scored"] == 15
+    # Deterministic: the sequence is rendered from seed 0 and ONNX Runtime is exact to ~1e-5, so the
+    # shipped checkpoint's errors on it are pinned (they change only with the checkpoint or the pipeline).
+    errors = {k: summary[k] for k in ("mpjpe_mm", "pa_mpjpe_mm", "w_mpjpe_mm")}
+    assert errors == pytest.approx({"mpjpe_mm": 109.64, "pa_mpjpe_mm": 63.70, "w_mpjpe_mm": 181.13}, abs=0.05)
     for name in ("overlay.gif", "world_view.png", "latency.png", "input.mcap"):
         assert (out / name).is_file(), name
     assert list((out / "output").glob("*.mcap"))

@@ -62,3 +62,21 @@ def test_resolve_names_every_body_in_one_place(tmp_path):
     assert resolve("lowres").name == "whmr-free-lowres" and resolve("lowres").path.is_file()
     with pytest.raises(FileNotFoundError, match=r"nope\.pkl"):
         resolve(tmp_path / "nope.pkl")
+
+
+@pytest.mark.slow  # two ONNX exports of the shipped network
+def test_a_corrupt_cached_onnx_export_is_exported_again(tmp_path, monkeypatch, caplog):
+    """A torn cache file used to be refused on every start ("not a loadable ONNX model")."""
+    from whmr_core.export.onnx_export import file_sha256
+    from whmr_core.model_io import shipped_checkpoint
+    from whmr_core.runtime.factory import default_engine
+
+    monkeypatch.setenv("WHMR_CACHE_DIR", str(tmp_path))
+    cached = tmp_path / f"whmr-{file_sha256(shipped_checkpoint() / 'model.safetensors')[:12]}.onnx"
+    default_engine("onnxruntime")
+    data = cached.read_bytes()
+    cached.write_bytes(data[: len(data) // 2])
+    engine = default_engine("onnxruntime")
+    assert engine.kind == "onnxruntime" and engine.crop_hw == (128, 128)
+    assert "cached ONNX export unusable" in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == [cached.name]  # no temporaries left

@@ -263,7 +263,7 @@ def test_unknown_camera_from_imu_falls_back_until_set() -> None:
 
 def test_no_parameter_source_raises() -> None:
     est = GravityEstimator(CAM_FROM_IMU, sources=("imu_orientation", "tf"))
-    with pytest.raises(GravityUnavailableError, match="imu_orientation: no readings; tf: no gravity"):
+    with pytest.raises(GravityUnavailableError, match="imu_orientation: no IMU messages; tf: no gravity"):
         est.gravity_at(0)
     assert est.gravity_at(0, tf_gravity=[0, 2, 0]).source == "tf"
 
@@ -300,3 +300,12 @@ def test_buffer_window_and_reset() -> None:
 def test_bad_configuration_rejected(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         GravityEstimator(CAM_FROM_IMU, **kwargs)
+
+
+def test_an_imu_clock_jump_back_restarts_the_buffers_instead_of_rejecting_every_reading() -> None:
+    est = GravityEstimator(CAM_FROM_IMU)
+    for i in range(100):
+        est.add_imu(i * 10 * MS, q_pitch(10))
+    assert est.add_imu(5 * MS, q_pitch(30)) == []  # 985 ms back: a bag loop, not a late reading
+    assert est.clock_resets == 1
+    np.testing.assert_allclose(est.gravity_at(5 * MS).gravity, expected_pitch(30), atol=1e-9)

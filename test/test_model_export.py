@@ -78,6 +78,5 @@ def test_aux_heads_are_not_in_the_inference_graph(net_body):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["r50-hybrid", "vitb-hybrid", "vitb-param"])
-def test_big_configs_export_and_match_onnxruntime(net_body, tmp_path, name):
-    torch.manual_seed(0)
-    _export_and_compare(build_model(name, net_body), tmp_path, n_run=1)
+def test_big_configs_export_and_match_onnxruntime(big_model, tmp_path, name):
+    _export_and_compare(big_model(name), tmp_path, n_run=1)

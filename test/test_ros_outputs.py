@@ -158,7 +158,7 @@ def test_nan_imu_is_dropped_and_gravity_falls_back_with_a_reason():
     assert out.result.gravity_source == "imu_accel"  # the second message's accelerometer was fine
     host2, _ = _host(config=HostConfig(camera_from_imu=(0.0, 0.0, 0.0, 1.0)))
     out2 = host2.process(host2.on_image(image_msg(host2.kit, RGB, 3)))
-    assert out2.result.gravity_source == "parameter" and "no readings" in out2.result.gravity_reason
+    assert out2.result.gravity_source == "parameter" and "no IMU messages" in out2.result.gravity_reason
     assert "gravity" in host2.dropped
 
 

@@ -248,6 +248,7 @@ def test_evaluation_protocols_through_the_h36m_regressor(batch_and_model, tmp_pa
         evaluate(net, loader, protocol="lsp")
 
 
+@pytest.mark.slow
 def test_train_all_stages_writes_checkpoints_and_metrics(tiny_data, tmp_path):
     cfg = tiny_config(tiny_data)
     model_dir = Trainer(cfg, tmp_path / "run").run([1, 2, 3])
@@ -274,6 +275,7 @@ def test_lr_factor_warms_up_then_follows_the_schedule():
         StageConfig(schedule="linear")
 
 
+@pytest.mark.slow
 def test_resume_after_a_crash_continues_at_the_same_step(tiny_data, tmp_path, monkeypatch):
     # A warm-up + cosine schedule: a resume that forgot the scheduler's state would step at another rate.
     steps = StageConfig(epochs=2, max_steps=4, lr=1e-3, schedule="cosine", warmup_steps=2)
@@ -346,3 +348,36 @@ def test_shipped_training_configs_parse(path):
     from whmr_core.model.config import NAMED_CONFIGS  # the model must be a known config
 
     assert cfg.model in NAMED_CONFIGS
+
+
+def test_resume_after_a_crash_between_the_checkpoint_renames(tiny_data, tmp_path, monkeypatch, caplog):
+    """Killed after ``last`` -> ``last.old`` and before ``last.tmp`` -> ``last``: --resume continues from
+    the newest complete checkpoint (it used to restart the stage silently)."""
+    import whmr_core.training.trainer as trainer_mod
+
+    cfg = tiny_config(tiny_data, stage1=StageConfig(epochs=2, max_steps=4, lr=1e-4), checkpoint_every=2)
+    cfg = replace(cfg, data=replace(cfg.data, val=None))
+    real_rename = Path.rename
+
+    def rename(self, target):
+        if self.name == "last.tmp" and (self.parent / "last.old").is_dir():
+            raise _Crash("killed between the renames")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(_Crash):
+        Trainer(cfg, tmp_path / "run").train_stage(1)  # the step-4 save dies: last.old (2), last.tmp (4)
+    monkeypatch.setattr(Path, "rename", real_rename)
+    steps = {"n": 0}
+    real_losses = trainer_mod.compute_losses
+
+    def counting(*a, **k):
+        steps["n"] += 1
+        return real_losses(*a, **k)
+
+    monkeypatch.setattr(trainer_mod, "compute_losses", counting)
+    Trainer(cfg, tmp_path / "run").train_stage(1, resume=True)
+    assert steps["n"] == 0  # resumed at step 4 of 4, nothing retrained
+    assert "last.tmp (step 4)" in caplog.text
+    stage_dir = next((tmp_path / "run").rglob("last")).parent
+    assert sorted(p.name for p in stage_dir.iterdir()) == ["final", "last"]

@@ -170,8 +170,8 @@ def camera_info_msg(kit, K: np.ndarray, wh: tuple[int, int], stamp_ns: int, fram
                    d=np.zeros(5))  # fmt: skip
 
 
-def imu_msg(kit, stamp_ns: int, quat_xyzw=None, accel=None, frame_id: str = "imu"):
-    cov_o = np.zeros(9)
+def imu_msg(kit, stamp_ns: int, quat_xyzw=None, accel=None, frame_id: str = "imu", orientation_cov=None):
+    cov_o = np.zeros(9) if orientation_cov is None else np.asarray(orientation_cov, dtype=np.float64)
     if quat_xyzw is None:
         cov_o[0], quat_xyzw = -1.0, (0.0, 0.0, 0.0, 1.0)
     a = (0.0, 0.0, 9.81) if accel is None else accel

@@ -8,13 +8,16 @@ A checkpoint is a directory::
     meta.json           human-readable summary (config, stage, step, metrics)
 
 It is written to ``<dir>.tmp`` and renamed over ``<dir>`` only when complete, so a crash mid-write never
-leaves a half checkpoint where resuming would look for one.
+leaves a half checkpoint where resuming would look for one. Replacing one takes two renames (``<dir>`` ->
+``<dir>.old``, ``<dir>.tmp`` -> ``<dir>``); ``recover_checkpoint`` finishes a save that a crash cut between
+them, so a resume continues from the newest complete checkpoint instead of starting over.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 from collections.abc import Mapping
@@ -30,8 +33,11 @@ __all__ = [
     "architecture_hash",
     "load_checkpoint",
     "load_weights",
+    "recover_checkpoint",
     "save_checkpoint",
 ]
+
+log = logging.getLogger(__name__)
 
 WEIGHTS = "model.safetensors"
 INT8_SCALE = "::int8_scale"  # suffix of the per-channel scales of int8-stored weights
@@ -110,13 +116,53 @@ def save_checkpoint(
     old = path.with_name(path.name + ".old")
     if path.exists():
         if old.exists():
-            shutil.rmtree(old)
+            shutil.rmtree(old)  # <dir> is complete: the older copy is no longer needed
         path.rename(old)
+    # Between these renames only <dir>.old and <dir>.tmp exist (recover_checkpoint); <dir>.old goes only
+    # once the new <dir> is in place.
     tmp.rename(path)
     _fsync_dir(path.parent)
     if old.exists():
         shutil.rmtree(old)
     return path
+
+
+def _complete(path: Path) -> dict[str, Any] | None:
+    """meta.json of a fully written checkpoint directory (it is written last), else None."""
+    try:
+        meta = json.loads((path / META).read_text())
+        from safetensors import safe_open
+
+        with safe_open(str(path / WEIGHTS), framework="pt"):  # reads and checks the header only
+            pass
+    except (OSError, ValueError, SafetensorError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def recover_checkpoint(path: str | Path) -> bool:
+    """Whether a complete checkpoint is at ``path``, after finishing a save a crash interrupted.
+
+    With ``path`` missing, the newest complete one of ``<dir>.tmp`` (the save in progress) and
+    ``<dir>.old`` (the one it replaced) is renamed to ``path``, with a warning naming both."""
+    path = Path(path)
+    if path.is_dir():
+        return True
+    for candidate in (path.with_name(path.name + ".tmp"), path.with_name(path.name + ".old")):
+        meta = _complete(candidate) if candidate.is_dir() else None
+        if meta is None:
+            continue
+        log.warning(
+            "checkpoint %s: missing (a save was interrupted between its renames); using %s (step %s)",
+            path, candidate, meta.get("step", "?"),
+        )  # fmt: skip
+        candidate.rename(path)
+        _fsync_dir(path.parent)
+        old = path.with_name(path.name + ".old")
+        if old.is_dir():  # the save is finished now, as save_checkpoint would have
+            shutil.rmtree(old)
+        return True
+    return False
 
 
 def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -80,7 +80,9 @@ def setting(
     default_factory: Any = dataclasses.MISSING,
 ) -> Any:
     """A dataclass field with its description and range (``low_open``: low itself is not allowed)."""
-    meta = {"description": description, "range": Range(low, high, low_open, high_open)}
+    meta: dict[str, Any] = {"description": description}
+    if low is not None or high is not None:  # unbounded settings carry no range (ROS: none declared)
+        meta["range"] = Range(low, high, low_open, high_open)
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)

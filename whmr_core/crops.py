@@ -20,6 +20,7 @@ __all__ = [
     "crop_to_image",
     "crop_to_image_affine",
     "extract_crops",
+    "image_to_crop_affine",
     "normalise_pixels",
     "square_boxes",
 ]
@@ -62,6 +63,19 @@ def crop_to_image_affine(centre: np.ndarray, size: float, crop_hw: tuple[int, in
     cx, cy = (float(v) for v in centre)
     # The crop's centre ((w-1)/2, (h-1)/2) lands on the box centre; the square's margins are cut equally.
     return np.array([[k, 0.0, cx - k * (w - 1) / 2], [0.0, k, cy - k * (h - 1) / 2]])
+
+
+def image_to_crop_affine(
+    centre: np.ndarray, size: float, crop_hw: tuple[int, int], rotation: np.ndarray | None = None
+) -> np.ndarray:
+    """(2,3) affine taking image pixels to crop pixels: the inverse of ``crop_to_image_affine``, after an
+    optional in-plane ``rotation`` (2x2) of the image about the box centre (training augmentation)."""
+    m = crop_to_image_affine(centre, size, crop_hw)
+    k, offset = m[0, 0], m[:, 2]
+    r = np.eye(2) if rotation is None else np.asarray(rotation, dtype=np.float64)
+    c = np.asarray(centre, dtype=np.float64)
+    # crop = (R (x - c) + c - offset) / k
+    return np.concatenate([r / k, ((c - r @ c - offset) / k)[:, None]], axis=1)
 
 
 def crop_to_image(

@@ -254,6 +254,22 @@ class CropAdapter(torch.nn.Module):
         return self.model(network_crops(self.model.crop_hw, img), glob_info, cam_rotation)
 
 
+def _annotation_file(data: Any) -> Any:
+    """The annotation file to evaluate: ``data`` itself, or a ``whmr synth`` folder's val.npz, else its
+    train.npz (said, as those numbers are not held out)."""
+    if not data.is_dir():
+        if not data.is_file():
+            raise FileNotFoundError(f"{data}: no annotation file (give a .npz or a whmr synth folder)")
+        return data
+    for split in ("val", "train"):
+        ann = data / f"{split}.npz"
+        if ann.is_file():
+            if split != "val":
+                print(f"whmr eval: {data} has no val.npz; evaluating its {split} split ({ann.name})")
+            return ann
+    raise FileNotFoundError(f"{data}: neither val.npz nor train.npz (not a whmr synth folder?)")
+
+
 def eval_main(args: Any) -> int:
     """``whmr eval``: metrics of a checkpoint (default: the shipped one) on an annotated data set."""
     import json
@@ -265,11 +281,7 @@ def eval_main(args: Any) -> int:
     from whmr_core.data.dataset import HumanDataset
     from whmr_core.model_io import build_from_checkpoint
 
-    data = Path(args.data)
-    ann = data / "val.npz" if data.is_dir() else data
-    if not ann.is_file():
-        print(f"whmr eval: no annotation file at {ann} (give a .npz or a whmr synth folder with val.npz)")
-        return 2
+    ann = _annotation_file(Path(args.data))
     model = build_from_checkpoint(args.checkpoint)
     protocol = getattr(args, "protocol", None) or "synthetic"
     if protocol not in PROTOCOLS:

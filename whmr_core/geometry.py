@@ -10,6 +10,8 @@ image_wh (N,2), tz (N,), focal (N,) or (N,2), principal_point (N,2), gravity_cam
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -17,7 +19,9 @@ from whmr_core._checks import check_batch, check_positive, check_tensor
 from whmr_core.rotations import cross
 
 __all__ = [
+    "FOV_RANGE_DEG",
     "GRAVITY_FROM_G",
+    "camera_matrix_problem",
     "camera_rotation_from_gravity",
     "depth_from_focal",
     "focal_from_depth",
@@ -211,3 +215,23 @@ def camera_rotation_from_gravity(gravity_cam: torch.Tensor, eps: float = 1e-6) -
     z_g = fwd / torch.linalg.vector_norm(fwd, dim=-1, keepdim=True)
     x_g = cross(g, z_g)
     return torch.stack([x_g, g, z_g], dim=-1)
+
+
+# A pinhole camera's field of view lies between these (degrees, per axis): a focal length outside is a
+# unit mistake (metres, millimetres) or a corrupt K, not a lens.
+FOV_RANGE_DEG = (0.5, 179.0)
+
+
+def camera_matrix_problem(K: np.ndarray, width: int, height: int) -> str:
+    """Why a 3x3 camera matrix cannot describe a ``width`` x ``height`` image ("" when it can): a
+    principal point outside the image, or a focal length no lens has (``FOV_RANGE_DEG``)."""
+    cx, cy = float(K[0, 2]), float(K[1, 2])
+    if not (0.0 <= cx <= width and 0.0 <= cy <= height):
+        return f"principal point ({cx:g}, {cy:g}) lies outside the {width}x{height} image"
+    lo, hi = FOV_RANGE_DEG
+    for axis, f, size in (("fx", float(K[0, 0]), width), ("fy", float(K[1, 1]), height)):
+        fov = math.degrees(2 * math.atan(size / (2 * f))) if f > 0 else math.inf
+        if not lo <= fov <= hi:
+            return (f"{axis}={f:g} px gives a {fov:.3g} deg field of view over {size} px, not a camera's "
+                    f"({lo:g} to {hi:g} deg)")  # fmt: skip
+    return ""

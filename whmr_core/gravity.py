@@ -6,7 +6,9 @@ world frame W with z up (ENU, REP 103/145). Rotations are 3x3 matrices acting on
 ROS's (x, y, z, w); ``whmr_core.rotations`` uses (w, x, y, z) internally. Time stamps are int nanoseconds.
 
 Sources, in the default order of preference:
-  ``imu_orientation``  IMU orientation (REP 145: orientation of I w.r.t. W), unless flagged invalid;
+  ``imu_orientation``  IMU orientation (REP 145: orientation of I w.r.t. W), unless flagged invalid, its
+                       roll/pitch variance is above ``max_tilt_variance`` or its down direction disagrees
+                       with the low-passed accelerometer by more than ``max_disagreement_deg``;
   ``imu_accel``        low-passed accelerometer (at rest it reads +g upward, so gravity is -a/|a|);
   ``tf``               a gravity-aligned fixed frame looked up in TF at the image stamp (by the caller);
   ``parameter``        a fixed gravity vector (default: level camera, gravity along +y).
@@ -19,6 +21,7 @@ import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -198,6 +201,8 @@ class GravityEstimator:
         buffer_ns: int = 2_000_000_000,
         accel_time_constant_s: float = 0.5,
         accel_norm_range: tuple[float, float] = (4.9, 14.7),
+        max_tilt_variance: float = 0.03,
+        max_disagreement_deg: float = 30.0,
     ) -> None:
         unknown = [s for s in sources if s not in SOURCES]
         if unknown or not sources or len(set(sources)) != len(sources):
@@ -209,11 +214,17 @@ class GravityEstimator:
         lo, hi = accel_norm_range
         if not 0 < lo < hi:
             raise ValueError(f"accel_norm_range: expected 0 < low < high, got {accel_norm_range}")
+        if not max_tilt_variance > 0:
+            raise ValueError(f"max_tilt_variance: must be > 0 rad^2, got {max_tilt_variance}")
+        if not 0 < max_disagreement_deg <= 180:
+            raise ValueError(f"max_disagreement_deg: must be in (0, 180], got {max_disagreement_deg}")
         self.sources = tuple(sources)
         self.parameter_gravity = _unit(np.asarray(parameter_gravity, dtype=np.float64), "parameter_gravity")
         self.max_age_ns = int(max_age_ns)
         self.accel_time_constant_s = float(accel_time_constant_s)
         self.accel_norm_range = (float(lo), float(hi))
+        self.max_tilt_variance = float(max_tilt_variance)
+        self.max_disagreement_deg = float(max_disagreement_deg)
         self.camera_from_imu: np.ndarray | None = None
         if camera_from_imu is not None:
             self.set_camera_from_imu(camera_from_imu)
@@ -222,6 +233,8 @@ class GravityEstimator:
         self._accel_state: np.ndarray | None = None
         self.rejected = 0
         self.last_rejection = ""
+        self.messages = 0  # IMU readings offered (kept across reset: it tells "no IMU" from "no TF")
+        self.clock_resets = 0  # times the IMU clock jumped back and the buffers restarted
         self._last_problem: dict[str, str] = {}  # per IMU source, to explain an empty buffer
 
     def set_camera_from_imu(self, rotation: Sequence[float] | np.ndarray) -> None:
@@ -250,35 +263,70 @@ class GravityEstimator:
         accel: Sequence[float] | np.ndarray | None = None,
         *,
         orientation_covariance0: float = 0.0,
+        orientation_covariance: Sequence[float] | np.ndarray | None = None,
     ) -> list[str]:
         """Add one IMU reading; returns the reasons its parts were rejected ([] when all were used).
 
-        ``orientation_covariance0 == -1`` flags the orientation invalid (sensor_msgs/Imu convention).
-        Rejected parts are counted in ``rejected`` with the last reason in ``last_rejection``.
+        Orientation and acceleration are judged separately: a bad one never discards the other.
+        ``orientation_covariance`` (9 values, roll/pitch/yaw about the fixed axes, rad^2, REP 145) or its
+        first value ``orientation_covariance0``: -1 flags the orientation invalid (sensor_msgs/Imu); only
+        roll and pitch variances are judged (gravity does not depend on yaw, often unknown). Rejected
+        parts are counted in ``rejected`` with the last reason in ``last_rejection``.
         """
         stamp_ns = int(stamp_ns)
+        self.messages += 1
+        newest = max((x for x in (self._orientation.last_stamp, self._accel.last_stamp) if x is not None),
+                     default=None)  # fmt: skip
+        if newest is not None and stamp_ns < newest - self.max_age_ns:
+            # The IMU clock jumped back (a bag loops, a simulation resets), not a late reading: start
+            # afresh on the new clock instead of rejecting every reading until it catches up.
+            self.reset()
+            self.clock_resets += 1
         problems: list[str] = []
-        if orientation_covariance0 == -1:
-            problems.append("orientation: flagged invalid (orientation_covariance[0] == -1)")
-        elif orientation_xyzw is not None:
-            last = self._orientation.last_stamp
-            if last is not None and stamp_ns <= last:
-                problems.append(f"orientation: stamp {stamp_ns} not after the previous {last}")
-            else:
-                try:
-                    self._orientation.append(stamp_ns, _check_xyzw(orientation_xyzw, "orientation"))
-                except ValueError as e:
-                    problems.append(str(e))
-        for p in problems:
-            self._last_problem["imu_orientation"] = p
-        if accel is not None:
+        if accel is not None:  # first: the orientation is checked against the filter including it
             problem = self._add_accel(stamp_ns, accel)
             if problem:
                 problems.append(problem)
                 self._last_problem["imu_accel"] = problem
+        cov = None if orientation_covariance is None else np.asarray(orientation_covariance, np.float64)
+        if cov is not None and cov.size:
+            orientation_covariance0 = float(cov.reshape(-1)[0])
+        problem = ""
+        if orientation_covariance0 == -1:
+            problem = "orientation: flagged invalid (orientation_covariance[0] == -1)"
+        elif orientation_xyzw is not None:
+            problem = self._add_orientation(stamp_ns, orientation_xyzw, cov)
+        if problem:
+            problems.append(problem)
+            self._last_problem["imu_orientation"] = problem
         for p in problems:
             self._reject(p)
         return problems
+
+    def _add_orientation(self, stamp_ns: int, orientation_xyzw: Any, cov: np.ndarray | None) -> str:
+        last = self._orientation.last_stamp
+        if last is not None and stamp_ns <= last:
+            return f"orientation: stamp {stamp_ns} not after the previous {last}"
+        try:
+            q = _check_xyzw(orientation_xyzw, "orientation")
+        except ValueError as e:
+            return str(e)
+        if cov is not None and cov.size == 9:
+            tilt_var = max(cov[0], cov[4])
+            if not np.isfinite(tilt_var) or tilt_var > self.max_tilt_variance:
+                return (f"orientation: roll/pitch variance {tilt_var:.3g} rad^2 above max_tilt_variance "
+                        f"{self.max_tilt_variance:.3g} (the IMU says it does not know its tilt)")  # fmt: skip
+        accel_last = self._accel.last_stamp
+        if self._accel_state is not None and accel_last is not None:
+            if abs(stamp_ns - accel_last) <= self.max_age_ns:
+                down = _xyzw_to_matrix(q).T @ WORLD_DOWN  # gravity in I by the orientation
+                cos = float(np.clip(np.dot(down, self._accel_state), -1.0, 1.0))
+                off = math.degrees(math.acos(cos))
+                if off > self.max_disagreement_deg:
+                    return (f"orientation: disagrees with the low-passed accelerometer by {off:.0f} deg "
+                            f"(max_disagreement_deg {self.max_disagreement_deg:g})")  # fmt: skip
+        self._orientation.append(stamp_ns, q)
+        return ""
 
     def _add_accel(self, stamp_ns: int, accel: Sequence[float] | np.ndarray) -> str:
         a = np.asarray(accel, dtype=np.float64)
@@ -314,7 +362,10 @@ class GravityEstimator:
         near = [k for k in (i, j) if k is not None and abs(series.stamps[k] - stamp_ns) <= self.max_age_ns]
         if not near:
             age = min(abs(series.stamps[k] - stamp_ns) for k in (i, j) if k is not None)
-            return None, f"{name}: stale, nearest reading {age / 1e6:.1f} ms from the image stamp"
+            last = self._last_problem.get(name)
+            return None, f"{name}: stale, nearest reading {age / 1e6:.1f} ms from the image stamp" + (
+                f" (last rejected: {last})" if last else ""
+            )
         if len(near) == 2 and series.stamps[j] != series.stamps[i]:
             t = (stamp_ns - series.stamps[i]) / (series.stamps[j] - series.stamps[i])
             age = min(stamp_ns - series.stamps[i], series.stamps[j] - stamp_ns)
@@ -323,6 +374,8 @@ class GravityEstimator:
         return (series.values[k], series.values[k], 0.0, abs(series.stamps[k] - stamp_ns)), ""
 
     def _from_orientation(self, stamp_ns: int) -> tuple[np.ndarray | None, int | None, str]:
+        if not self.messages:
+            return None, None, "imu_orientation: no IMU messages"
         if self.camera_from_imu is None:
             return None, None, "imu_orientation: camera <- imu rotation unknown"
         s, why = self._sample(self._orientation, stamp_ns, "imu_orientation")
@@ -332,6 +385,8 @@ class GravityEstimator:
         return gravity_from_orientation(slerp_xyzw(q0, q1, t), self.camera_from_imu), age, ""
 
     def _from_accel(self, stamp_ns: int) -> tuple[np.ndarray | None, int | None, str]:
+        if not self.messages:
+            return None, None, "imu_accel: no IMU messages"
         if self.camera_from_imu is None:
             return None, None, "imu_accel: camera <- imu rotation unknown"
         s, why = self._sample(self._accel, stamp_ns, "imu_accel")

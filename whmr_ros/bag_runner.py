@@ -8,6 +8,12 @@ IMU readings after it (for interpolation) and its detections (often logged later
 
 What is written when (topology once, markers throttled on bag time, diagnostics every second of bag
 time) is the node's ``OutputScheduler``; topic names, QoS and the bag version are ``bag_format``'s.
+
+A run is never lost: a frame or record that fails is dropped with a diagnostic (as the node does); the
+output is written to ``OUT.partial`` and renamed to ``OUT`` at the end; on SIGINT/SIGTERM or a fatal
+error the writer is closed cleanly, so ``OUT.partial`` is a valid bag of what was processed (a rerun
+replaces it). A truncated input (a recording cut short) is read up to the cut (``bag_input``), processed
+and reported; a last ``/diagnostics`` message closes every output bag.
 """
 
 from __future__ import annotations
@@ -15,6 +21,10 @@ from __future__ import annotations
 import argparse
 import heapq
 import logging
+import shutil
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -26,6 +36,7 @@ from whmr_core.runtime.config import PipelineConfig
 from whmr_core.runtime.engines import Engine
 from whmr_core.runtime.pipeline import Pipeline
 from whmr_ros.bag_format import BAG_VERSION, INPUT_TOPICS, OUTPUT_TOPICS, qos_profiles
+from whmr_ros.bag_input import open_bag
 from whmr_ros.conversions import MessageError, header_stamp_ns
 from whmr_ros.host import HostConfig, WhmrHost
 from whmr_ros.message_kit import RosbagsKit
@@ -33,7 +44,15 @@ from whmr_ros.message_types import typestore
 from whmr_ros.scheduler import OutputRates, OutputScheduler
 from whmr_ros.tf_buffer import TransformBuffer
 
-__all__ = ["BagRunConfig", "BagSummary", "BagTopics", "bag_main", "build_bag_parser", "run_bag"]
+__all__ = [
+    "BagRunConfig",
+    "BagRunError",
+    "BagSummary",
+    "BagTopics",
+    "bag_main",
+    "build_bag_parser",
+    "run_bag",
+]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +95,18 @@ class BagRunConfig:
     distro: str = "ROS2_JAZZY"
 
 
+# The message type each input topic must hold (checked before reading: a CompressedImage topic given as
+# the image would otherwise drop every frame one by one).
+INPUT_TYPES = {
+    "image": ("sensor_msgs/msg/Image",),
+    "camera_info": ("sensor_msgs/msg/CameraInfo",),
+    "imu": ("sensor_msgs/msg/Imu",),
+    "detections": ("vision_msgs/msg/Detection2DArray",),
+    "tf": ("tf2_msgs/msg/TFMessage",),
+    "tf_static": ("tf2_msgs/msg/TFMessage",),
+}
+
+
 @dataclass
 class BagSummary:
     images: int = 0
@@ -85,6 +116,55 @@ class BagSummary:
     last_problem: dict[str, str] = field(default_factory=dict)
     copied: int = 0
     latency_ms: list[float] = field(default_factory=list)  # per processed image: pipeline wall time
+    output: Path | None = None  # the output bag: OUT, or OUT.partial when the run stopped early
+    truncated: str = ""  # why the input could not be read to its end ("" = read completely)
+    interrupted: str = ""  # "SIGINT" / "SIGTERM" when a signal stopped the run
+
+    def no_output_reason(self) -> str:
+        """Why no frame was processed (the most frequent problems), for the command line."""
+        if not self.images:
+            return "the image topic holds no messages"
+        worst = sorted(self.dropped.items(), key=lambda kv: -kv[1])[:3]
+        return "; ".join(f"{k}: {self.last_problem.get(k, '')} ({n}x)" for k, n in worst) or "unknown"
+
+
+class BagRunError(RuntimeError):
+    """A fatal error ended the run; the output up to it is a valid bag at ``summary.output``."""
+
+    def __init__(self, message: str, summary: BagSummary) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+class _StopRequest:
+    """SIGINT/SIGTERM ask the run to stop after the current record (the writer then closes cleanly);
+    a second signal stops at once (KeyboardInterrupt, still closing the writer)."""
+
+    def __init__(self) -> None:
+        self.signal = ""
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        if self.signal:
+            raise KeyboardInterrupt
+        self.signal = signal.Signals(signum).name
+        log.warning(
+            "%s: stopping after this frame and closing the output (again to stop at once)", self.signal
+        )
+
+    def __enter__(self) -> _StopRequest:
+        if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class _OutputError(RuntimeError):
+    """Writing the output bag failed; ends the run (after closing the writer)."""
 
 
 class _BagSink:
@@ -95,9 +175,11 @@ class _BagSink:
         self.log_time = 0  # the log time of the image being answered
 
     def publish(self, name: str, msg: Any) -> None:
-        self.writer.write(
-            self.connections[name], self.log_time, self.store.serialize_cdr(msg, msg.__msgtype__)
-        )
+        raw = self.store.serialize_cdr(msg, msg.__msgtype__)
+        try:
+            self.writer.write(self.connections[name], self.log_time, raw)
+        except Exception as e:  # the output itself failed (disk full): fatal, not one frame's problem
+            raise _OutputError(f"writing {name}: {e}") from e
 
     def wanted(self, name: str) -> bool:
         return name in self.connections
@@ -128,6 +210,7 @@ class _BagRun:
         self.summary = BagSummary()
         self.pending: list[tuple[int, int, int, Any]] = []  # (stamp, sequence, log time, image message)
         self._seq = 0
+        self.last_stamp: int | None = None
         self.copied: dict[str, Any] = {}
         t = self.topics
         self.inputs = {t.image, t.camera_info, t.imu, t.tf, t.tf_static, t.detections} - {""}
@@ -162,7 +245,7 @@ class _BagRun:
 
     def feed(self, reader: Any, writer: Any, c: Any, log_time: int, raw: bytes) -> None:
         """One input record: copy it, route it to the host, then answer the images it lets through."""
-        t, host = self.topics, self.host
+        host = self.host
         if c.topic in self.copied:
             writer.write(self.copied[c.topic], log_time, raw)
             self.summary.copied += 1
@@ -173,6 +256,15 @@ class _BagRun:
         except Exception as e:  # a corrupt record must not end the run
             host.problem(c.topic, f"undecodable {c.msgtype}: {e}")
             return
+        try:
+            self._route(c, log_time, msg)
+        except _OutputError:
+            raise
+        except Exception as e:  # an unforeseen fault in one record costs that record, not the run
+            host.problem(c.topic, f"dropped: {type(e).__name__}: {e}")
+
+    def _route(self, c: Any, log_time: int, msg: Any) -> None:
+        t, host = self.topics, self.host
         if c.topic == t.image:
             self.summary.images += 1
             try:  # queued raw: K, IMU and detections logged just after it are then in
@@ -204,8 +296,23 @@ class _BagRun:
         while self.pending and (until_ns is None or self.pending[0][0] + lookahead <= until_ns):
             stamp, _, log_time, image = heapq.heappop(self.pending)
             self.sink.log_time = log_time
-            self._answer(stamp, image)
-            self.scheduler.tick(stamp)
+            self.last_stamp = stamp
+            try:
+                self._answer(stamp, image)
+                self.scheduler.tick(stamp)
+            except _OutputError:
+                raise
+            except Exception as e:  # e.g. a parameter the pipeline cannot work with: this frame is lost
+                self.host.problem("frame", f"dropped: {type(e).__name__}: {e}")
+
+    def finish(self, truncated: str, interrupted: str) -> None:
+        """A last diagnostics message, so the bag ends on what went wrong (throttled ones may not)."""
+        if truncated:
+            self.host.problem("bag", f"input truncated: {truncated}")
+        if interrupted:
+            self.host.problem("bag", f"stopped by {interrupted}: the rest of the input was not processed")
+        if self.last_stamp is not None:
+            self.sink.publish("diagnostics", self.host.diagnostics(self.last_stamp))
 
     def _answer(self, stamp: int, image: Any) -> None:
         prepared = self.host.on_image(image)
@@ -235,8 +342,10 @@ def run_bag(
 ) -> BagSummary:
     """Process ``input_path`` (a bag directory or file) into a new mcap bag at ``output_path``.
 
-    ``on_frame(stamp_ns, FrameResult)`` is called for every processed image (the demo's metrics)."""
-    from rosbags.highlevel import AnyReader
+    ``on_frame(stamp_ns, FrameResult)`` is called for every processed image (the demo's metrics).
+    Returns the summary (``interrupted`` set when a signal stopped it: the output is then at
+    ``OUT.partial``); raises ``BagRunError`` after closing the output cleanly when a fatal error ended it.
+    """
     from rosbags.rosbag2 import StoragePlugin, Writer
 
     config = config or BagRunConfig()
@@ -244,31 +353,85 @@ def run_bag(
     output_path = Path(output_path)
     if output_path.exists():
         raise FileExistsError(f"{output_path}: output exists; remove it or choose another path")
-
-    with AnyReader([Path(input_path)], default_typestore=run.store) as reader:
-        by_topic = {c.topic: c for c in reader.connections}
-        if config.topics.image not in by_topic:
-            raise ValueError(
-                f"{input_path}: no image topic {config.topics.image!r}; topics: {sorted(by_topic)}"
-            )
-        missing = sorted(set(config.copy_topics) - set(by_topic))
-        if missing:
-            raise ValueError(f"{input_path}: topics to copy not in the bag: {missing}")
-        wanted = [c for c in reader.connections if c.topic in run.inputs or c.topic in config.copy_topics]
-        with Writer(output_path, version=BAG_VERSION, storage_plugin=StoragePlugin.MCAP) as writer:
+    partial = output_path.with_name(output_path.name + ".partial")
+    summary = run.summary
+    summary.output = partial
+    fatal: BaseException | None = None
+    with open_bag(input_path, run.store) as bag:
+        by_topic = {c.topic: c for c in bag.connections}
+        _check_topics(input_path, by_topic, config)
+        wanted = [c for c in bag.connections if c.topic in run.inputs or c.topic in config.copy_topics]
+        if partial.exists():  # left by a run that was killed outright: this run replaces it
+            log.warning("%s: replacing the partial output of an earlier run", partial)
+            shutil.rmtree(partial) if partial.is_dir() else partial.unlink()
+        with (
+            _StopRequest() as stop,
+            Writer(partial, version=BAG_VERSION, storage_plugin=StoragePlugin.MCAP) as writer,
+        ):
             run.open_outputs(writer, by_topic)
-            messages = reader.messages(connections=wanted)
+            messages: Any = bag.messages(wanted)
             if config.progress:
                 from tqdm import tqdm
 
                 messages = tqdm(messages, total=sum(c.msgcount for c in wanted), unit="msg", desc="whmr bag")
-            for c, log_time, raw in messages:
-                run.feed(reader, writer, c, log_time, raw)
-            run.flush(None)
-    summary = run.summary
+            try:
+                for c, log_time, raw in messages:
+                    run.feed(bag, writer, c, log_time, raw)
+                    if stop.signal:
+                        break
+                else:
+                    run.flush(None)
+            except KeyboardInterrupt:
+                stop.signal = stop.signal or "SIGINT"
+            except Exception as e:  # the writer, disk full, a bug: keep what was written
+                fatal = e
+            summary.truncated, summary.interrupted = bag.truncated, stop.signal
+            try:
+                run.finish(bag.truncated, stop.signal)
+            except Exception as e:
+                fatal = fatal or e
+        # The writer is closed here: OUT.partial holds a valid bag (footer, metadata.yaml).
     summary.dropped = dict(run.host.dropped)
     summary.last_problem = dict(run.host.last_problem)
+    if fatal is not None:
+        raise BagRunError(
+            f"{type(fatal).__name__}: {fatal} (the {summary.frames_with_output} frames processed before "
+            f"are in {partial})",
+            summary,
+        ) from fatal
+    if not summary.interrupted:
+        summary.output = _finalise(partial, output_path)
     return summary
+
+
+def _check_topics(input_path: str | Path, by_topic: dict[str, Any], config: BagRunConfig) -> None:
+    """The image topic must exist, every input topic present must hold its type, copies must exist."""
+    t = config.topics
+    if t.image not in by_topic:
+        raise ValueError(f"{input_path}: no image topic {t.image!r}; topics: {sorted(by_topic)}")
+    for name, types in INPUT_TYPES.items():
+        topic = getattr(t, name)
+        c = by_topic.get(topic) if topic else None
+        if c is not None and c.msgtype not in types:
+            hint = " (whmr reads raw images; decompress it with image_transport republish)" if (
+                name == "image" and "Compressed" in c.msgtype) else ""  # fmt: skip
+            raise ValueError(
+                f"{input_path}: {name} topic {topic!r} holds {c.msgtype}, expected {' or '.join(types)}{hint}"
+            )
+    missing = sorted(set(config.copy_topics) - set(by_topic))
+    if missing:
+        raise ValueError(f"{input_path}: topics to copy not in the bag: {missing}")
+
+
+def _finalise(partial: Path, output: Path) -> Path:
+    """Rename the complete ``OUT.partial`` to ``OUT``, its mcap file with it (metadata.yaml follows)."""
+    inner = partial / f"{partial.name}.mcap"
+    meta = partial / "metadata.yaml"
+    if inner.is_file() and meta.is_file():
+        inner.rename(partial / f"{output.name}.mcap")
+        meta.write_text(meta.read_text(encoding="utf-8").replace(inner.name, f"{output.name}.mcap"), "utf-8")
+    partial.rename(output)
+    return output
 
 
 def build_bag_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -320,6 +483,11 @@ def run_from_args(args: argparse.Namespace) -> int:
     from whmr_ros.params import load_params
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    # Before the minutes a model can take to load: the files a typo gets wrong.
+    if not Path(args.input).exists():
+        raise FileNotFoundError(f"{args.input}: input bag not found")
+    if Path(args.output).exists():
+        raise FileExistsError(f"{args.output}: output exists; remove it or choose another path")
     params = load_params(args.params) if args.params else None
     engine = load_engine(args.engine, args.model, threads=args.threads, config=args.network_config)
     topology = load_topology(args.body_model, engine=engine)
@@ -340,7 +508,18 @@ def run_from_args(args: argparse.Namespace) -> int:
     )
     summary = run_bag(args.input, args.output, engine, topology, config)
     done = f"{summary.images} images, {summary.frames_with_output} processed, {summary.bodies} bodies"
-    print(f"{done} -> {args.output}")
+    print(f"{done} -> {summary.output}")
     for k, v in sorted(summary.dropped.items()):
         print(f"  dropped/fallback {k}: {v} (last: {summary.last_problem.get(k, '')})")
+    if summary.truncated:
+        print(f"whmr bag: warning: input truncated: {summary.truncated}; processed what was readable",
+              file=sys.stderr)  # fmt: skip
+    if summary.interrupted:
+        n = summary.frames_with_output
+        print(f"whmr bag: stopped by {summary.interrupted}: the {n} processed frames are in "
+              f"{summary.output} (a valid bag; a rerun replaces it)", file=sys.stderr)  # fmt: skip
+        return 128 + signal.Signals[summary.interrupted].value
+    if not summary.frames_with_output:
+        print(f"whmr bag: error: no frame processed ({summary.no_output_reason()})", file=sys.stderr)
+        return 1
     return 0

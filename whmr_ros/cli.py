@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="World-frame human mesh recovery (W-HMR) for robots.",
     )
     parser.add_argument("--version", action="version", version=f"whmr {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="run the main job on the embedded default and print a summary")
@@ -154,16 +155,56 @@ def build_parser() -> argparse.ArgumentParser:
         help="also evaluate with this much IMU tilt error on the camera rotation (e.g. 3 5)",
     )  # fmt: skip
     ev.set_defaults(func=_cmd_eval)
+    for command in sub.choices.values():  # ``whmr bag ... --debug`` works as well as ``whmr --debug bag``
+        command.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
     return parser
 
 
+def _ordinary_errors() -> tuple[type[BaseException], ...]:
+    """What a user's input causes (a bad or missing file, a wrong option or topic, a corrupt bag): one
+    line, exit 2. Anything else is a fault of whmr's: one line too, exit 1, the traceback behind --debug."""
+    errors: list[type[BaseException]] = [ValueError, OSError, LookupError, EOFError]
+    try:
+        from rosbags.highlevel import AnyReaderError
+        from rosbags.rosbag2 import ReaderError, WriterError
+
+        errors += [AnyReaderError, ReaderError, WriterError]
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """``whmr`` itself: one error handler for every subcommand (``whmr <cmd>: error: <what>``)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    if args.debug:
+        return int(args.func(args) or 0)
+    cmd = f"whmr {args.command}"
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print(f"{cmd}: interrupted", file=sys.stderr)
+        return 130
+    except _ordinary_errors() as e:
+        print(f"{cmd}: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        print(f"{cmd}: internal error: {type(e).__name__}: {_one_line(e)} (--debug shows the traceback)",
+              file=sys.stderr)  # fmt: skip
+        return 1
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    if isinstance(e, OSError) and e.filename and str(e.filename) not in text:
+        text += f": {e.filename}"
+    return text
 
 
 if __name__ == "__main__":

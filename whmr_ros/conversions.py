@@ -11,11 +11,14 @@ message's own buffer; ours is numpy only, honours both and validates sizes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from whmr_core.geometry import camera_matrix_problem
 
 __all__ = [
     "ENCODINGS",
@@ -258,6 +261,25 @@ class CameraIntrinsics:
     def principal_point(self) -> tuple[float, float]:
         return float(self.K[0, 2]), float(self.K[1, 2])
 
+    def distortion_px(self) -> float:
+        """How far the lens moves the image corners from where a pinhole camera with K puts them (pixels):
+        what treating the image as pinhole costs. 0 for no or all-zero D; inf for an unknown model."""
+        if not self.D.size or not np.any(self.D):
+            return 0.0
+        import cv2
+
+        w, h = self.width, self.height
+        corners = np.array([[[0.0, 0.0]], [[w - 1.0, 0.0]], [[0.0, h - 1.0]], [[w - 1.0, h - 1.0]]])
+        model = self.distortion_model
+        if model in ("plumb_bob", "rational_polynomial") and self.D.size in (4, 5, 8, 12, 14):
+            undistorted = cv2.undistortPoints(corners, self.K, self.D, P=self.K)
+        elif model == "equidistant" and self.D.size == 4:
+            undistorted = cv2.fisheye.undistortPoints(corners, self.K, self.D, P=self.K)
+        else:
+            return math.inf
+        shift = np.linalg.norm(undistorted.reshape(-1, 2) - corners.reshape(-1, 2), axis=1)
+        return float(shift.max()) if np.isfinite(shift).all() else math.inf
+
 
 def camera_info_to_intrinsics(msg: object) -> CameraIntrinsics:
     """sensor_msgs/CameraInfo -> CameraIntrinsics, with K adjusted for ROI and binning (REP 104).
@@ -302,7 +324,14 @@ def camera_info_to_intrinsics(msg: object) -> CameraIntrinsics:
         K[0, :] /= bx
         K[1, :] /= by
         width, height = width // bx, height // by
+    _check_physical(K, width, height)
     return CameraIntrinsics(K, width, height, str(model), d, frame_id)
+
+
+def _check_physical(K: np.ndarray, width: int, height: int) -> None:
+    problem = camera_matrix_problem(K, width, height)
+    if problem:
+        raise MessageError("k", problem)
 
 
 # --- IMU ---------------------------------------------------------------------------------------------
@@ -319,13 +348,14 @@ class ImuReading:
     gyro: np.ndarray | None
     frame_id: str
     orientation_covariance0: float
+    orientation_covariance: np.ndarray | None = None  # (9,) row-major, rad^2
 
 
 def imu_to_reading(msg: object) -> ImuReading:
-    """sensor_msgs/Imu -> ImuReading; NaN/inf in a provided part raises MessageError naming it.
+    """sensor_msgs/Imu -> ImuReading; a missing field or a non-numeric part raises MessageError naming it.
 
-    Zero readings pass through: deciding that a zero quaternion or a zero acceleration is unusable is
-    the gravity estimator's job, which falls back and says why.
+    Zero and non-finite values pass through: judging each part (a NaN quaternion, a zero acceleration) is
+    the gravity estimator's job, which rejects that part only, falls back and says why.
     """
     stamp_ns = header_stamp_ns(msg)
     frame_id = str(_get(_get(msg, "header", "header"), "frame_id", "header.frame_id"))
@@ -339,17 +369,12 @@ def imu_to_reading(msg: object) -> ImuReading:
             orientation = np.array([float(q.x), float(q.y), float(q.z), float(q.w)])
         except (AttributeError, TypeError, ValueError):
             raise MessageError("orientation", "expected a quaternion with numeric x, y, z, w") from None
-        if not np.isfinite(orientation).all():
-            raise MessageError("orientation", f"non-finite quaternion {orientation.tolist()}")
 
     def part(name: str, cov_name: str) -> np.ndarray | None:
         if _float_array(msg, cov_name, cov_name, 9)[0] == -1:
             return None
-        v = _vector3(msg, name, name)
-        if not np.isfinite(v).all():
-            raise MessageError(name, f"non-finite vector {v.tolist()}")
-        return v
+        return _vector3(msg, name, name)
 
     accel = part("linear_acceleration", "linear_acceleration_covariance")
     gyro = part("angular_velocity", "angular_velocity_covariance")
-    return ImuReading(stamp_ns, orientation, valid, accel, gyro, frame_id, float(cov_o[0]))
+    return ImuReading(stamp_ns, orientation, valid, accel, gyro, frame_id, float(cov_o[0]), cov_o)

@@ -40,6 +40,8 @@ __all__ = ["FrameOutputs", "HostConfig", "PreparedFrame", "WhmrHost", "detection
 
 log = logging.getLogger(__name__)
 
+DISTORTION_WARN_PX = 1.0  # lens distortion below this at the image corners is not worth a warning
+
 # lookup(target, source, stamp_ns or None for latest) -> (R, t) with X_target = R X_source + t, or None.
 Lookup = Callable[[str, str, int | None], tuple[np.ndarray, np.ndarray] | None]
 
@@ -68,6 +70,14 @@ class HostConfig:
     accel_time_constant_s: float = setting(
         0.5, "accelerometer low-pass time constant, s", low=0, low_open=True
     )
+    imu_max_tilt_variance: float = setting(
+        0.03, "rad^2 (10 deg std): an IMU orientation with a larger roll/pitch variance is not used",
+        low=0, low_open=True,
+    )  # fmt: skip
+    imu_max_disagreement_deg: float = setting(
+        30.0, "an IMU orientation further than this from the low-passed accelerometer is not used, deg",
+        low=0, high=180, low_open=True,
+    )  # fmt: skip
     use_camera_info: bool = setting(True, "CameraInfo K for metric depth (false: relative depth)")
     detection_class_ids: tuple[str, ...] = setting((), "() = every detection is a person")
     detection_max_age_s: float = setting(
@@ -114,7 +124,12 @@ def detections_from_msg(msg: object, class_ids: tuple[str, ...] = ()) -> Detecti
                 hyp = getattr(r, "hypothesis", r)
                 cid = str(getattr(hyp, "class_id", getattr(hyp, "id", "")))
                 if not class_ids or cid in class_ids:
-                    score = max(score or 0.0, float(hyp.score))
+                    value = float(hyp.score)
+                    # NaN stays NaN (max() made it 0, a person below threshold with no reason given):
+                    # the pipeline then drops the box and says why.
+                    score = value if score is None or math.isnan(value) or value > score else score
+                    if math.isnan(score):
+                        break
             if score is None:
                 if class_ids and len(getattr(det, "results", [])):
                     continue  # another class
@@ -175,6 +190,8 @@ class WhmrHost:
             parameter_gravity=config.parameter_gravity,
             max_age_ns=int(config.imu_max_age_s * 1e9),
             accel_time_constant_s=config.accel_time_constant_s,
+            max_tilt_variance=config.imu_max_tilt_variance,
+            max_disagreement_deg=config.imu_max_disagreement_deg,
         )
         self._camera_from_imu_from_tf = config.camera_from_imu_rotation() is None
         self.intrinsics: CameraIntrinsics | None = None
@@ -185,6 +202,7 @@ class WhmrHost:
         self.last_problem: dict[str, str] = {}
         self._last_warn: dict[str, float] = {}
         self._problem_lock = threading.Lock()  # the node's callbacks and worker both report problems
+        self._last_stamp: int | None = None  # of the last frame handed to the pipeline
         self.stats = _Stats()
 
     # --- problems ---------------------------------------------------------------------------------
@@ -208,9 +226,26 @@ class WhmrHost:
         if not self.config.use_camera_info:
             return
         try:
-            self.intrinsics = camera_info_to_intrinsics(msg)
+            intrinsics = camera_info_to_intrinsics(msg)
         except MessageError as e:
             self.problem("camera_info", f"dropped: {e}")
+            return
+        old = self.intrinsics
+        if (
+            old is None
+            or old.distortion_model != intrinsics.distortion_model
+            or not np.array_equal(old.D, intrinsics.D)
+        ):
+            # Once per lens: whmr treats images as pinhole (the network and eq. 3-4 do); a lens that moves
+            # the corners by pixels biases boxes, depth and translation there.
+            shift = intrinsics.distortion_px()
+            if shift >= DISTORTION_WARN_PX:
+                self.problem(
+                    "camera_info",
+                    f"distortion ignored ({intrinsics.distortion_model}, up to {shift:.3g} px at the image "
+                    "corners): whmr treats the image as pinhole; publish a rectified image (image_proc)",
+                )
+        self.intrinsics = intrinsics
 
     def on_imu(self, msg: object) -> None:
         try:
@@ -223,7 +258,7 @@ class WhmrHost:
             r.stamp_ns,
             r.orientation_xyzw if r.orientation_valid else None,
             r.accel,
-            orientation_covariance0=r.orientation_covariance0,
+            orientation_covariance=r.orientation_covariance,
         ):
             if "flagged invalid" not in why:  # an IMU without orientation says so on every message
                 self.problem("imu", f"reading rejected: {why}")
@@ -238,7 +273,15 @@ class WhmrHost:
     def _detections_at(self, stamp: int) -> Detections | None:
         tol = int(self.config.detection_max_age_s * 1e9)
         best = min(self._detections, key=lambda d: abs(d[0] - stamp), default=None)
-        return best[1] if best is not None and abs(best[0] - stamp) <= tol else None
+        if best is not None and abs(best[0] - stamp) <= tol:
+            return best[1]
+        if best is not None:  # a detector runs, but not for this image: its boxes are a fallback's
+            self.problem(
+                "detections",
+                f"none within detection_max_age_s={self.config.detection_max_age_s:g} s of the image stamp "
+                f"(nearest {abs(best[0] - stamp) / 1e6:.0f} ms away): tracked or whole-image boxes used",
+            )
+        return None
 
     def _resolve_camera_from_imu(self, camera_frame: str) -> None:
         if not self._camera_from_imu_from_tf or self.gravity.camera_from_imu is not None:
@@ -304,6 +347,16 @@ class WhmrHost:
 
     def process(self, prepared: PreparedFrame) -> FrameOutputs | None:
         """Run the pipeline and build BodyMeshArray + TF; None when the frame was unusable."""
+        stamp, last = prepared.frame.stamp_ns, self._last_stamp
+        if last is not None and stamp < last:
+            # A bag loops, a simulation resets: tracks start afresh; the IMU buffer is kept (the gravity
+            # estimator restarts on its own when the IMU clock jumps back).
+            self.pipeline.reset()
+            self.problem(
+                "time",
+                f"jumped back {(last - stamp) / 1e9:.3g} s (a bag loop, a sim reset): tracks restarted",
+            )
+        self._last_stamp = stamp
         try:
             result = self.pipeline.process(prepared.frame)
         except EngineError as e:  # e.g. a foreign engine's input limits: this frame is lost, not the host

@@ -24,6 +24,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from whmr_core.geometry import GRAVITY_FROM_G
+from whmr_core.rotations import matrix_to_quaternion_xyzw
 from whmr_ros.bag_format import BAG_VERSION, INPUT_TOPICS, qos_profiles
 from whmr_ros.conversions import make_header, numpy_to_image
 from whmr_ros.message_types import typestore
@@ -46,7 +47,7 @@ TOPICS = {
 
 
 def _quat(T: Any, matrix: np.ndarray) -> Any:
-    x, y, z, w = Rotation.from_matrix(matrix).as_quat()
+    x, y, z, w = matrix_to_quaternion_xyzw(matrix)
     return T["geometry_msgs/msg/Quaternion"](x=float(x), y=float(y), z=float(z), w=float(w))
 
 

@@ -1,4 +1,4 @@
-"""Synthetic ground truth and dataset readers (issue 5): cameras, poses, scenes, annotation files, datasets.
+"""Synthetic ground truth and dataset readers: cameras, poses, scenes, annotation files, datasets.
 
 One job per module: ``cameras`` (intrinsics, pitch/roll, gravity), ``poses`` (SMPL-24 pose families with
 joint limits), ``scene`` (people on a ground plane, exact in camera and world frames), ``annotations``

@@ -32,6 +32,8 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from whmr_core.crops import image_to_crop_affine
+
 __all__ = [
     "AugmentConfig",
     "AugmentParams",
@@ -249,11 +251,10 @@ def rotate_targets(t: Targets, rot_deg: float) -> Targets:
 def crop_matrix(center: np.ndarray, size: float, rot_deg: float, res: int) -> np.ndarray:
     """(2,3) affine from original full-image pixels to crop pixels: rotate about c, scale, centre.
 
-    Pixel centres at integers on both sides, so c lands on the crop's centre (res - 1) / 2.
+    Pixel centres at integers on both sides, so c lands on the crop's centre (res - 1) / 2: the crop
+    convention of inference (``whmr_core.crops``), with the augmentation's rotation.
     """
-    a = _rot2d(rot_deg) * (res / size)
-    c = np.asarray(center, dtype=np.float64)
-    return np.concatenate([a, ((res - 1) / 2 - a @ c)[:, None]], axis=1)
+    return image_to_crop_affine(center, size, (res, res), _rot2d(rot_deg))
 
 
 def crop_keypoints(kp_full: np.ndarray, center: np.ndarray, size: float) -> np.ndarray:

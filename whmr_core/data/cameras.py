@@ -1,4 +1,4 @@
-"""Random pinhole cameras with exact intrinsics and gravity (synthetic data, issue 5).
+"""Random pinhole cameras with exact intrinsics and gravity (synthetic data).
 
 Frames (DESIGN.md section 4): camera optical frame C (x right, y down, z forward); gravity-aligned frame G
 with its origin at the camera, y_G along gravity (down) and z_G the camera's forward axis made horizontal,

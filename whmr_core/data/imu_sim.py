@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from whmr_core.geometry import GRAVITY_FROM_G
+from whmr_core.rotations import matrix_to_quaternion_xyzw
 
 __all__ = ["GRAVITY", "G_FROM_WORLD", "ImuNoise", "SimulatedImu", "simulate_imu"]
 
@@ -42,14 +43,6 @@ class SimulatedImu:
     orientation_xyzw: np.ndarray  # (T,4) orientation of I in W (REP 145), ROS order
     accel_bias: np.ndarray  # (3,) the bias used
     gyro_bias: np.ndarray  # (3,)
-
-
-def _matrix_to_xyzw(m: np.ndarray) -> np.ndarray:
-    """Rotation matrices (T,3,3) -> unit quaternions (T,4) in ROS (x, y, z, w) order, w >= 0."""
-    from scipy.spatial.transform import Rotation
-
-    q = Rotation.from_matrix(m).as_quat()  # scipy uses (x, y, z, w), like ROS
-    return np.where(q[:, 3:4] < 0, -q, q)
 
 
 def _small_rotations(rng: np.random.Generator, n: int, std_rad: float) -> np.ndarray:
@@ -100,4 +93,4 @@ def simulate_imu(
         accel = accel + accel_bias + rng.normal(0.0, noise.accel_std, accel.shape)
         gyro = gyro + gyro_bias + rng.normal(0.0, noise.gyro_std, gyro.shape)
         orient = orient @ _small_rotations(rng, t, np.deg2rad(noise.orientation_std_deg))
-    return SimulatedImu(stamps, accel, gyro, _matrix_to_xyzw(orient), accel_bias, gyro_bias)
+    return SimulatedImu(stamps, accel, gyro, matrix_to_quaternion_xyzw(orient), accel_bias, gyro_bias)

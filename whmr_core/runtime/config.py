@@ -18,6 +18,8 @@ __all__ = ["PipelineConfig"]
 
 @dataclass
 class PipelineConfig:
+    """Boxes, tracking, smoothing and plausibility limits of the Pipeline (ROS parameters ``pipeline.*``)."""
+
     box_scale: float = setting(1.2, "context around the person box (SPIN/PyMAF)", low=0, low_open=True)
     min_detection_score: float = setting(0.3, "given detections below this score are ignored", low=0, high=1)
     min_box_px: float = setting(

@@ -120,7 +120,10 @@ def default_engine(
     cache = Path(os.environ.get("WHMR_CACHE_DIR", Path.home() / ".cache" / "whmr"))
     tag = file_sha256(ckpt / "model.safetensors")[:12] if ckpt else "untrained"
     onnx_path = cache / f"whmr-{tag}.onnx"
-    if not onnx_path.is_file():
+    problem = _cached_export_problem(onnx_path)
+    if problem:
+        if onnx_path.exists():  # a torn copy or a damaged disk: never trusted, never fatal
+            log.warning("%s: cached ONNX export unusable (%s); exporting it again", onnx_path, problem)
         cache.mkdir(parents=True, exist_ok=True)
         export_onnx(model, onnx_path, metadata={"config": str(info.get("name", "")), "body": body})
     engine = _onnx_or_tensorrt(kind, onnx_path, threads, device)
@@ -147,6 +150,27 @@ def _onnx_or_tensorrt(kind: str, onnx_path: Path, threads: int | None, device: s
         log.info("engine: ONNX Runtime (%s)", reason)
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.startswith("cuda") else None
     return OnnxRuntimeEngine(onnx_path, threads=threads, providers=providers)
+
+
+def _cached_export_problem(path: Path) -> str:
+    """Why the cached export at ``path`` cannot be used ("" when it can): missing, unparsable, invalid, or
+    a graph with other inputs/outputs than this version's."""
+    if not path.is_file():
+        return "missing"
+    import onnx
+
+    from whmr_core.graph_io import INPUT_NAMES, OUTPUT_NAMES
+
+    try:
+        proto = onnx.load(str(path))
+        onnx.checker.check_model(proto)
+    except Exception as exc:  # protobuf DecodeError, onnx ValidationError, OSError: all mean re-export
+        return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    ins = tuple(i.name for i in proto.graph.input)
+    outs = tuple(o.name for o in proto.graph.output)
+    if set(ins) != set(INPUT_NAMES) or set(outs) != set(OUTPUT_NAMES):
+        return f"graph inputs {ins} / outputs {outs} are not this version's"
+    return ""
 
 
 def load_topology(body_model: str | Path | None = None, *, engine: Engine | None = None) -> BodyTopology:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from whmr_core.geometry import GRAVITY_FROM_G
+from whmr_core.geometry import GRAVITY_FROM_G, camera_matrix_problem
 from whmr_core.gravity import GravityEstimate, as_rotation_matrix
 from whmr_core.rotations import matrix_to_quaternion_xyzw
 
@@ -140,12 +140,17 @@ def check_image(image: np.ndarray) -> np.ndarray:
     return img
 
 
-def check_K(K: Any) -> np.ndarray:
+def check_K(K: Any, image_wh: tuple[int, int] | None = None) -> np.ndarray:
+    """A finite 3x3 K with positive focal lengths; with ``image_wh`` also one a camera can have for that
+    image (principal point inside, a field of view of a lens: ``geometry.camera_matrix_problem``)."""
     k = np.asarray(K, dtype=np.float64)
     if k.shape != (3, 3) or not np.isfinite(k).all():
         raise InputError(f"K: expected a finite 3x3 matrix, got shape {k.shape}")
     if k[0, 0] <= 0 or k[1, 1] <= 0:
         raise InputError(f"K: focal lengths must be > 0, got fx={k[0, 0]:g}, fy={k[1, 1]:g}")
+    problem = camera_matrix_problem(k, *image_wh) if image_wh is not None else ""
+    if problem:
+        raise InputError(f"K: {problem}")
     return k
 
 

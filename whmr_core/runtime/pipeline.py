@@ -94,7 +94,7 @@ class Pipeline:
         """Run one frame. Raises ``InputError`` for an unusable frame; per-person problems drop the person."""
         image = check_image(frame.image)
         h, w = image.shape[:2]
-        K = None if frame.K is None else check_K(frame.K)
+        K = None if frame.K is None else check_K(frame.K, (w, h))
         R_c, g_source, g_reason = camera_rotation_of(frame)
         stamp = int(frame.stamp_ns)
         if self._last_stamp is not None and stamp < self._last_stamp:

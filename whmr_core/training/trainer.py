@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from whmr_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from whmr_core.checkpoint import CheckpointError, load_checkpoint, recover_checkpoint, save_checkpoint
 from whmr_core.data.batch import collate as _collate
 from whmr_core.data.batch import network_crops
 from whmr_core.evaluation import CropAdapter, evaluate
@@ -209,11 +209,11 @@ class Trainer:
             save_checkpoint(initial, self.model.state_dict(), config=self._config_meta(), meta={"stage": 0})
         for stage in stages:
             final = self._stage_dir(stage) / "final"
-            if resume and final.is_dir():
+            if resume and recover_checkpoint(final):
                 log.info("stage %d already finished (%s), skipping", stage, final)
                 load_checkpoint(final, self.model)
                 continue
-            if stage > 1 and not (resume and (self._stage_dir(stage) / "last").is_dir()):
+            if stage > 1 and not (resume and recover_checkpoint(self._stage_dir(stage) / "last")):
                 prev = self._stage_dir(stage - 1) / "final"
                 if not prev.is_dir():
                     raise CheckpointError(
@@ -316,7 +316,7 @@ class Trainer:
             total=total,
         )
         last = self._stage_dir(stage) / "last"
-        if resume and last.is_dir():
+        if resume and recover_checkpoint(last):
             ck = load_checkpoint(last, self.model)
             state = ck["train_state"] or {}
             if state.get("stage") != stage:
