@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from whmr_core.runtime.engines import EngineError
@@ -67,16 +69,43 @@ def test_resolve_names_every_body_in_one_place(tmp_path):
 @pytest.mark.slow  # two ONNX exports of the shipped network
 def test_a_corrupt_cached_onnx_export_is_exported_again(tmp_path, monkeypatch, caplog):
     """A torn cache file used to be refused on every start ("not a loadable ONNX model")."""
-    from whmr_core.export.onnx_export import file_sha256
-    from whmr_core.model_io import shipped_checkpoint
     from whmr_core.runtime.factory import default_engine
 
     monkeypatch.setenv("WHMR_CACHE_DIR", str(tmp_path))
-    cached = tmp_path / f"whmr-{file_sha256(shipped_checkpoint() / 'model.safetensors')[:12]}.onnx"
     default_engine("onnxruntime")
+    (cached,) = tmp_path.iterdir()
     data = cached.read_bytes()
     cached.write_bytes(data[: len(data) // 2])
     engine = default_engine("onnxruntime")
     assert engine.kind == "onnxruntime" and engine.crop_hw == (128, 128)
     assert "cached ONNX export unusable" in caplog.text
     assert sorted(p.name for p in tmp_path.iterdir()) == [cached.name]  # no temporaries left
+
+
+def test_the_export_cache_key_follows_the_checkpoint_and_the_code(tmp_path, monkeypatch):
+    """An upgrade of whmr's model code must not reuse an export of the old graph."""
+    import whmr_core
+    from whmr_core.export.onnx_export import file_sha256
+    from whmr_core.model_io import shipped_checkpoint
+    from whmr_core.runtime import factory
+
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    for f in shipped_checkpoint().iterdir():
+        (ckpt / f.name).write_bytes(f.read_bytes())
+    tag = factory._export_tag(ckpt, file_sha256)
+    assert tag == factory._export_tag(shipped_checkpoint(), file_sha256)  # content, not path
+    (ckpt / "meta.json").write_text((ckpt / "meta.json").read_text() + " ")
+    assert factory._export_tag(ckpt, file_sha256) != tag
+    code = tmp_path / "whmr_core"
+    for sub in ("model", "export", "body"):
+        for f in (Path(whmr_core.__file__).parent / sub).rglob("*.py"):
+            dst = code / f.relative_to(Path(whmr_core.__file__).parent)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_bytes(f.read_bytes())
+    for f in ("graph_io.py", "rotations.py", "geometry.py"):
+        (code / f).write_bytes((Path(whmr_core.__file__).parent / f).read_bytes())
+    monkeypatch.setattr(whmr_core, "__file__", str(code / "__init__.py"))
+    assert factory._export_tag(shipped_checkpoint(), file_sha256) == tag
+    (code / "model" / "network.py").write_text((code / "model" / "network.py").read_text() + "\n# changed\n")
+    assert factory._export_tag(shipped_checkpoint(), file_sha256) != tag

@@ -118,8 +118,7 @@ def default_engine(
         engine.body = body
         return engine
     cache = Path(os.environ.get("WHMR_CACHE_DIR", Path.home() / ".cache" / "whmr"))
-    tag = file_sha256(ckpt / "model.safetensors")[:12] if ckpt else "untrained"
-    onnx_path = cache / f"whmr-{tag}.onnx"
+    onnx_path = cache / f"whmr-{_export_tag(ckpt, file_sha256)}.onnx"
     problem = _cached_export_problem(onnx_path)
     if problem:
         if onnx_path.exists():  # a torn copy or a damaged disk: never trusted, never fatal
@@ -129,6 +128,28 @@ def default_engine(
     engine = _onnx_or_tensorrt(kind, onnx_path, threads, device)
     engine.body = body  # exports cached by older versions carry no body metadata
     return engine
+
+
+def _export_tag(ckpt: Path | None, file_sha256) -> str:
+    """The cache key of a checkpoint's ONNX export: its files and the code that builds and exports the
+    network, so that upgrading whmr never reuses an export of the old graph."""
+    import hashlib
+
+    import whmr_core
+
+    h = hashlib.sha256()
+    if ckpt:
+        for f in sorted(p for p in ckpt.iterdir() if p.is_file()):
+            h.update(f.name.encode() + file_sha256(f).encode())
+    else:
+        h.update(b"untrained")
+    root = Path(whmr_core.__file__).parent
+    for sub in ("model", "export", "body"):
+        for f in sorted((root / sub).rglob("*.py")):
+            h.update(f.relative_to(root).as_posix().encode() + f.read_bytes())
+    for f in ("graph_io.py", "rotations.py", "geometry.py"):
+        h.update(f.encode() + (root / f).read_bytes())
+    return h.hexdigest()[:16]
 
 
 def _onnx_or_tensorrt(kind: str, onnx_path: Path, threads: int | None, device: str) -> Engine:
