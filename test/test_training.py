@@ -350,6 +350,17 @@ def test_shipped_training_configs_parse(path):
     assert cfg.model in NAMED_CONFIGS
 
 
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).parents[1] / "training" / "configs" / "models").glob("*.yaml"))
+)
+def test_shipped_model_configs_parse(path):
+    """Model configs a training config names as ``model: models/FILE.yaml``."""
+    from whmr_core.model.config import load_config
+
+    cfg = load_config(path)
+    assert cfg.orient.base == "calibrated"  # the one shipped today: the robot's OrientCorrect mode
+
+
 def test_resume_after_a_crash_between_the_checkpoint_renames(tiny_data, tmp_path, monkeypatch, caplog):
     """Killed after ``last`` -> ``last.old`` and before ``last.tmp`` -> ``last``: --resume continues from
     the newest complete checkpoint (it used to restart the stage silently)."""
