@@ -6,34 +6,28 @@ knows no ROS."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from whmr_core._version import __version__
+
+
+def _runs(target: str) -> Callable[[argparse.Namespace], int]:
+    """A subcommand that hands its arguments to ``module:function``, imported only when it runs (so
+    ``whmr --help`` stays fast and one subcommand's dependencies never load for another)."""
+
+    def run(args: argparse.Namespace) -> int:
+        module, function = target.split(":")
+        return getattr(importlib.import_module(module), function)(args)
+
+    return run
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from whmr_ros.demo import run_demo
 
     return run_demo(out=args.out, seconds=args.seconds, seed=args.seed, checkpoint=args.checkpoint)
-
-
-def _cmd_bag(args: argparse.Namespace) -> int:
-    from whmr_ros.bag_runner import run_from_args
-
-    return run_from_args(args)
-
-
-def _cmd_image(args: argparse.Namespace) -> int:
-    from whmr_core.media.image import image_main
-
-    return image_main(args)
-
-
-def _cmd_video(args: argparse.Namespace) -> int:
-    from whmr_core.media.video import video_main
-
-    return video_main(args)
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -67,30 +61,6 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_import_release(args: argparse.Namespace) -> int:
-    from whmr_core.model.release_import import run_import_release
-
-    return run_import_release(args)
-
-
-def _cmd_export(args: argparse.Namespace) -> int:
-    from whmr_core.export.commands import run_export
-
-    return run_export(args)
-
-
-def _cmd_bench(args: argparse.Namespace) -> int:
-    from whmr_core.runtime.bench import bench_main
-
-    return bench_main(args)
-
-
-def _cmd_eval(args: argparse.Namespace) -> int:
-    from whmr_core.evaluation import eval_main
-
-    return eval_main(args)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="whmr",
@@ -116,16 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
         "People are found by the shipped BlazePose detector; without --K one focal length per image.",
     )  # fmt: skip
     add_image_arguments(image)
-    image.set_defaults(func=_cmd_image)
+    image.set_defaults(func=_runs("whmr_core.media.image:image_main"))
     video = sub.add_parser("video", help="body meshes for a video file or a webcam, tracked across frames")
     add_video_arguments(video)
-    video.set_defaults(func=_cmd_video)
+    video.set_defaults(func=_runs("whmr_core.media.video:video_main"))
 
     from whmr_ros.bag_runner import build_bag_parser
 
     bag = sub.add_parser("bag", help="run the pipeline over a ROS 2 bag (mcap/sqlite3), no ROS needed")
     build_bag_parser(bag)
-    bag.set_defaults(func=_cmd_bag)
+    bag.set_defaults(func=_runs("whmr_ros.bag_runner:run_from_args"))
     synth = sub.add_parser(
         "synth",
         help="render synthetic people with exact cameras and gravity (a data set, or a ROS 2 bag sequence)",
@@ -161,11 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="export a checkpoint to ONNX, a TensorRT engine or torch2trt")
     add_export_arguments(export)
-    export.set_defaults(func=_cmd_export)
+    export.set_defaults(func=_runs("whmr_core.export.commands:run_export"))
 
     bench = sub.add_parser("bench", help="latency/throughput of every available engine vs eager PyTorch")
     add_bench_arguments(bench)
-    bench.set_defaults(func=_cmd_bench)
+    bench.set_defaults(func=_runs("whmr_core.runtime.bench:bench_main"))
 
     from whmr_core.model.release_import import add_import_release_arguments
 
@@ -173,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
         "import-release", help="convert the authors' released W-HMR checkpoint to whmr's format"
     )
     add_import_release_arguments(imp)
-    imp.set_defaults(func=_cmd_import_release)
+    imp.set_defaults(func=_runs("whmr_core.model.release_import:run_import_release"))
 
     ev = sub.add_parser("eval", help="MPJPE, PA-MPJPE, PVE, W-MPJPE, W-PVE, orientation and focal errors")
     ev.add_argument("--checkpoint", default=None, help="checkpoint directory (default: the shipped one)")
@@ -194,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--gravity-noise", type=float, nargs="*", default=None, metavar="DEG",
         help="also evaluate with this much IMU tilt error on the camera rotation (e.g. 3 5)",
     )  # fmt: skip
-    ev.set_defaults(func=_cmd_eval)
+    ev.set_defaults(func=_runs("whmr_core.evaluation:eval_main"))
     for command in sub.choices.values():  # ``whmr bag ... --debug`` works as well as ``whmr --debug bag``
         command.add_argument(
             "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
