@@ -98,13 +98,11 @@ def test_the_export_cache_key_follows_the_checkpoint_and_the_code(tmp_path, monk
     (ckpt / "meta.json").write_text((ckpt / "meta.json").read_text() + " ")
     assert factory._export_tag(ckpt, file_sha256) != tag
     code = tmp_path / "whmr_core"
-    for sub in ("model", "export", "body"):
-        for f in (Path(whmr_core.__file__).parent / sub).rglob("*.py"):
-            dst = code / f.relative_to(Path(whmr_core.__file__).parent)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            dst.write_bytes(f.read_bytes())
-    for f in ("graph_io.py", "rotations.py", "geometry.py"):
-        (code / f).write_bytes((Path(whmr_core.__file__).parent / f).read_bytes())
+    root = Path(whmr_core.__file__).parent
+    for f in factory.export_code_files(root):
+        dst = code / f.relative_to(root)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_bytes(f.read_bytes())
     monkeypatch.setattr(whmr_core, "__file__", str(code / "__init__.py"))
     assert factory._export_tag(shipped_checkpoint(), file_sha256) == tag
     (code / "model" / "network.py").write_text((code / "model" / "network.py").read_text() + "\n# changed\n")

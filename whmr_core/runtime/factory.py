@@ -144,12 +144,15 @@ def _export_tag(ckpt: Path | None, file_sha256) -> str:
     else:
         h.update(b"untrained")
     root = Path(whmr_core.__file__).parent
-    for sub in ("model", "export", "body"):
-        for f in sorted((root / sub).rglob("*.py")):
-            h.update(f.relative_to(root).as_posix().encode() + f.read_bytes())
-    for f in ("graph_io.py", "rotations.py", "geometry.py"):
-        h.update(f.encode() + (root / f).read_bytes())
+    for f in export_code_files(root):
+        h.update(f.relative_to(root).as_posix().encode() + f.read_bytes())
     return h.hexdigest()[:16]
+
+
+def export_code_files(root: Path) -> list[Path]:
+    """The whmr_core sources (below ``root``) that decide what an ONNX export of a checkpoint holds."""
+    files = [f for sub in ("model", "export", "body") for f in sorted((root / sub).rglob("*.py"))]
+    return files + [root / f for f in ("graph_io.py", "rotations.py", "geometry.py")]
 
 
 def _onnx_or_tensorrt(kind: str, onnx_path: Path, threads: int | None, device: str) -> Engine:
