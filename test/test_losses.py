@@ -80,6 +80,7 @@ def test_each_term_has_the_papers_weight():
     assert (w["smpl_betas"], w["smpl_pose"]) == (0.06, 60.0)
     assert (w["part_ce"], w["uv_u"], w["uv_v"], w["inverse_depth"]) == (0.03, 0.05, 0.05, 0.05)
     assert w["focal"] == 1.0
+    assert w["camera_scale"] == 1.0  # the release's loss_cam, unweighted
     assert (w["world_keypoint_3d"], w["world_vertex"], w["world_pose"]) == (
         w["keypoint_3d"],
         w["vertex_full"],
@@ -91,6 +92,15 @@ def test_focal_loss_is_relative_to_the_pseudo_label():
     wh = t([[300.0, 400.0]])  # diagonal 500
     assert float(L.focal_loss(t([500.0]), wh)) == pytest.approx(0.0)
     assert float(L.focal_loss(t([750.0]), wh)) == pytest.approx(0.25)
+
+
+def test_camera_scale_prior_by_hand_and_its_pull():
+    """The release's exp(-10 s)^2: 1 at s = 0, e^-2 at s = 0.1, negligible at a plausible s; it pushes s up."""
+    s = t([0.0, 0.1, 0.9]).requires_grad_()
+    per = [float(L.camera_scale_loss(s[i : i + 1])) for i in range(3)]
+    assert per == pytest.approx([1.0, math.exp(-2.0), math.exp(-18.0)], rel=1e-6)
+    (g,) = torch.autograd.grad(L.camera_scale_loss(s), [s])
+    assert float(g[0]) == pytest.approx(-20.0 / 3) and bool((g < 0).all())
 
 
 def test_iuv_and_depth_losses():

@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 
+from whmr_core import losses as L
 from whmr_core.body import body_assets, load_body_model
 from whmr_core.config_io import ConfigError
 from whmr_core.data.annotations import annotations_from_scenes, write_annotations
@@ -127,6 +128,32 @@ def test_full2_supervises_every_iteration(batch_and_model):
         first = out.iterations[0].joints
         (g,) = torch.autograd.grad(losses["full2_keypoint_2d"], [first], allow_unused=True)
         assert (g is not None and float(g.abs().sum()) > 0) == every
+
+
+def test_deep_supervision_sums_iterations_as_the_release(batch_and_model):
+    """Each iteration's term is added (the release's one loss per iteration); "mean" divides by their count."""
+    model, batch, cfg, _ = batch_and_model
+    configure_stage(model, 2)
+    model.eval()  # the same outputs for both reductions
+    with torch.no_grad():
+        out = model(batch.img, batch.glob_info, batch.cam_rotation)
+        summed = compute_losses(out, batch, model, stage_rules(2), cfg.weights)
+        mean = compute_losses(out, batch, model, stage_rules(2), cfg.weights, iteration_losses="mean")
+    n = len(out.iterations)
+    assert n > 1
+    j3d = batch.joints3d
+    by_hand = sum(
+        float(L.keypoint_3d_loss(it.joints, j3d[..., :3], j3d[..., 3], batch.has_joints3d))
+        for it in out.iterations
+    )
+    assert float(summed["keypoint_3d"]) == pytest.approx(cfg.weights.keypoint_3d * by_hand, rel=1e-5)
+    for term in ("keypoint_3d", "crop_keypoint_2d", "full2_keypoint_2d", "camera_scale"):
+        assert float(summed[term]) == pytest.approx(n * float(mean[term]), rel=1e-5), term
+    # Terms on the final output alone are not multiplied.
+    assert float(summed["vertex_full"]) == pytest.approx(float(mean["vertex_full"]), rel=1e-6)
+    model.train()
+    with pytest.raises(ConfigError, match="iteration_losses"):
+        replace(cfg, iteration_losses="median")
 
 
 def test_stage1_trains_everything_but_orientcorrect(batch_and_model):
@@ -345,9 +372,10 @@ def test_shipped_training_configs_parse(path):
     cfg = load_train_config(path)
     assert cfg.name == path.stem
     assert Path(cfg.data.train).is_absolute()  # resolved against the config file, not the working directory
-    from whmr_core.model.config import NAMED_CONFIGS  # the model must be a known config
+    from whmr_core.model.config import NAMED_CONFIGS, load_config
 
-    assert cfg.model in NAMED_CONFIGS
+    # The model is a known config, or a model file beside the config that loads.
+    assert cfg.model in NAMED_CONFIGS or load_config(cfg.model).name
 
 
 @pytest.mark.parametrize(

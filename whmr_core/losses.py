@@ -14,6 +14,7 @@ from whmr_core import geometry as G
 
 __all__ = [
     "LOSS_WEIGHTS",
+    "camera_scale_loss",
     "crop_keypoint_loss",
     "focal_loss",
     "full2_keypoint_loss",
@@ -45,6 +46,8 @@ LOSS_WEIGHTS: dict[str, float] = {
     "uv_v": 0.05,  # lambda_11, eq. 11 V
     "inverse_depth": 0.05,  # lambda_12, eq. 12
     "focal": 1.0,  # eq. 8, stage I only (no lambda in the paper)
+    # Not in the paper; the release's ``loss_cam`` at unit weight: keeps the weak-perspective scale positive.
+    "camera_scale": 1.0,
     "world_keypoint_3d": 300.0,  # lambda_1 on world-frame joints (stage III)
     "world_vertex": 15.0,  # lambda_6 on world-frame vertices (stage III)
     "world_pose": 60.0,  # lambda_8 on the world-frame pose (rotation matrices; only its root can move)
@@ -141,6 +144,11 @@ def orientation_loss(
 ) -> torch.Tensor:
     """Root-orientation MSE on rotation matrices (N,3,3) (stage III world orientation)."""
     return masked_mean((pred - target).square().flatten(1).mean(-1), mask)
+
+
+def camera_scale_loss(scale: torch.Tensor) -> torch.Tensor:
+    """The release's prior on the weak-perspective scale s (N,): mean of exp(-10 s)^2, ~0 for s > 0.5."""
+    return torch.exp(-10.0 * scale).square().mean()
 
 
 def focal_loss(focal: torch.Tensor, image_wh: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

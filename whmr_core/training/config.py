@@ -16,7 +16,17 @@ from whmr_core.config_io import (
 )
 from whmr_core.losses import LOSS_WEIGHTS
 
-__all__ = ["DataConfig", "LossWeights", "StageConfig", "TrainConfig", "load_train_config"]
+__all__ = [
+    "ITERATION_REDUCTIONS",
+    "DataConfig",
+    "LossWeights",
+    "StageConfig",
+    "TrainConfig",
+    "load_train_config",
+]
+
+# Reductions over the iterations of a deeply supervised term (``TrainConfig.iteration_losses``).
+ITERATION_REDUCTIONS = ("sum", "mean")
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,7 @@ class LossWeights:
     uv_v: float = LOSS_WEIGHTS["uv_v"]
     inverse_depth: float = LOSS_WEIGHTS["inverse_depth"]
     focal: float = LOSS_WEIGHTS["focal"]
+    camera_scale: float = LOSS_WEIGHTS["camera_scale"]
     world_keypoint_3d: float = LOSS_WEIGHTS["world_keypoint_3d"]
     world_vertex: float = LOSS_WEIGHTS["world_vertex"]
     world_pose: float = LOSS_WEIGHTS["world_pose"]
@@ -95,6 +106,9 @@ class TrainConfig:
     weights: LossWeights = field(default_factory=LossWeights)
     # FULL^2 and L_f on every iteration's camera and joints (the release); false: the final output only.
     full2_every_iteration: bool = True
+    # How a term supervised on every iteration (deep supervision) is reduced: "sum" (the release adds one
+    # loss per iteration) or "mean" (the same balance as a single output; runs trained before schema 2).
+    iteration_losses: str = "sum"
     seed: int = 0
     amp: bool = True  # bf16/fp16 autocast on GPU; ignored on CPU
     grad_clip: float | None = setting(1.0, "gradient norm clip (None: none)", low=0, low_open=True)
@@ -104,6 +118,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_settings(self)
+        if self.iteration_losses not in ITERATION_REDUCTIONS:
+            raise ConfigError(
+                f"iteration_losses: must be one of {', '.join(ITERATION_REDUCTIONS)}, got {self.iteration_losses!r}"
+            )
 
     def stage(self, k: int) -> StageConfig:
         if k not in (1, 2, 3):

@@ -18,7 +18,7 @@ from whmr_core import geometry as G
 from whmr_core import losses as L
 from whmr_core.rotations import axis_angle_to_matrix
 from whmr_core.training.batch import Batch
-from whmr_core.training.config import LossWeights
+from whmr_core.training.config import ITERATION_REDUCTIONS, LossWeights
 from whmr_core.training.stages import StageRules
 
 __all__ = ["GroundTruthMeshes", "compute_losses", "ground_truth_meshes"]
@@ -70,12 +70,21 @@ def compute_losses(
     weights: LossWeights,
     *,
     full2_every_iteration: bool = True,
+    iteration_losses: str = "sum",
 ) -> dict[str, torch.Tensor]:
     """Weighted loss terms (keys as ``LossWeights``) and their sum under ``"total"``.
 
     ``full2_every_iteration`` applies FULL^2 and L_f to every iteration's camera and joints with the shared
-    t_z (the release's deep supervision); off, only the final output's.
+    t_z (the release's deep supervision); off, only the final output's. ``iteration_losses`` reduces a
+    term given on several iterations: ``"sum"`` (the release) or ``"mean"``.
     """
+    if iteration_losses not in ITERATION_REDUCTIONS:
+        raise ValueError(f"iteration_losses: must be one of {ITERATION_REDUCTIONS}, got {iteration_losses!r}")
+
+    def over_iterations(per_iteration: list[torch.Tensor]) -> torch.Tensor:
+        stacked = torch.stack(per_iteration)
+        return stacked.sum() if iteration_losses == "sum" else stacked.mean()
+
     w = asdict(weights)
     terms: dict[str, torch.Tensor] = {}
     gt = ground_truth_meshes(model, batch, world=rules.world_losses)
@@ -84,7 +93,7 @@ def compute_losses(
 
     if rules.camera_losses:
         j3d_t, j3d_conf = batch.joints3d[..., :3], batch.joints3d[..., 3]
-        k3d, crop2d, pose_l, betas_l = [], [], [], []
+        k3d, crop2d, pose_l, betas_l, scale = [], [], [], [], []
         for it in out.iterations:  # deep supervision of every iteration, as PyMAF
             k3d.append(L.keypoint_3d_loss(it.joints, j3d_t, j3d_conf, has_3d))
             joints = it.joints.detach() if rules.crop_detach_joints else it.joints
@@ -93,15 +102,17 @@ def compute_losses(
                     G.weak_perspective_project(joints, it.cam_crop), kp_crop[..., :2], kp_crop[..., 2]
                 )
             )
+            scale.append(L.camera_scale_loss(it.cam_crop[:, 0]))
             if it.kind == "param":
                 p, b = L.smpl_param_loss(it.rotmats, gt.rotmats, it.betas, batch.betas, has_smpl)
                 pose_l.append(p)
                 betas_l.append(b)
-        terms["keypoint_3d"] = torch.stack(k3d).mean()
-        terms["crop_keypoint_2d"] = torch.stack(crop2d).mean()
+        terms["keypoint_3d"] = over_iterations(k3d)
+        terms["crop_keypoint_2d"] = over_iterations(crop2d)
+        terms["camera_scale"] = over_iterations(scale)
         if pose_l:
-            terms["smpl_pose"] = torch.stack(pose_l).mean()
-            terms["smpl_betas"] = torch.stack(betas_l).mean()
+            terms["smpl_pose"] = over_iterations(pose_l)
+            terms["smpl_betas"] = over_iterations(betas_l)
 
         # FULL^2 (eq. 5): full-image joints through the predicted depth and eq. 3-4.
         full2 = []
@@ -114,7 +125,7 @@ def compute_losses(
                     proj, kp_full[..., :2], batch.image_wh, batch.bbox_size, kp_full[..., 2]
                 )
             )
-        terms["full2_keypoint_2d"] = torch.stack(full2).mean()
+        terms["full2_keypoint_2d"] = over_iterations(full2)
 
         terms["vertex_full"] = L.vertex_loss(out.vertices, gt.vertices, has_smpl)
         final = out.iterations[-1]
@@ -129,7 +140,7 @@ def compute_losses(
             L.focal_loss(G.focal_from_depth(cam[:, 0].detach(), batch.bbox_size, out.tz), batch.image_wh)
             for cam, _ in _full2_inputs(out, full2_every_iteration)
         ]
-        terms["focal"] = torch.stack(focal).mean()
+        terms["focal"] = over_iterations(focal)
 
     if out.aux is not None and rules.camera_losses and batch.maps is not None:
         maps = batch.maps

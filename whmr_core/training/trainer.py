@@ -360,6 +360,7 @@ class Trainer:
             st.rules,
             self.cfg.weights,
             full2_every_iteration=self.cfg.full2_every_iteration,
+            iteration_losses=self.cfg.iteration_losses,
         )
         loss = losses["total"]
         if not torch.isfinite(loss):
