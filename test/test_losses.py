@@ -95,7 +95,7 @@ def test_focal_loss_is_relative_to_the_pseudo_label():
 
 
 def test_camera_scale_prior_by_hand_and_its_pull():
-    """The release's exp(-10 s)^2: 1 at s = 0, e^-2 at s = 0.1, negligible at a plausible s; it pushes s up."""
+    """The release's exp(-10 s)^2: 1 at s = 0, e^-2 at s = 0.1, ~0 at a plausible s; it pushes s up."""
     s = t([0.0, 0.1, 0.9]).requires_grad_()
     per = [float(L.camera_scale_loss(s[i : i + 1])) for i in range(3)]
     assert per == pytest.approx([1.0, math.exp(-2.0), math.exp(-18.0)], rel=1e-6)

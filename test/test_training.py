@@ -131,7 +131,7 @@ def test_full2_supervises_every_iteration(batch_and_model):
 
 
 def test_deep_supervision_sums_iterations_as_the_release(batch_and_model):
-    """Each iteration's term is added (the release's one loss per iteration); "mean" divides by their count."""
+    """Each iteration's term is added (the release: one loss per iteration); "mean" divides by the count."""
     model, batch, cfg, _ = batch_and_model
     configure_stage(model, 2)
     model.eval()  # the same outputs for both reductions

@@ -119,9 +119,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_settings(self)
         if self.iteration_losses not in ITERATION_REDUCTIONS:
-            raise ConfigError(
-                f"iteration_losses: must be one of {', '.join(ITERATION_REDUCTIONS)}, got {self.iteration_losses!r}"
-            )
+            choices = ", ".join(ITERATION_REDUCTIONS)
+            raise ConfigError(f"iteration_losses: must be one of {choices}, got {self.iteration_losses!r}")
 
     def stage(self, k: int) -> StageConfig:
         if k not in (1, 2, 3):
