@@ -1,0 +1,52 @@
+"""Turn a trained checkpoint into the repository's shipped one: backbone int8, the rest fp16.
+
+    .venv/bin/python scripts/ship_checkpoint.py --checkpoint runs/cpu-synthetic/model \
+        --out whmr_core/assets/checkpoints/small-cpu-synthetic --provenance "python training/train.py ..."
+
+The weights keep their model config and body (the runtime reads both from the checkpoint); the training
+state is dropped. It prints the file size and the largest change a weight took in storage, so the cost of
+quantising is seen before a checkpoint is committed (the README's rule: a few MB, 20 MB at most).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from whmr_core.checkpoint import WEIGHTS, load_checkpoint, load_weights, save_checkpoint
+
+STORAGE = "backbone weights int8 (per-output-channel fp32 scales), the rest fp16"
+SIZE_LIMIT_MB = 20.0
+
+
+def ship(src: Path, out: Path, provenance: str) -> dict[str, float]:
+    loaded = load_checkpoint(src)
+    weights, config = loaded["weights"], loaded["config"]
+    if not config.get("model"):
+        raise SystemExit(f"ship_checkpoint: error: {src} carries no model config; ship a trainer's checkpoint")
+    meta = {"provenance": provenance, "storage": STORAGE}
+    if "stages" in loaded["meta"]:
+        meta["stages"] = loaded["meta"]["stages"]
+    save_checkpoint(out, weights, config=config, meta=meta, int8=("backbone.",))
+    stored, _ = load_weights(out)
+    worst = max(float((stored[k].float() - v.float()).abs().max()) for k, v in weights.items())
+    size_mb = (out / WEIGHTS).stat().st_size / 1e6
+    if size_mb > SIZE_LIMIT_MB:
+        raise SystemExit(f"ship_checkpoint: error: {out} is {size_mb:.1f} MB, over {SIZE_LIMIT_MB:.0f} MB")
+    return {"size_mb": size_mb, "max_abs_change": worst}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--checkpoint", type=Path, required=True, help="a trained checkpoint directory")
+    ap.add_argument("--out", type=Path, required=True, help="where to write the shipped checkpoint")
+    ap.add_argument("--provenance", required=True, help="how the checkpoint was trained (kept in meta.json)")
+    args = ap.parse_args(argv)
+    got = ship(args.checkpoint, args.out, args.provenance)
+    print(f"{args.out}: {got['size_mb']:.1f} MB, largest weight change in storage {got['max_abs_change']:.2e}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
