@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -47,8 +48,9 @@ def export_onnx(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Written under a temporary name and renamed at the end: an interrupted export leaves no half file at
-    # ``path`` (the engine factory caches exports by file name).
-    tmp = path.with_name(path.name + ".tmp")
+    # ``path`` (the engine factory caches exports by file name). The name is the process's own, so two
+    # processes exporting the same checkpoint at once (two nodes, parallel tests) never share a file.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     graph = InferenceGraph(model).eval()
     h, w = graph.crop_hw
     param = next(model.parameters())
