@@ -26,8 +26,6 @@ def ship(src: Path, out: Path, provenance: str) -> dict[str, float]:
     if not config.get("model"):
         raise SystemExit(f"ship_checkpoint: error: {src} carries no model config; ship a trainer's checkpoint")
     meta = {"provenance": provenance, "storage": STORAGE}
-    if "stages" in loaded["meta"]:
-        meta["stages"] = loaded["meta"]["stages"]
     save_checkpoint(out, weights, config=config, meta=meta, int8=("backbone.",))
     stored, _ = load_weights(out)
     worst = max(float((stored[k].float() - v.float()).abs().max()) for k, v in weights.items())

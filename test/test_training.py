@@ -386,7 +386,7 @@ def test_shipped_model_configs_parse(path):
     from whmr_core.model.config import load_config
 
     cfg = load_config(path)
-    assert cfg.orient.base == "calibrated"  # the one shipped today: the robot's OrientCorrect mode
+    assert cfg.orient.base == "calibrated"  # the one shipped today: the calibrated OrientCorrect option
 
 
 def test_resume_after_a_crash_between_the_checkpoint_renames(tiny_data, tmp_path, monkeypatch, caplog):
