@@ -24,7 +24,7 @@ def ship(src: Path, out: Path, provenance: str) -> dict[str, float]:
     loaded = load_checkpoint(src)
     weights, config = loaded["weights"], loaded["config"]
     if not config.get("model"):
-        raise SystemExit(f"ship_checkpoint: error: {src} carries no model config; ship a trainer's checkpoint")
+        raise SystemExit(f"ship_checkpoint: error: {src} has no model config; ship a trainer's checkpoint")
     meta = {"provenance": provenance, "storage": STORAGE}
     save_checkpoint(out, weights, config=config, meta=meta, int8=("backbone.",))
     stored, _ = load_weights(out)
@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--provenance", required=True, help="how the checkpoint was trained (kept in meta.json)")
     args = ap.parse_args(argv)
     got = ship(args.checkpoint, args.out, args.provenance)
-    print(f"{args.out}: {got['size_mb']:.1f} MB, largest weight change in storage {got['max_abs_change']:.2e}")
+    size, change = got["size_mb"], got["max_abs_change"]
+    print(f"{args.out}: {size:.1f} MB, largest weight change in storage {change:.2e}")
     return 0
 
 
