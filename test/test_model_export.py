@@ -79,4 +79,15 @@ def test_aux_heads_are_not_in_the_inference_graph(net_body):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["r50-hybrid", "vitb-hybrid", "vitb-param", "vitb-param-release"])
 def test_big_configs_export_and_match_onnxruntime(big_model, tmp_path, name):
-    _export_and_compare(big_model(name), tmp_path, n_run=1)
+    """Every op of each big config's graph. A ViT-B exports 2 of its 12 transformer blocks: the other ten
+    are copies of the same block, and the full depth cost ~20 s per config in tracing, slimming and
+    checking 350 MB of weights."""
+    model = big_model(name)
+    blocks = getattr(model.backbone, "blocks", None)
+    if blocks is not None:
+        model.backbone.blocks = blocks[:2]
+    try:
+        _export_and_compare(model, tmp_path, n_run=1)
+    finally:
+        if blocks is not None:
+            model.backbone.blocks = blocks
