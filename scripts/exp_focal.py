@@ -28,7 +28,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from experiments_common import REPO, evaluate_on, load_network, train_from, write_json
+from experiments_common import (
+    REPO,
+    add_evaluation_arguments,
+    evaluate_on,
+    load_network,
+    named_networks,
+    train_from,
+    write_json,
+)
 
 CONFIG = REPO / "training" / "configs" / "exp-focal.yaml"
 
@@ -68,9 +76,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_eval(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     rows = {}
-    for spec in args.checkpoints:
-        name, _, path = spec.partition("=")
-        model = load_network(path or name)
+    for name, model in named_networks(args.checkpoints):
         r = evaluate_on(model, Path(args.data) / "val.npz", max_samples=args.max_samples)["exact gravity"]
         rows[name] = {k: r[k] for k in ("focal_corr", "focal_rel_error", "mpjpe", "pa_mpjpe", "samples")}
         print(name, rows[name], flush=True)
@@ -359,10 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--steps", type=int, default=None, help="max steps per stage (default: the config's)")
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("eval", help="focal correlation and body errors of NAME=CHECKPOINT networks")
-    e.add_argument("--data", required=True)
-    e.add_argument("checkpoints", nargs="+", help="NAME=PATH (PATH: shipped, untrained or a directory)")
-    e.add_argument("--max-samples", type=int, default=None)
-    e.add_argument("--json", default=None)
+    add_evaluation_arguments(
+        e, "the focal-controlled data folder", "NAME=PATH (PATH: shipped, untrained or a directory)"
+    )
     e.set_defaults(func=cmd_eval)
     r = sub.add_parser("probe", help="the t_z minimising FULL^2 per sample, and its gradient scale")
     r.add_argument("--data", required=True)

@@ -17,7 +17,7 @@ import argparse
 import sys
 
 import torch
-from experiments_common import evaluate_on, load_network, write_json
+from experiments_common import add_evaluation_arguments, evaluate_on, named_networks, write_json
 
 COLUMNS = (
     "mpjpe",
@@ -33,19 +33,15 @@ COLUMNS = (
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="annotation file of the held-out set")
-    p.add_argument("checkpoints", nargs="+", help="NAME=PATH (PATH: shipped, untrained or a directory)")
-    p.add_argument("--max-samples", type=int, default=None)
+    add_evaluation_arguments(
+        p, "annotation file of the held-out set", "NAME=PATH (PATH: shipped, untrained or a directory)"
+    )
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     rows = {}
-    for spec in args.checkpoints:
-        name, _, path = spec.partition("=")
-        rows[name] = evaluate_on(load_network(path or name), args.data, max_samples=args.max_samples)[
-            "exact gravity"
-        ]
+    for name, model in named_networks(args.checkpoints):
+        rows[name] = evaluate_on(model, args.data, max_samples=args.max_samples)["exact gravity"]
         print(name, rows[name], flush=True)
     print("| network | " + " | ".join(COLUMNS) + " |")
     print("|---|" + "---|" * len(COLUMNS))

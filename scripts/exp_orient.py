@@ -24,7 +24,15 @@ import sys
 from pathlib import Path
 
 import torch
-from experiments_common import REPO, evaluate_on, load_network, train_from, write_json
+from experiments_common import (
+    REPO,
+    add_evaluation_arguments,
+    evaluate_on,
+    load_network,
+    named_networks,
+    train_from,
+    write_json,
+)
 
 CONFIG = REPO / "training" / "configs" / "cpu-synthetic.yaml"
 NOISE_DEG = (3.0, 5.0, 10.0)
@@ -73,9 +81,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_eval(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     results = {}
-    for spec in args.checkpoints:
-        name, _, path = spec.partition("=")
-        model = load_network(path or name)
+    for name, model in named_networks(args.checkpoints):
         results[name] = evaluate_on(
             model, Path(args.data) / "val.npz", max_samples=args.max_samples, gravity_noise=NOISE_DEG
         )
@@ -110,10 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--steps", type=int, default=None, help="stage III steps (default: the config's, 500)")
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("eval", help="world-frame errors of NAME=CHECKPOINT networks with IMU tilt error")
-    e.add_argument("--data", required=True)
-    e.add_argument("checkpoints", nargs="+", help="NAME=PATH (PATH: shipped or a checkpoint directory)")
-    e.add_argument("--max-samples", type=int, default=None)
-    e.add_argument("--json", default=None)
+    add_evaluation_arguments(
+        e, "the training data folder (its val.npz)", "NAME=PATH (PATH: shipped or a checkpoint directory)"
+    )
     e.set_defaults(func=cmd_eval)
     for q in (t, e):
         q.add_argument("--threads", type=int, default=1)

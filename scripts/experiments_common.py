@@ -3,8 +3,10 @@ runs that start from a checkpoint, and evaluation tables. Not part of the instal
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,22 @@ def load_network(checkpoint: str | None, orient_base: str | None = None) -> torc
         model.config = dataclasses.replace(model.config, orient=orient)
         model.orient_correct.base = orient_base
     return model
+
+
+def add_evaluation_arguments(p: argparse.ArgumentParser, data_help: str, checkpoints_help: str) -> None:
+    """The arguments every ``eval`` of the experiment scripts takes: data, NAME=PATH networks, a sample cap
+    and a JSON file for the results."""
+    p.add_argument("--data", required=True, help=data_help)
+    p.add_argument("checkpoints", nargs="+", help=checkpoints_help)
+    p.add_argument("--max-samples", type=int, default=None)
+    p.add_argument("--json", default=None)
+
+
+def named_networks(specs: list[str]) -> Iterator[tuple[str, torch.nn.Module]]:
+    """``NAME=PATH`` (or a bare NAME that ``load_network`` knows) -> (name, network), one at a time."""
+    for spec in specs:
+        name, _, path = spec.partition("=")
+        yield name, load_network(path or name)
 
 
 def train_from(

@@ -11,18 +11,19 @@ quantising is seen before a checkpoint is committed (the README's rule: a few MB
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
-from whmr_core.checkpoint import WEIGHTS, load_checkpoint, load_weights, save_checkpoint
+from whmr_core.checkpoint import WEIGHTS, load_weights, save_checkpoint
 
 STORAGE = "backbone weights int8 (per-output-channel fp32 scales), the rest fp16"
 SIZE_LIMIT_MB = 20.0
 
 
 def ship(src: Path, out: Path, provenance: str) -> dict[str, float]:
-    loaded = load_checkpoint(src)
-    weights, config = loaded["weights"], loaded["config"]
+    weights, metadata = load_weights(src)  # the training state beside them is not shipped: not read
+    config = json.loads(metadata.get("config", "{}"))
     if not config.get("model"):
         raise SystemExit(f"ship_checkpoint: error: {src} has no model config; ship a trainer's checkpoint")
     meta = {"provenance": provenance, "storage": STORAGE}

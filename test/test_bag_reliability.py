@@ -195,7 +195,7 @@ import numpy as np
 import whmr_core.runtime.factory as factory
 from whmr_fakes import TOPOLOGY, FakeEngine, SeenBody
 
-class Slow(FakeEngine):
+class Slow(FakeEngine):  # a slow engine: 30 ms a frame keeps the run going long after the signal
     def _run(self, inputs):
         print("frame", flush=True)
         time.sleep(0.03)

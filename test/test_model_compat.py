@@ -27,18 +27,24 @@ def test_new_configs_default_to_the_release_and_record_their_schema():
     assert config_from_stored(config_to_dict(cfg)) == cfg
 
 
-def test_stored_config_without_schema_means_the_old_behaviour():
+def _schema_1_small_cpu() -> dict:
+    """small-cpu's config as whmr stored it before config schema 2: none of the keys added since."""
     stored = config_to_dict(get_config("small-cpu"))
     for section, keys in {
         "pyramid": ["point_mlp", "sampling"],
         "regressor": ["activation", "detach", "rotation"],
         "vertex": ["head", "global_token"],
         "depth": ["kind"],
-        "orient": ["activation", "dropout", "rotation"],
+        "orient": ["activation", "dropout", "rotation", "base"],
     }.items():
         for k in keys:
             del stored[section][k]
     del stored["schema"], stored["mean_params"], stored["markers"]
+    return stored
+
+
+def test_stored_config_without_schema_means_the_old_behaviour():
+    stored = _schema_1_small_cpu()
     old = config_from_stored(stored)
     assert old.schema == 1
     assert (old.regressor.activation, old.regressor.detach, old.pyramid.point_mlp) == ("relu", False, "plain")
@@ -114,17 +120,7 @@ def test_a_schema_1_checkpoint_builds_the_network_it_was_trained_as(tmp_path):
     from whmr_core.checkpoint import save_checkpoint
     from whmr_core.model import build_model
 
-    stored = config_to_dict(get_config("small-cpu"))
-    for section, keys in {
-        "pyramid": ["point_mlp", "sampling"],
-        "regressor": ["activation", "detach", "rotation"],
-        "vertex": ["head", "global_token"],
-        "depth": ["kind"],
-        "orient": ["activation", "dropout", "rotation", "base"],
-    }.items():
-        for k in keys:
-            stored[section].pop(k, None)
-    del stored["schema"], stored["mean_params"], stored["markers"]
+    stored = _schema_1_small_cpu()
     torch.manual_seed(0)
     writer = build_model(config_from_stored(stored), body=resolve("lowres").load()).eval()
     save_checkpoint(

@@ -107,7 +107,7 @@ class TrainConfig:
     # FULL^2 and L_f on every iteration's camera and joints (the release); false: the final output only.
     full2_every_iteration: bool = True
     # How a term supervised on every iteration (deep supervision) is reduced: "sum" (the release adds one
-    # loss per iteration) or "mean" (the same balance as a single output; runs trained before schema 2).
+    # loss per iteration) or "mean" (the same balance as a single output; what runs before this option used).
     iteration_losses: str = "sum"
     seed: int = 0
     amp: bool = True  # bf16/fp16 autocast on GPU; ignored on CPU
