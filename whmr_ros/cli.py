@@ -34,9 +34,17 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     if args.sequence:
         if not args.bag:
             raise SystemExit("whmr synth --sequence: --bag OUT.mcap is required")
+        from whmr_core.data.sequence import SequenceConfig
         from whmr_ros.synth_bag import write_sequence_bag
 
-        info = write_sequence_bag(args.bag, seconds=args.seconds, seed=args.seed, body=args.body or "lowres")
+        try:
+            w, h = (int(v) for v in args.size.lower().split("x"))
+            config = SequenceConfig(image_wh=(w, h), walkers=args.walkers)
+        except ValueError as err:
+            raise SystemExit(f"whmr synth --sequence: {err} (--size WxH, --walkers N >= 1)") from None
+        info = write_sequence_bag(
+            args.bag, seconds=args.seconds, seed=args.seed, body=args.body or "lowres", config=config
+        )
         print(f"wrote {info['path']}: {info['counts']}")
         return 0
     if not args.out or args.num is None:
@@ -124,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--sequence", action="store_true", help="write a ROS 2 bag sequence instead")
     synth.add_argument("--bag", help="output .mcap file of --sequence")
     synth.add_argument("--seconds", type=float, default=4.0, help="sequence length (default: 4)")
+    synth.add_argument("--walkers", type=int, default=1, help="people in a --sequence (default: 1)")
+    synth.add_argument("--size", default="320x240", help="image size WxH of a --sequence (default: 320x240)")
     synth.set_defaults(func=_cmd_synth)
 
     from whmr_core.export.commands import add_export_arguments

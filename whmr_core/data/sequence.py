@@ -52,6 +52,7 @@ class SequenceConfig:
     sway_m: tuple[float, float, float] = (0.25, 0.04, 0.15)  # camera translation amplitudes along x, y, z
     sway_period_s: tuple[float, float, float] = (4.2, 0.9, 5.3)
     walk_centre_m: float = 4.5  # the person walks on a circle around this point straight ahead
+    walkers: int = 1  # people in view; walker k > 0 circles a point beside and behind the first one's
     walk_radius_m: float = 1.6
     walk_speed: float = 1.0  # m/s
     gait_period_s: float = 1.1  # one full stride (two steps)
@@ -68,6 +69,8 @@ class SequenceConfig:
     def __post_init__(self) -> None:
         if self.seconds <= 0 or self.fps <= 0 or self.imu_rate_hz <= 0:
             raise ValueError("SequenceConfig: seconds, fps and imu_rate_hz must be > 0")
+        if self.walkers < 1:
+            raise ValueError(f"SequenceConfig: walkers must be >= 1, got {self.walkers}")
         if self.walk_radius_m >= self.walk_centre_m - 0.8:
             raise ValueError("SequenceConfig: the walking circle must stay 0.8 m in front of the camera")
 
@@ -105,17 +108,48 @@ def _motion(cfg: SequenceConfig, t: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     return pos, acc, pitch, roll
 
 
+@dataclass(frozen=True)
+class _Walker:
+    """One walker's draws: shape, gait style, start on its circle, direction, gait phase."""
+
+    centre: np.ndarray  # (x, z) of its circle in W
+    betas: np.ndarray
+    style_seed: int
+    phi0: float
+    direction: float
+    gait0: float
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, num_betas: int, centre: np.ndarray) -> _Walker:
+        betas = sample_betas(rng, num_betas)
+        style_seed = int(rng.integers(2**31))
+        phi0 = math.pi + rng.uniform(-1.0, 1.0)  # angle on the circle; pi is the point nearest the camera
+        direction = 1.0 if rng.random() < 0.5 else -1.0
+        return cls(centre, betas, style_seed, phi0, direction, rng.uniform(0, 2 * math.pi))
+
+
+def _walker_centre(cfg: SequenceConfig, k: int) -> np.ndarray:
+    """Walker 0 circles straight ahead; the others alternate left and right of it, a metre further back
+    per pair, so that they cross in front of each other now and then (occlusions, track swaps)."""
+    if k == 0:
+        return np.array([0.0, cfg.walk_centre_m])
+    side = 1.0 if k % 2 else -1.0
+    return np.array([side * 2.0, cfg.walk_centre_m + 1.0 * ((k + 1) // 2)])
+
+
 def make_sequence(
     body: torch.nn.Module, regressors: JointRegressors, seed: int, config: SequenceConfig | None = None
 ) -> Sequence:
-    """The sequence of ``seed``: walker (shape, gait style, start, direction), look and IMU noise."""
+    """The sequence of ``seed``: walkers (shape, gait style, start, direction), look and IMU noise."""
     cfg = config or SequenceConfig()
-    rng = np.random.default_rng([int(seed), 7])
-    betas = sample_betas(rng, int(body.num_betas))
-    style_seed = int(rng.integers(2**31))
-    phi0 = math.pi + rng.uniform(-1.0, 1.0)  # angle on the circle; pi is the point nearest the camera
-    direction = 1.0 if rng.random() < 0.5 else -1.0
-    gait0 = rng.uniform(0, 2 * math.pi)
+    walkers = [
+        _Walker.draw(
+            np.random.default_rng([int(seed), 7] if k == 0 else [int(seed), 7, k]),
+            int(body.num_betas),
+            _walker_centre(cfg, k),
+        )
+        for k in range(cfg.walkers)
+    ]
 
     stamps = _stamps(cfg, cfg.fps)
     t = (stamps - cfg.start_ns) * 1e-9
@@ -123,25 +157,28 @@ def make_sequence(
     w, h = cfg.image_wh
     f = focal_from_hfov(w, cfg.hfov_deg)
     K = np.array([[f, 0.0, w / 2], [0.0, f, h / 2], [0.0, 0.0, 1.0]])
-    centre = np.array([0.0, cfg.walk_centre_m])
     scenes = []
     for k, tk in enumerate(t):
         cam = Camera(
             image_wh=(w, h), K=K, R_c=camera_rotation(pitch[k], roll[k]),
             height=cfg.camera_height_m - pos[k, 1], pitch_deg=float(pitch[k]), roll_deg=float(roll[k]),
         )  # fmt: skip
-        phi = phi0 + direction * cfg.walk_speed / cfg.walk_radius_m * tk
-        xz = centre + cfg.walk_radius_m * np.array([math.sin(phi), math.cos(phi)])
-        # Facing along the circle: yaw 0 faces the camera (-z_G); forward is (-sin yaw, -cos yaw) in x-z.
-        yaw = math.degrees(phi) - 90.0 + (0.0 if direction > 0 else 180.0)
-        pose = walking_pose(gait0 + 2 * math.pi * tk / cfg.gait_period_s, np.random.default_rng(style_seed))
-        verts, joints = body_frame_forward(body, pose, betas)
-        sample = BodySample("walking", pose, betas, verts, joints)
-        # Lowest vertex on the ground; the body's y (up) becomes -y_G whatever the yaw.
-        pelvis_y = cam.height - (joints[0, 1] - verts[:, 1].min())
-        pelvis_g = np.array([xz[0] - pos[k, 0], pelvis_y, xz[1] - pos[k, 2]])
-        person = person_at(cam, sample, regressors, yaw, pelvis_g)
-        scenes.append(Scene(camera=cam, people=(person,), seed=seed, index=k))
+        people = []
+        for walker in walkers:
+            phi = walker.phi0 + walker.direction * cfg.walk_speed / cfg.walk_radius_m * tk
+            xz = walker.centre + cfg.walk_radius_m * np.array([math.sin(phi), math.cos(phi)])
+            # Facing along the circle: yaw 0 faces the camera (-z_G); forward is (-sin yaw, -cos yaw) in x-z.
+            yaw = math.degrees(phi) - 90.0 + (0.0 if walker.direction > 0 else 180.0)
+            pose = walking_pose(
+                walker.gait0 + 2 * math.pi * tk / cfg.gait_period_s, np.random.default_rng(walker.style_seed)
+            )
+            verts, joints = body_frame_forward(body, pose, walker.betas)
+            sample = BodySample("walking", pose, walker.betas, verts, joints)
+            # Lowest vertex on the ground; the body's y (up) becomes -y_G whatever the yaw.
+            pelvis_y = cam.height - (joints[0, 1] - verts[:, 1].min())
+            pelvis_g = np.array([xz[0] - pos[k, 0], pelvis_y, xz[1] - pos[k, 2]])
+            people.append(person_at(cam, sample, regressors, yaw, pelvis_g))
+        scenes.append(Scene(camera=cam, people=tuple(people), seed=seed, index=k))
 
     imu_stamps = _stamps(cfg, cfg.imu_rate_hz)
     ti = (imu_stamps - cfg.start_ns) * 1e-9
@@ -152,11 +189,14 @@ def make_sequence(
         rng=np.random.default_rng([int(seed), 8]),
     )  # fmt: skip
     app = sample_appearance(np.random.default_rng([int(seed), 9]), scenes[0], cfg.appearance)
-    # Keep props off the walking circle.
+    # Keep props off the walking circles.
     props = tuple(
         p
         for p in app.props
-        if abs(np.hypot(*(p.vertices[:, [0, 2]].mean(0) - centre)) - cfg.walk_radius_m) > 1.0
+        if all(
+            abs(np.hypot(*(p.vertices[:, [0, 2]].mean(0) - w.centre)) - cfg.walk_radius_m) > 1.0
+            for w in walkers
+        )
     )
     return Sequence(cfg, stamps, tuple(scenes), pos, imu, replace(app, props=props))
 
