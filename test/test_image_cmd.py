@@ -180,7 +180,7 @@ def test_whmr_video_tracks_people_across_frames(tmp_path, capsys):
 
 def test_whmr_video_refuses_a_missing_source(tmp_path, capsys):
     assert main(["video", str(tmp_path / "none.mp4")]) == 2
-    assert "none.mp4: no such file" in capsys.readouterr().out
+    assert "whmr video: error: " in (err := capsys.readouterr().err) and "none.mp4: no such file" in err
 
 
 def test_the_picture_camera_scales_with_integer_pixel_centres():

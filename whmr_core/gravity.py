@@ -40,6 +40,7 @@ __all__ = [
     "gravity_from_fixed_frame",
     "gravity_from_orientation",
     "slerp_xyzw",
+    "unit_vector",
 ]
 
 SOURCES = ("imu_orientation", "imu_accel", "tf", "parameter")
@@ -68,16 +69,19 @@ class GravityUnavailableError(RuntimeError):
     """No configured source could give gravity (only when ``parameter`` is not among the sources)."""
 
 
-def _unit(v: np.ndarray, name: str, eps: float = 1e-9) -> np.ndarray:
+def unit_vector(v: Sequence[float] | np.ndarray, name: str, eps: float = 1e-9) -> np.ndarray:
+    """``v`` / |v| for a finite (3,) vector; ValueError naming ``name`` otherwise. Scaled by its largest
+    component first: the norm of (1e308, 1e308, 0) overflows to infinity and would give a zero vector."""
     v = np.asarray(v, dtype=np.float64)
     if v.shape != (3,):
         raise ValueError(f"{name}: expected shape (3,), got {v.shape}")
     if not np.isfinite(v).all():
         raise ValueError(f"{name}: contains non-finite values")
-    n = float(np.linalg.norm(v))
-    if n <= eps:
+    scale = float(np.abs(v).max())
+    if scale == 0.0 or scale * float(np.linalg.norm(v / scale)) <= eps:
         raise ValueError(f"{name}: zero vector, direction undefined")
-    return v / n
+    u = v / scale
+    return u / np.linalg.norm(u)
 
 
 def _check_xyzw(q: Sequence[float] | np.ndarray, name: str, norm_tol: float = 0.1) -> np.ndarray:
@@ -122,7 +126,7 @@ def gravity_from_orientation(
 
 def gravity_from_accel(accel: Sequence[float] | np.ndarray, camera_from_imu: np.ndarray) -> np.ndarray:
     """Unit gravity in C from a (low-passed) accelerometer reading in I: the IMU at rest reads +g up."""
-    return as_rotation_matrix(camera_from_imu, "camera_from_imu") @ -_unit(accel, "linear_acceleration")
+    return as_rotation_matrix(camera_from_imu, "camera_from_imu") @ -unit_vector(accel, "linear_acceleration")
 
 
 def gravity_from_fixed_frame(camera_from_fixed: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -235,7 +239,9 @@ class GravityEstimator:
         if not 0 < max_disagreement_deg <= 180:
             raise ValueError(f"max_disagreement_deg: must be in (0, 180], got {max_disagreement_deg}")
         self.sources = tuple(sources)
-        self.parameter_gravity = _unit(np.asarray(parameter_gravity, dtype=np.float64), "parameter_gravity")
+        self.parameter_gravity = unit_vector(
+            np.asarray(parameter_gravity, dtype=np.float64), "parameter_gravity"
+        )
         self.max_age_ns = int(max_age_ns)
         self.accel_time_constant_s = float(accel_time_constant_s)
         self.accel_norm_range = (float(lo), float(hi))
@@ -417,7 +423,7 @@ class GravityEstimator:
             return None, None, why
         d0, d1, t, age = s
         down = (1 - t) * d0 + t * d1  # normalised lerp of two nearby unit vectors
-        return self.camera_from_imu @ _unit(down, "interpolated accel direction"), age, ""
+        return self.camera_from_imu @ unit_vector(down, "interpolated accel direction"), age, ""
 
     def gravity_at(
         self, stamp_ns: int, tf_gravity: Sequence[float] | np.ndarray | None = None
@@ -440,7 +446,7 @@ class GravityEstimator:
                 why = "tf: no gravity-aligned frame available"
                 if tf_gravity is not None:
                     try:
-                        g, why = _unit(np.asarray(tf_gravity, dtype=np.float64), "tf_gravity"), ""
+                        g, why = unit_vector(np.asarray(tf_gravity, dtype=np.float64), "tf_gravity"), ""
                     except ValueError as e:
                         why = f"tf: {e}"
             else:

@@ -10,17 +10,18 @@ pipeline is reset before each image, so no track or box carries from one photo i
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from whmr_core.media.image_files import ImageFileError, read_image, write_image
+from whmr_core.media.paths import expand_glob, has_magic, output_stems, shown
 from whmr_core.runtime.config import PipelineConfig
 from whmr_core.runtime.frames import Frame, FrameResult, InputError
 from whmr_core.runtime.pipeline import Pipeline
@@ -65,52 +66,45 @@ class ImageSummary:
 
 
 def collect_images(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
-    """Files, folders (their image files, sorted) and globs -> (image paths, warnings for what is skipped)."""
+    """Files, folders (their image files, sorted) and globs -> (image paths, warnings for what is skipped).
+
+    Names need not be UTF-8 (warnings print them with ``\\xNN`` escapes); ``**`` never follows a link
+    to a folder (``paths.expand_glob``)."""
     files: list[Path] = []
     warnings: list[str] = []
     for arg in paths:
         p = Path(arg)
         if p.is_dir():
-            inside = sorted(q for q in p.iterdir() if q.is_file())
+            try:
+                inside = sorted(q for q in p.iterdir() if q.is_file())
+            except OSError as e:
+                warnings.append(f"{shown(p)}: cannot list this folder ({e.strerror or e})")
+                continue
             imgs = [q for q in inside if q.suffix.lower() in IMAGE_SUFFIXES]
             if len(inside) > len(imgs):
-                warnings.append(f"{p}: skipped {len(inside) - len(imgs)} files that are not images by name")
+                warnings.append(
+                    f"{shown(p)}: skipped {len(inside) - len(imgs)} files that are not images by name"
+                )
             if not imgs:
-                warnings.append(f"{p}: no images in this folder")
+                warnings.append(f"{shown(p)}: no images in this folder")
             files += imgs
         elif p.is_file():
             files.append(p)
-        elif any(ch in arg for ch in "*?["):
-            matched = sorted(Path(m) for m in glob.glob(arg, recursive=True) if Path(m).is_file())
+        elif has_magic(arg):
+            matched = expand_glob(arg)
             if not matched:
-                warnings.append(f"{arg}: no file matches")
+                warnings.append(f"{shown(arg)}: no file matches")
             files += [m for m in matched if m.suffix.lower() in IMAGE_SUFFIXES]
             if len(matched) > (n := sum(m.suffix.lower() in IMAGE_SUFFIXES for m in matched)):
-                warnings.append(f"{arg}: skipped {len(matched) - n} matches that are not images by name")
+                warnings.append(
+                    f"{shown(arg)}: skipped {len(matched) - n} matches that are not images by name"
+                )
         else:
-            warnings.append(f"{arg}: no such file or folder")
+            warnings.append(f"{shown(arg)}: no such file or folder")
     unique: dict[Path, Path] = {}  # a file named twice (a folder and a glob) is processed once
     for f in files:
         unique.setdefault(f.resolve(), f)
     return list(unique.values()), warnings
-
-
-def read_image(path: Path) -> np.ndarray:
-    """(H, W, 3) RGB uint8 (EXIF orientation applied, grey and 16-bit converted); ValueError if unreadable."""
-    data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
-    if img is None:
-        raise ValueError(f"{path}: not an image OpenCV can read")
-    return np.ascontiguousarray(img[:, :, ::-1])
-
-
-def _output_stems(files: Sequence[Path]) -> Iterator[str]:
-    """One output stem per input; a repeated name gets a suffix (two folders may both hold 1.jpg)."""
-    used: dict[str, int] = {}
-    for f in files:
-        n = used.get(f.stem, 0)
-        used[f.stem] = n + 1
-        yield f.stem if n == 0 else f"{f.stem}_{n + 1}"
 
 
 def intrinsics_matrix(k: tuple[float, float, float, float] | None) -> np.ndarray | None:
@@ -154,7 +148,6 @@ def run_images(
     from tqdm import tqdm
 
     from whmr_core.media.display_mesh import DisplayBody
-    from whmr_core.media.results import frame_record, write_mesh
 
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -166,7 +159,7 @@ def run_images(
 
         renderer = Renderer()
     summaries = []
-    bar = tqdm(list(zip(files, _output_stems(files), strict=True)), unit="img", desc="whmr image",
+    bar = tqdm(list(zip(files, output_stems(files), strict=True)), unit="img", desc="whmr image",
                disable=not progress)  # fmt: skip
     write = tqdm.write if progress else echo
     for path, stem in bar:
@@ -174,8 +167,8 @@ def run_images(
         summaries.append(summary)
         t0 = time.perf_counter()
         try:
-            image = read_image(path)
-        except ValueError as e:
+            image = read_image(path)  # size, pixel count and every read error checked there
+        except ImageFileError as e:
             summary.error = str(e)
             write(f"warning: skipped {e}")
             continue
@@ -183,40 +176,65 @@ def run_images(
         try:
             result = pipeline.process(Frame(image, 0, K=K, gravity=options.gravity))
         except InputError as e:
-            summary.error = f"{path}: {e}"
-            write(f"warning: skipped {path}: {e}")
+            summary.error = f"{shown(path)}: {e}"
+            write(f"warning: skipped {summary.error}")
             continue
-        focal = result.focal_px  # K's or the fused one; None with --per-person-focal
-        meshes = [display(p) for p in result.persons]
-        names = []
-        if options.mesh_format != "none":
-            for k, m in enumerate(meshes):  # the order of "persons" in the JSON
-                name = f"{stem}_{k}.{options.mesh_format}"
-                write_mesh(out / name, m.vertices_camera, m.faces)
-                names.append(name)
-        record = frame_record(result, focal_px=focal, source=str(path), meshes=names)
-        for k, rec in enumerate(record["persons"]):  # images stand alone: an index, not a track id
-            del rec["track_id"]
-            rec["index"] = k
-        record["mesh_body"] = display.name
-        (out / f"{stem}.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
-        summary.files = [f"{stem}.json", *names]
-        if options.overlay and renderer is not None:
-            from whmr_core.media.pictures import draw_overlay, side_view
-
-            over = draw_overlay(
-                image, result, meshes, max_side=options.overlay_max_side, renderer=renderer, by_index=True
+        try:
+            _write_outputs(summary, image, result, stem, out, display, renderer, options)
+        except OSError as e:  # a full disk or a read-only folder: this image's files are incomplete
+            summary.error = (
+                f"{shown(path)}: cannot write its results ({e.strerror or e}: {shown(e.filename or out)})"
             )
-            photo = cv2.resize(image, (over.shape[1], over.shape[0]), interpolation=cv2.INTER_AREA)
-            panels = [photo, over, side_view(meshes, over.shape[0], renderer=renderer)]
-            cv2.imwrite(str(out / f"{stem}_overlay.png"), np.concatenate(panels, axis=1)[:, :, ::-1])
-            summary.files.append(f"{stem}_overlay.png")
-        summary.persons, summary.focal_px = len(result.persons), focal
-        summary.line = describe(path.name, result, focal, time.perf_counter() - t0)
+            write(f"warning: {summary.error}")
+            continue
+        summary.line = describe(shown(path.name), result, summary.focal_px, time.perf_counter() - t0)
         write(summary.line)
     if renderer is not None:
         renderer.release()
     return summaries
+
+
+def _write_outputs(
+    summary: ImageSummary,
+    image: np.ndarray,
+    result: FrameResult,
+    stem: str,
+    out: Path,
+    display,
+    renderer,
+    options: ImageOptions,
+) -> None:
+    """``<stem>.json``, the meshes and the overlay of one image into ``out``; fills ``summary``."""
+    from whmr_core.media.results import frame_record, write_mesh
+
+    focal = result.focal_px  # K's or the fused one; None with --per-person-focal
+    meshes = [display(p) for p in result.persons]
+    names = []
+    if options.mesh_format != "none":
+        for k, m in enumerate(meshes):  # the order of "persons" in the JSON
+            name = f"{stem}_{k}.{options.mesh_format}"
+            write_mesh(out / name, m.vertices_camera, m.faces)
+            names.append(name)
+    record = frame_record(
+        result, focal_px=focal, source=shown(summary.path), meshes=[shown(n) for n in names]
+    )
+    for k, rec in enumerate(record["persons"]):  # images stand alone: an index, not a track id
+        del rec["track_id"]
+        rec["index"] = k
+    record["mesh_body"] = display.name
+    (out / f"{stem}.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+    summary.files = [f"{stem}.json", *names]
+    if options.overlay and renderer is not None:
+        from whmr_core.media.pictures import draw_overlay, side_view
+
+        over = draw_overlay(
+            image, result, meshes, max_side=options.overlay_max_side, renderer=renderer, by_index=True
+        )
+        photo = cv2.resize(image, (over.shape[1], over.shape[0]), interpolation=cv2.INTER_AREA)
+        panels = [photo, over, side_view(meshes, over.shape[0], renderer=renderer)]
+        write_image(out / f"{stem}_overlay.png", np.concatenate(panels, axis=1))
+        summary.files.append(f"{stem}_overlay.png")
+    summary.persons, summary.focal_px = len(result.persons), focal
 
 
 def float_list(n: int, what: str):
@@ -234,12 +252,23 @@ def float_list(n: int, what: str):
     return parse
 
 
+def intrinsics_arg(text: str) -> tuple[float, ...]:
+    """An argparse type: ``FX,FY,CX,CY`` with positive focal lengths and a principal point not left of or
+    above the image (checked once here, not refused frame after frame)."""
+    fx, fy, cx, cy = values = float_list(4, "--K")(text)
+    if fx <= 0 or fy <= 0 or cx < 0 or cy < 0:
+        raise argparse.ArgumentTypeError(
+            f"--K: focal lengths must be > 0 and the principal point >= 0 (pixels), got {text!r}"
+        )
+    return values
+
+
 def add_image_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or globs ('photos/*.jpg')")
     p.add_argument("--out", default="out/images", help="output folder (default: %(default)s)")
     p.add_argument(
         "--K",
-        type=float_list(4, "--K"),
+        type=intrinsics_arg,
         default=None,
         metavar="FX,FY,CX,CY",
         help="camera intrinsics in pixels for every image: metric depth (default: none)",
@@ -316,7 +345,7 @@ def image_main(args: argparse.Namespace) -> int:
     out_dir = Path(args.out).resolve()
     ours = [f for f in files if f.resolve().parent == out_dir]  # our own overlays from an earlier run
     if ours:
-        warnings.append(f"skipped {len(ours)} images in the output folder {args.out}")
+        warnings.append(f"skipped {len(ours)} images in the output folder {shown(args.out)}")
         files = [f for f in files if f not in ours]
     for w in warnings:
         print(f"warning: {w}")
@@ -336,7 +365,7 @@ def image_main(args: argparse.Namespace) -> int:
     summaries = run_images(files, pipeline, options, progress=not args.quiet)
     done = [s for s in summaries if not s.error]
     people = sum(s.persons for s in done)
-    print(f"whmr image: {len(done)} of {len(summaries)} images, {people} persons -> {options.out}")
+    print(f"whmr image: {len(done)} of {len(summaries)} images, {people} persons -> {shown(options.out)}")
     if not done:
         return 2
     return 0 if len(done) == len(summaries) else 1

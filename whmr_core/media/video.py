@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +23,11 @@ import numpy as np
 from whmr_core.media.image import (
     LEVEL_GRAVITY,
     add_model_arguments,
-    float_list,
+    intrinsics_arg,
     intrinsics_matrix,
     pipeline_from_args,
 )
+from whmr_core.media.paths import opencv_path, shown
 from whmr_core.runtime.frames import Frame, InputError
 from whmr_core.runtime.pipeline import Pipeline
 
@@ -43,6 +45,8 @@ class VideoSummary:
     latency_ms: list[float] = field(default_factory=list)  # per frame: detector + pipeline
     wall_s: float = 0.0
     files: list[str] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)  # frames the pipeline refused, by reason
+    ended_early: str = ""  # why fewer frames were read than the file declares ("" = all of them)
 
     def report(self) -> dict:
         lat = np.asarray(self.latency_ms) if self.latency_ms else np.zeros(1)
@@ -56,18 +60,31 @@ class VideoSummary:
             "latency_ms": {k: round(float(np.percentile(lat, q)), 1) for k, q in (("p50", 50), ("p90", 90))}
             | {"max": round(float(lat.max()), 1)},
             "files": self.files,
+            "dropped": self.dropped,
+            "ended_early": self.ended_early,
         }
 
 
 def open_source(source: str) -> tuple[cv2.VideoCapture, str, bool]:
-    """(capture, output stem, is_camera); ValueError naming the source when it cannot be opened."""
+    """(capture, output stem, is_camera); ValueError naming the source when it cannot be opened.
+
+    A file is opened through ``opencv_path`` (OpenCV crashes on names that are not UTF-8); the link it
+    may use can go once the file is open."""
     is_camera = source.isdigit()
-    cap = cv2.VideoCapture(int(source)) if is_camera else cv2.VideoCapture(source)
+    if is_camera:
+        cap = cv2.VideoCapture(int(source))
+    elif not Path(source).is_file():
+        raise ValueError(f"{shown(source)}: no such file" if not Path(source).exists() else
+                         f"{shown(source)}: not a file")  # fmt: skip
+    else:
+        with opencv_path(source) as name:
+            cap = cv2.VideoCapture(name)
     if not cap.isOpened():
-        what = f"camera {source}" if is_camera else f"{source}: not a video file OpenCV can read"
-        if not is_camera and not Path(source).exists():
-            what = f"{source}: no such file"
-        raise ValueError(what)
+        if is_camera:
+            raise ValueError(
+                f"camera {source}: cannot be opened (no such camera, or another program uses it)"
+            )
+        raise ValueError(f"{shown(source)}: not a video file OpenCV can read")
     return cap, (f"camera{source}" if is_camera else Path(source).stem), is_camera
 
 
@@ -126,8 +143,11 @@ def run_video(
             t0 = time.perf_counter()
             try:
                 result = pipeline.process(Frame(rgb, stamp, K=K, gravity=gravity))
-            except InputError as e:
-                log.warning("frame %d dropped: %s", index, e)
+            except InputError as e:  # counted by reason; said once per reason, not once per frame
+                reason = str(e)
+                if reason not in summary.dropped:
+                    log.warning("frame %d dropped: %s (later frames dropped for this are counted)", index, e)
+                summary.dropped[reason] = summary.dropped.get(reason, 0) + 1
                 continue
             summary.latency_ms.append((time.perf_counter() - t0) * 1000)
             summary.processed += 1
@@ -143,13 +163,22 @@ def run_video(
                 if writer is None:
                     path = out / f"{stem}_overlay.mp4"
                     size = (pic.shape[1], pic.shape[0])
-                    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+                    with opencv_path(path) as name:  # FFmpeg opens the file here
+                        writer = cv2.VideoWriter(name, cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
                     if not writer.isOpened():
-                        raise ValueError(f"{path}: OpenCV cannot write an mp4 video here")
+                        raise ValueError(f"{shown(path)}: OpenCV cannot write an mp4 video here")
                     summary.files.append(str(path))
                 writer.write(np.ascontiguousarray(pic[:, :, ::-1]))
     except KeyboardInterrupt:
         log.warning("stopped by Ctrl-C after %d frames", summary.frames)
+    else:
+        declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if not is_camera else 0
+        wanted = min(declared, max_frames) if max_frames else declared
+        if wanted - summary.frames > 1:  # container counts may be estimates: one frame of slack
+            summary.ended_early = (
+                f"{shown(source)}: only {summary.frames} of the {declared} frames it declares could be read "
+                "(a truncated or damaged file?)"
+            )
     finally:
         summary.wall_s = time.perf_counter() - t_start
         bar.close()
@@ -168,7 +197,7 @@ def add_video_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", metavar="SOURCE", help="a video file, or a camera index (0: the first webcam)")
     p.add_argument("--out", default="out/video", help="output folder (default: %(default)s)")
     p.add_argument(
-        "--K", type=float_list(4, "--K"), default=None, metavar="FX,FY,CX,CY",
+        "--K", type=intrinsics_arg, default=None, metavar="FX,FY,CX,CY",
         help="camera intrinsics in pixels: metric depth",
     )  # fmt: skip
     p.add_argument("--level", action="store_true", help="the camera is level (gravity along image down)")
@@ -181,12 +210,8 @@ def add_video_arguments(p: argparse.ArgumentParser) -> None:
 def video_main(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     K = intrinsics_matrix(tuple(args.K) if args.K else None)  # type: ignore[arg-type]
-    try:
-        cap, _, _ = open_source(args.source)
-        cap.release()
-    except ValueError as e:
-        print(f"whmr video: {e}")
-        return 2
+    cap, _, _ = open_source(args.source)  # ValueError: one line on stderr, exit 2 (cli.main)
+    cap.release()
     pipeline = pipeline_from_args(args)
     s = run_video(
         args.source,
@@ -205,6 +230,10 @@ def video_main(args: argparse.Namespace) -> int:
         f"whmr video: {r['frames']} frames, {r['processed']} processed, {r['persons']} bodies in "
         f"{r['tracks']} tracks; {r['pipeline_fps']:.1f} FPS pipeline (detector + network), "
         f"{r['overall_fps']:.1f} FPS with pictures; latency p50 {lat['p50']:.0f} ms, p90 {lat['p90']:.0f} ms "
-        f"-> {args.out}"
+        f"-> {shown(args.out)}"
     )
+    for reason, n in s.dropped.items():
+        print(f"whmr video: warning: {n} frames dropped: {reason}", file=sys.stderr)
+    if s.ended_early:
+        print(f"whmr video: warning: {s.ended_early}; processed what was readable", file=sys.stderr)
     return 0

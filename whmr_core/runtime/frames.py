@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from whmr_core.geometry import GRAVITY_FROM_G, camera_matrix_problem
-from whmr_core.gravity import GravityEstimate, as_rotation_matrix
+from whmr_core.gravity import GravityEstimate, as_rotation_matrix, unit_vector
 from whmr_core.rotations import matrix_to_quaternion_xyzw
 
 __all__ = [
@@ -164,7 +164,7 @@ def camera_rotation_of(frame: Frame) -> tuple[np.ndarray, str, str]:
         if isinstance(g, GravityEstimate):
             return g.camera_rotation(), g.source, g.reason
         if g is not None:
-            est = GravityEstimate(np.asarray(g, dtype=np.float64), "given")
+            est = GravityEstimate(unit_vector(g, "gravity"), "given")  # no overflow, no zero
             return est.camera_rotation(), "given", ""
     except ValueError as e:
         raise InputError(f"gravity: {e}") from e

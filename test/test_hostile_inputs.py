@@ -1,0 +1,187 @@
+"""What a hostile or unlucky user hands whmr (issue 26): odd file names, extreme images, loops of links,
+unreadable files, colliding names, truncated videos, absurd options, YAML bombs, a full disk.
+
+Each case: a clear one-line error or a counted drop, and the rest of the batch still processed. The
+network is ``FakeEngine`` (whmr_fakes) so every test runs in well under a second or two."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from whmr_fakes import TOPOLOGY, FakeEngine, SeenBody
+
+from whmr_ros.cli import main
+
+W, H = 160, 120
+NOT_UTF8 = os.fsdecode(b"caf\xe9")  # bytes that are no UTF-8 text: Python carries them as a surrogate
+
+
+@pytest.fixture
+def fake_factory(monkeypatch):
+    import whmr_core.runtime.factory as factory
+
+    engine = FakeEngine((W, H), focal=120.0)
+    engine.bodies = [SeenBody(np.array([0.0, 0.5, 4.0]))]
+    monkeypatch.setattr(factory, "load_engine", lambda *a, **k: engine)
+    monkeypatch.setattr(factory, "load_topology", lambda *a, **k: TOPOLOGY)
+    return engine
+
+
+def photo(path: Path, value: int = 120) -> Path:
+    _, buf = cv2.imencode(".png", np.full((H, W, 3), value, np.uint8))
+    path.write_bytes(buf.tobytes())
+    return path
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` RGB pixels, with one empty data chunk."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    )
+
+
+def image_cmd(capsys, *args: str) -> tuple[int, str, str]:
+    rc = main(["image", *args, "--detector", "none", "--mesh", "network", "--quiet"])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+# --- whmr image: one place reads untrusted image files ------------------------------------------------
+
+
+def test_a_header_claiming_65535_squared_pixels_is_skipped_and_the_next_photo_processed(
+    tmp_path, capsys, fake_factory
+):
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "a_huge.png").write_bytes(png_claiming(65535, 65535))
+    photo(d / "b_good.png")
+    rc, out, err = image_cmd(capsys, str(d), "--out", str(tmp_path / "out"), "--no-overlay")
+    assert rc == 1, out + err
+    assert "a_huge.png: 4,294,836,225 pixels, more than the 100 megapixels whmr decodes" in out
+    assert "b_good.png: 1 person" in out and "1 of 2 images" in out
+    assert (tmp_path / "out" / "b_good.json").is_file()
+
+
+def test_a_decompression_bomb_is_refused_before_it_is_decoded(tmp_path, monkeypatch):
+    """A real, valid PNG over the pixel limit (the limit lowered, so the bomb can be small): refused from
+    its header, OpenCV never asked to decode it."""
+    from whmr_core.media import image_files
+
+    monkeypatch.setattr(image_files, "MAX_IMAGE_PIXELS", 100 * 100)
+    bomb = photo(tmp_path / "bomb.png")  # 160 x 120 = 19,200 pixels
+    decoded = []
+    real = cv2.imdecode
+    monkeypatch.setattr(image_files.cv2, "imdecode", lambda *a: decoded.append(1) or real(*a))
+    with pytest.raises(image_files.ImageFileError, match=r"bomb.png: 160x120 pixels, more than"):
+        image_files.read_image(bomb)
+    assert not decoded
+    monkeypatch.setattr(image_files, "MAX_IMAGE_BYTES", 100)
+    with pytest.raises(image_files.ImageFileError, match=r"bomb.png: 0 MB, more than 0 MB"):
+        image_files.read_image(bomb)  # the file's size is checked before it is read
+
+
+def test_an_unreadable_file_is_skipped_and_the_batch_goes_on(tmp_path, capsys, fake_factory):
+    """/proc/self/mem is a regular file whose first page cannot be read (EIO, even for root)."""
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "a_unreadable.jpg").symlink_to("/proc/self/mem")
+    photo(d / "b_good.png")
+    fifo = d / "c_fifo.png"
+    os.mkfifo(fifo)  # would block a reader until someone writes
+    rc, out, err = image_cmd(capsys, str(d), "--out", str(tmp_path / "out"), "--no-overlay")
+    assert rc == 1, out + err
+    assert "a_unreadable.jpg: cannot read (Input/output error)" in out
+    assert "b_good.png: 1 person" in out and "1 of 2 images" in out
+
+
+def test_file_names_that_are_not_utf8_are_read_written_and_printed(tmp_path, capsys, fake_factory):
+    d = tmp_path / f"in_{NOT_UTF8}"
+    d.mkdir()
+    photo(d / f"{NOT_UTF8}.png")
+    out_dir = tmp_path / f"out_{NOT_UTF8}"
+    rc, out, err = image_cmd(capsys, str(d), "--out", str(out_dir))  # with the overlay picture
+    assert rc == 0, out + err
+    assert "caf\\xe9.png: 1 person" in out
+    assert sorted(os.listdir(os.fsencode(out_dir))) == [
+        b"caf\xe9.json",
+        b"caf\xe9_0.obj",
+        b"caf\xe9_overlay.png",
+    ]
+    record = json.loads((out_dir / f"{NOT_UTF8}.json").read_text())
+    assert record["source"].endswith("caf\\xe9.png")
+    assert (
+        cv2.imdecode(np.fromfile(out_dir / f"{NOT_UTF8}_overlay.png", np.uint8), cv2.IMREAD_COLOR).shape[0]
+        == H
+    )
+
+
+def test_inputs_with_one_stem_get_output_names_no_other_input_has(tmp_path, capsys, fake_factory):
+    from whmr_core.media.paths import output_stems
+
+    d = tmp_path / "in"
+    d.mkdir()
+    for name, value in (("a.jpg", 60), ("a.png", 120), ("a_2.jpg", 200)):
+        _, buf = cv2.imencode(Path(name).suffix, np.full((H, W, 3), value, np.uint8))
+        (d / name).write_bytes(buf.tobytes())
+    assert output_stems([d / "a.jpg", d / "a.png", d / "a_2.jpg"]) == ["a", "a_3", "a_2"]
+    assert output_stems([Path("x/A.jpg"), Path("y/a.jpg")]) == ["A", "a_2"]  # case-folding file systems
+    rc, out, _ = image_cmd(capsys, str(d), "--out", str(tmp_path / "out"), "--no-overlay")
+    assert rc == 0 and "3 of 3 images" in out
+    sources = {p.name: json.loads(p.read_text())["source"] for p in (tmp_path / "out").glob("*.json")}
+    assert sources == {
+        "a.json": str(d / "a.jpg"),
+        "a_2.json": str(d / "a_2.jpg"),
+        "a_3.json": str(d / "a.png"),
+    }
+
+
+def test_a_globstar_never_follows_links_into_loops(tmp_path):
+    from whmr_core.media.image import collect_images
+    from whmr_core.media.paths import expand_glob
+
+    d = tmp_path / "d"
+    (d / "sub").mkdir(parents=True)
+    photo(d / "x.png")
+    photo(d / "sub" / "y.png")
+    (d / "loop1").symlink_to(".")  # glob.glob follows these: 2^40 paths
+    (d / "loop2").symlink_to(".")
+    (d / "sub" / "up").symlink_to("..")
+    (d / "link.png").symlink_to(d / "x.png")  # a link to a file is a file
+    assert expand_glob(f"{d}/**/*.png") == [d / "link.png", d / "sub" / "y.png", d / "x.png"]
+    assert expand_glob(f"{d}/**") == [d / "link.png", d / "sub" / "y.png", d / "x.png"]
+    files, _ = collect_images([f"{d}/**/*.png"])
+    assert sorted(f.name for f in files) == ["link.png", "y.png"]  # link.png and x.png are one file
+
+
+# --- options ------------------------------------------------------------------------------------------
+
+
+def test_a_gravity_of_1e308_is_a_direction_not_an_overflow():
+    from whmr_core.runtime.frames import Frame, camera_rotation_of
+
+    R, _, _ = camera_rotation_of(Frame(np.zeros((4, 4, 3), np.uint8), 0, gravity=(1e308, 1e308, 0.0)))
+    R_small, _, _ = camera_rotation_of(Frame(np.zeros((4, 4, 3), np.uint8), 0, gravity=(1.0, 1.0, 0.0)))
+    np.testing.assert_allclose(R, R_small, atol=1e-12)
+    np.testing.assert_allclose(R @ R.T, np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(R[:, 1], [2**-0.5, 2**-0.5, 0.0], atol=1e-12)  # g, normalised
+
+
+@pytest.mark.parametrize("k", ["0,0,0,0", "-500,500,80,60", "500,500,-1,60"])
+def test_intrinsics_that_are_no_camera_are_refused_before_any_frame(k, capsys):
+    with pytest.raises(SystemExit):
+        main(["video", "clip.mp4", f"--K={k}"])
+    err = capsys.readouterr().err
+    assert "--K: focal lengths must be > 0 and the principal point >= 0" in err
