@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from whmr_fakes import TOPOLOGY, FakeEngine, SeenBody
 
+from whmr_core.media.paths import opencv_path
 from whmr_ros.cli import main
 
 W, H = 160, 120
@@ -185,3 +186,74 @@ def test_intrinsics_that_are_no_camera_are_refused_before_any_frame(k, capsys):
         main(["video", "clip.mp4", f"--K={k}"])
     err = capsys.readouterr().err
     assert "--K: focal lengths must be > 0 and the principal point >= 0" in err
+
+
+# --- whmr video ---------------------------------------------------------------------------------------
+
+
+def _clip(path: Path, frames: int = 10) -> Path:
+    """An MJPG AVI of noise frames (its header declares the frame count; the index is at the end)."""
+    with opencv_path(path) as name:
+        w = cv2.VideoWriter(name, cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (W, H))
+    rng = np.random.default_rng(0)
+    for _ in range(frames):
+        w.write(rng.integers(0, 255, (H, W, 3), dtype=np.uint8))
+    w.release()
+    return path
+
+
+def video_cmd(capsys, *args: str) -> tuple[int, str, str]:
+    rc = main(["video", *args, "--detector", "none", "--mesh", "network", "--quiet"])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_a_video_cut_short_is_processed_up_to_the_cut_and_said_so(tmp_path, capsys, fake_factory):
+    clip = _clip(tmp_path / "clip.avi")
+    data = clip.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    rc, out, err = video_cmd(capsys, str(cut), "--out", str(tmp_path / "out"), "--no-overlay")
+    assert rc == 0
+    read = int(out.split(" frames,")[0].rsplit(" ", 1)[1])
+    assert 1 <= read < 10
+    assert f"warning: {cut}: only {read} of the 10 frames it declares could be read" in err
+    summary = json.loads((tmp_path / "out" / "cut_summary.json").read_text())
+    assert summary["ended_early"].startswith(f"{cut}: only {read} of the 10")
+    rc, out, err = video_cmd(capsys, str(clip), "--out", str(tmp_path / "out2"), "--no-overlay")
+    assert rc == 0 and "10 frames, 10 processed" in out and "warning" not in err  # the whole file
+
+
+def test_a_video_whose_name_is_not_utf8_is_read_and_its_overlay_written(tmp_path, capsys, fake_factory):
+    clip = _clip(tmp_path / f"vid_{NOT_UTF8}.avi", frames=3)
+    out_dir = tmp_path / f"out_{NOT_UTF8}"
+    rc, out, err = video_cmd(capsys, str(clip), "--out", str(out_dir))
+    assert rc == 0, out + err
+    assert "3 frames, 3 processed" in out and "out_caf\\xe9" in out
+    names = sorted(os.listdir(os.fsencode(out_dir)))
+    assert names == [b"vid_caf\xe9.jsonl", b"vid_caf\xe9_overlay.mp4", b"vid_caf\xe9_summary.json"]
+    assert (out_dir / f"vid_{NOT_UTF8}_overlay.mp4").stat().st_size > 0
+
+
+def test_a_camera_that_is_not_there_is_one_line_on_stderr(capsys):
+    assert main(["video", "7"]) == 2
+    out = capsys.readouterr()
+    assert out.err.strip().splitlines()[-1] == (
+        "whmr video: error: camera 7: cannot be opened (no such camera, or another program uses it)"
+    )
+    assert "camera 7" not in out.out
+
+
+def test_frames_refused_for_one_reason_are_counted_and_warned_about_once(
+    tmp_path, capsys, fake_factory, caplog
+):
+    clip = _clip(tmp_path / "clip.avi", frames=5)
+    # A principal point outside these 160x120 frames: every frame refused, for the same reason.
+    rc, _, err = video_cmd(
+        capsys, str(clip), "--out", str(tmp_path / "out"), "--no-overlay", "--K=100,100,900,60"
+    )
+    assert rc == 0
+    assert sum("dropped" in r.getMessage() for r in caplog.records) == 1
+    assert "whmr video: warning: 5 frames dropped: " in err
+    summary = json.loads((tmp_path / "out" / "clip_summary.json").read_text())
+    assert list(summary["dropped"].values()) == [5] and summary["processed"] == 0
