@@ -6,6 +6,7 @@ network is ``FakeEngine`` (whmr_fakes) so every test runs in well under a second
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import struct
@@ -257,3 +258,26 @@ def test_frames_refused_for_one_reason_are_counted_and_warned_about_once(
     assert "whmr video: warning: 5 frames dropped: " in err
     summary = json.loads((tmp_path / "out" / "clip_summary.json").read_text())
     assert list(summary["dropped"].values()) == [5] and summary["processed"] == 0
+
+
+# --- the BlazePose tiler --------------------------------------------------------------------------------
+
+
+def test_the_tiler_runs_a_bounded_number_of_passes_on_any_image():
+    """A valid 20000x1 image took 39,999 detector passes (minutes; the node answered nothing meanwhile)."""
+    from whmr_core.runtime.blazepose import MAX_TILES, BlazePoseDetector, tiles
+
+    for w, h in ((20000, 1), (1, 20000), (65535, 3), (6000, 1000)):
+        t = tiles(w, h)
+        assert 2 <= len(t) <= MAX_TILES
+        side = t[0][2]
+        starts = [x if w > h else y for x, y, _ in t]
+        assert starts[0] == 0 and starts[-1] + side == max(w, h)  # the whole long side covered
+        assert all(b - a <= side / 2 + 1 for a, b in itertools.pairwise(starts))  # half overlap
+    assert tiles(1280, 720) == [(0, 0, 720), (280, 0, 720), (560, 0, 720)]  # ordinary images unchanged
+    detector = BlazePoseDetector()
+    passes = []
+    real = detector._in_pixels
+    detector._in_pixels = lambda img: passes.append(img.shape) or real(img)
+    boxes, scores = detector(np.full((1, 20000, 3), 128, np.uint8))
+    assert len(passes) == MAX_TILES and boxes.shape == (0, 4) and scores.shape == (0,)

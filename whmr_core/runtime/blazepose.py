@@ -48,6 +48,7 @@ NMS_IOU = 0.3  # on the face boxes, WEIGHTED
 # span about one upper-body radius, the hips and legs about 0.7 full-body radii.
 UPPER_HALF_WIDTH = 0.5  # x upper-body radius, across the upper-body axis at the shoulders
 LOWER_HALF_WIDTH = 0.35  # x full-body radius, across the body axis at the hips and the feet
+MAX_TILES = 8  # detector passes per image at most (3 for 16:9, 7 for 4:1): bounded time on any image
 
 
 @dataclass(frozen=True)
@@ -95,19 +96,26 @@ def person_boxes(face_boxes: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
     return np.concatenate([pts.min(1), pts.max(1)], axis=1)
 
 
-def tiles(width: int, height: int, min_aspect: float = 1.5) -> list[tuple[int, int, int]]:
+def tiles(
+    width: int, height: int, min_aspect: float = 1.5, max_tiles: int = MAX_TILES
+) -> list[tuple[int, int, int]]:
     """Regions to run the detector on, as (x0, y0, side); side 0 is the whole image.
 
     The whole image up to 3:2; beyond, squares of the short side's size along the long side,
-    evenly spaced with at least half a square's overlap (someone cut by one square is whole in the next)."""
+    evenly spaced with at least half a square's overlap (someone cut by one square is whole in the next).
+    Never more than ``max_tiles``: for a longer image (a 20000x1 one would take 39,999 squares) the
+    squares grow along the long side until that many cover it (the slice then ends at the image's edge
+    across, a letterboxed strip)."""
     short, long_ = min(width, height), max(width, height)
     if long_ <= min_aspect * short:
         return [(0, 0, 0)]
+    # n = ceil((long - side) / (side / 2)) + 1 <= max_tiles  <=>  side >= 2 long / (max_tiles + 1)
+    side = max(short, math.ceil(2 * long_ / (max_tiles + 1)))
+    n = max(2, math.ceil((long_ - side) / (side / 2)) + 1)
     out = []
-    n = math.ceil((long_ - short) / (short / 2)) + 1
     for k in range(n):
-        start = round(k * (long_ - short) / (n - 1))
-        out.append((start, 0, short) if width >= height else (0, start, short))
+        start = round(k * (long_ - side) / (n - 1))
+        out.append((start, 0, side) if width >= height else (0, start, side))
     return out
 
 
