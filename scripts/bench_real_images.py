@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""Score whmr on the real-image benchmark (``test/data/real_images``), with its references.
+
+    python scripts/bench_real_images.py [--split heldout|tune|all] [--out out/bench_real] [whmr image options]
+
+Sources, each scored by ``whmr_core.evaluation_real`` (definitions there):
+
+* ``whmr``: ``whmr image`` as a user runs it (``whmr_core.media.image.run_images``, the same options and
+  defaults; each image on its own with its K where the labels have one);
+* ``keypoint model``: the ``keypoints`` (COCO-17 x, y, score) of the same ``whmr image`` records, when
+  the records have them;
+* ``network on true boxes``: the same pipeline given the labelled boxes as detections (no detector);
+* ``average pose in true box``: the network's mean body (its Theta_0 pose and shape, facing the camera),
+  its mesh's 2D extent stretched onto each labelled box; with K its depth is the one at which the mesh's
+  height fills the box.
+
+Results are reported on the held-out images (``--split heldout``, the default); the tune images are for
+tuning. Writes ``<out>/results.json`` (every figure, per split and source) and ``<out>/table.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from whmr_core.evaluation_real import (  # noqa: E402
+    LabelledImage,
+    PredictedPerson,
+    coco17_from_smpl_2d,
+    format_table,
+    joints14_from_smpl,
+    load_labels,
+    persons_from_record,
+    score_source,
+)
+
+LABELS = ROOT / "test/data/real_images/labels.json"
+WHMR, KEYPOINTS, TRUE_BOXES, MEAN_POSE = (
+    "whmr",
+    "keypoint model",
+    "network on true boxes",
+    "average pose in true box",
+)
+
+
+def mean_body(model_path: str) -> tuple[np.ndarray, np.ndarray]:
+    """The network's mean body (Theta_0): SMPL joints (J, 3) and vertices (V, 3), camera orientation."""
+    import torch
+
+    from whmr_core.model_io import build_from_checkpoint
+
+    model = build_from_checkpoint(model_path or None)
+    with torch.no_grad():
+        p = model.mean_params(1)
+        verts, joints = model.body(model.pose_rotmats(p.pose), p.betas)
+    return joints[0].double().numpy(), verts[0].double().numpy()
+
+
+def mean_pose_people(img: LabelledImage, joints: np.ndarray, verts: np.ndarray) -> list[PredictedPerson]:
+    lo, hi = verts[:, :2].min(0), verts[:, :2].max(0)
+    out = []
+    for person in img.people:
+        b = person.box
+        scale = (b[2:] - b[:2]) / (hi - lo)  # the mesh's 2D extent stretched onto the box
+        j2 = b[:2] + (joints[:, :2] - lo) * scale
+        j3 = joints - np.r_[(lo + hi) / 2, verts[:, 2].mean()]
+        metric = img.K is not None
+        if metric:  # the depth at which the mesh's height fills the box, centred on it
+            fx, fy, cx, cy = img.K[0, 0], img.K[1, 1], img.K[0, 2], img.K[1, 2]
+            z = fy * (hi[1] - lo[1]) / (b[3] - b[1])
+            centre = (b[:2] + b[2:]) / 2
+            j3 = j3 + np.array([(centre[0] - cx) * z / fx, (centre[1] - cy) * z / fy, z])
+        out.append(PredictedPerson(b.copy(), coco17_from_smpl_2d(j2), joints14_from_smpl(j3), metric))
+    return out
+
+
+def k4(img: LabelledImage) -> tuple[float, float, float, float] | None:
+    return None if img.K is None else (img.K[0, 0], img.K[1, 1], img.K[0, 2], img.K[1, 2])
+
+
+def main(argv: list[str] | None = None) -> int:
+    from whmr_core.media.image import (
+        ImageOptions,
+        add_model_arguments,
+        pipeline_from_args,
+        read_image,
+        run_images,
+    )
+    from whmr_core.media.results import frame_record
+    from whmr_core.runtime.frames import Detections, Frame
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--labels", type=Path, default=LABELS)
+    p.add_argument("--split", choices=("heldout", "tune", "all"), default="heldout")
+    p.add_argument("--out", type=Path, default=Path("out/bench_real"))
+    add_model_arguments(p, mesh_default="network")
+    args = p.parse_args(argv)
+    try:
+        images = load_labels(args.labels)
+    except ValueError as e:
+        print(f"bench_real_images: {e}")
+        return 2
+    if args.split != "all":
+        images = [im for im in images if im.split == args.split]
+    pipeline = pipeline_from_args(args)
+    joints, verts = mean_body(args.model)
+    preds: dict[str, dict[str, list[PredictedPerson]]] = {
+        WHMR: {},
+        KEYPOINTS: {},
+        TRUE_BOXES: {},
+        MEAN_POSE: {},
+    }
+    has_keypoints = False
+    seconds = []
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for img in images:
+            path = args.labels.parent / img.file
+            options = ImageOptions(
+                out=Path(tmp), K=k4(img), overlay=False, mesh_format="none", mesh="network"
+            )
+            t0 = time.perf_counter()
+            (summary,) = run_images([path], pipeline, options, progress=False, echo=lambda *_: None)
+            seconds.append(time.perf_counter() - t0)
+            if summary.error:
+                print(f"warning: {summary.error}")
+                continue
+            record = json.loads((Path(tmp) / f"{path.stem}.json").read_text(encoding="utf-8"))
+            preds[WHMR][img.file] = persons_from_record(record)
+            preds[KEYPOINTS][img.file] = persons_from_record(record, keypoints="model")
+            has_keypoints |= any(q.get("keypoints") is not None for q in record["persons"])
+            pipeline.reset()  # the network alone on the labelled boxes
+            boxes = Detections.of(np.array([q.box for q in img.people]))
+            result = pipeline.process(replace(Frame(read_image(path), 0, K=img.K), detections=boxes))
+            preds[TRUE_BOXES][img.file] = persons_from_record(frame_record(result, focal_px=result.focal_px))
+            preds[MEAN_POSE][img.file] = mean_pose_people(img, joints, verts)
+            print(f"{img.file}: {len(preds[WHMR][img.file])} found, {len(img.people)} labelled "
+                  f"[{seconds[-1]:.2f} s]", flush=True)  # fmt: skip
+    if not has_keypoints:
+        del preds[KEYPOINTS]
+    summaries = {name: score_source(images, by_image).summary() for name, by_image in preds.items()}
+    table = format_table(summaries, true_boxes=(TRUE_BOXES, MEAN_POSE))
+    n_people = sum(len(im.people) for im in images)
+    head = (f"{len(images)} {args.split} images, {n_people} labelled people; detector {args.detector}; "
+            f"whmr image {np.median(seconds):.2f} s per image (median)")  # fmt: skip
+    (args.out / "table.md").write_text(head + "\n\n" + table + "\n", encoding="utf-8")
+    (args.out / "results.json").write_text(
+        json.dumps({"split": args.split, "images": [im.file for im in images], "detector": args.detector,
+                    "model": args.model or "shipped", "seconds_per_image": seconds, "sources": summaries},
+                   indent=1), encoding="utf-8")  # fmt: skip
+    print(head + "\n\n" + table)
+    print(f"-> {args.out}/table.md, {args.out}/results.json")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
