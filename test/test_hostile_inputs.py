@@ -281,3 +281,72 @@ def test_the_tiler_runs_a_bounded_number_of_passes_on_any_image():
     detector._in_pixels = lambda img: passes.append(img.shape) or real(img)
     boxes, scores = detector(np.full((1, 20000, 3), 128, np.uint8))
     assert len(passes) == MAX_TILES and boxes.shape == (0, 4) and scores.shape == (0,)
+
+
+# --- params and config YAML ---------------------------------------------------------------------------
+
+
+def _params_file(path: Path, body: str) -> Path:
+    path.write_text("whmr:\n  ros__parameters:\n" + body, encoding="utf-8")
+    return path
+
+
+def _billion_laughs() -> str:
+    text, prev = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n', "a"
+    for name in "bcdefghi":
+        text += f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]\n"
+        prev = name
+    return text  # 342 bytes, 9^9 strings once its aliases are expanded
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("a: " + "[" * 5000 + "]" * 5000 + "\n", "nested deeper than 32 levels"),
+        ("a: " + "{a: " * 50 + "1" + "}" * 50 + "\n", "nested deeper than 32 levels"),
+        (_billion_laughs(), r"more than 100,000 values \(aliases expanded\)"),
+        ("a: &a [1, *a]\n", "an alias inside its own anchor"),
+        ("a: '" + "x" * (1 << 20) + "'\n", "larger than 1024 KB, not a config file"),
+        ("a: [1, 2\n", "not valid YAML"),
+    ],
+    ids=["deep-lists", "deep-maps", "alias-bomb", "recursive-alias", "huge-string", "broken"],
+)
+def test_hostile_yaml_is_refused_at_once_naming_the_file(tmp_path, text, match):
+    from whmr_core.config_io import ConfigError, read_yaml
+    from whmr_ros.params import load_params
+
+    path = tmp_path / "evil.yaml"
+    path.write_text(text, encoding="utf-8")
+    for load in (read_yaml, load_params):
+        with pytest.raises(ConfigError, match=match) as err:
+            load(path)
+        assert str(err.value).startswith(f"{path}: ") and "\n" not in str(err.value)
+
+
+def test_many_unknown_keys_give_one_short_line(tmp_path):
+    from whmr_core.config_io import ConfigError
+    from whmr_ros.params import load_params
+
+    path = _params_file(tmp_path / "p.yaml", "".join(f"    k{i:05d}{'x' * 200}: 0\n" for i in range(300)))
+    with pytest.raises(ConfigError) as err:
+        load_params(path)
+    text = str(err.value)
+    assert text.startswith(f"{path}: unknown parameters ['k00000xxx") and "and 290 more" in text
+    assert len(text) < 4000  # the known names are listed once; the 300 unknown ones are not
+
+
+def test_params_numbers_are_read_as_ros_reads_them(tmp_path):
+    """YAML 1.1 reads ``3e-2`` as a string (whmr bag refused it while ros2 launch took it); rcl reads it,
+    ``010`` and ``0x10`` as strtol/strtod do, and ``y``/``off`` as bools (checked against rcl in
+    test_node.py)."""
+    from whmr_core.config_io import ros_scalar
+    from whmr_ros.params import load_params
+
+    body = "    marker_rate_hz: 3e-2\n    threads: 010\n    publish_overlay: y\n"
+    body += "    host:\n      warn_interval_s: 1e1\n"
+    p = load_params(_params_file(tmp_path / "p.yaml", body))
+    assert p.node.marker_rate_hz == 0.03 and p.node.threads == 8 and p.node.publish_overlay is True
+    assert p.host.warn_interval_s == 10.0
+    assert [
+        ros_scalar(t) for t in ("0x1F", "1_000", "1:20", "99999999999999999999", "'x'", "Off", "-.5")
+    ] == [31, "1_000", "1:20", 1e20, "'x'", False, -0.5]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import array
 import dataclasses
 import math
+import re
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
@@ -28,8 +29,11 @@ __all__ = [
     "check_settings",
     "dataclass_from_dict",
     "dataclass_to_dict",
+    "load_yaml_text",
     "read_yaml",
+    "ros_scalar",
     "setting",
+    "some_names",
 ]
 
 T = TypeVar("T")
@@ -158,6 +162,14 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported type {hint}")
 
 
+def some_names(names: list[Any], most: int = 10, width: int = 60) -> str:
+    """The first ``most`` of ``names`` for an error line, each cut to ``width`` characters (a file with
+    200,000 unknown keys, or a key a megabyte long, still gives one short line)."""
+    shown = [repr(n) if len(repr(n)) <= width else repr(n)[: width - 3] + "..." for n in names[:most]]
+    more = f", and {len(names) - most:,} more" if len(names) > most else ""
+    return f"[{', '.join(shown)}{more}]"
+
+
 def dataclass_from_dict(cls: type[T], data: dict[str, Any], where: str = "", base: T | None = None) -> T:
     """Build ``cls`` from ``data`` strictly; with ``base``, fields not in ``data`` keep base's values
     (nested dataclasses are overridden field by field)."""
@@ -165,9 +177,11 @@ def dataclass_from_dict(cls: type[T], data: dict[str, Any], where: str = "", bas
         raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
     hints = get_type_hints(cls)
     names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - names)
+    unknown = sorted(set(data) - names, key=str)
     if unknown:
-        raise ConfigError(f"{where or 'config'}: unknown key(s) {unknown}; allowed: {sorted(names)}")
+        raise ConfigError(
+            f"{where or 'config'}: unknown key(s) {some_names(unknown)}; allowed: {sorted(names)}"
+        )
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
         key = f"{where}.{name}" if where else name
@@ -197,15 +211,128 @@ def dataclass_to_dict(obj: Any) -> dict[str, Any]:
     return plain(dataclasses.asdict(obj))
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """A YAML file's top-level mapping; ConfigError naming the file otherwise."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+# Limits of a config file (real ones are a few KB, a dozen levels deep, a few hundred values).
+MAX_YAML_BYTES = 1 << 20
+MAX_YAML_DEPTH = 32
+MAX_YAML_NODES = 100_000  # values and keys, an alias counting as everything it repeats
+
+_ROS_SCALAR_TAG = "tag:whmr,2026:ros-scalar"
+_ROS_TRUE = frozenset("y Y yes Yes YES true True TRUE on On ON".split())
+_ROS_FALSE = frozenset("n N no No NO false False FALSE off Off OFF".split())
+_NULL = frozenset(("", "~", "null", "Null", "NULL"))
+_ROS_INT = re.compile(r"\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)")  # strtol(value, &end, 0)
+_ROS_FLOAT = re.compile(r"\s*[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf(inity)?|nan)", re.IGNORECASE)
+_ROS_SPECIAL = {".nan": math.nan, ".NaN": math.nan, ".NAN": math.nan, ".inf": math.inf, ".Inf": math.inf,
+                ".INF": math.inf, "-.inf": -math.inf, "-.Inf": -math.inf, "-.INF": -math.inf}  # fmt: skip
+
+
+def ros_scalar(text: str) -> Any:
+    """An unquoted YAML scalar as ROS 2 reads a params file (rcl_yaml_param_parser): its bool words
+    (y, yes, on, true... any of three cases), else a whole 64-bit ``strtol`` number (0x.. hex, 0.. octal),
+    else a ``strtod`` number (``3e-2``, which YAML 1.1 reads as a string), else text. Empty, ``~`` and
+    ``null`` are None (ROS has no null parameter; the setting's type check then names it)."""
+    if text in _ROS_TRUE:
+        return True
+    if text in _ROS_FALSE:
+        return False
+    if text in _NULL:
+        return None
+    if m := _ROS_INT.fullmatch(text):
+        digits = m[2]
+        base = 16 if digits[:2] in ("0x", "0X") else 8 if len(digits) > 1 and digits[0] == "0" else 10
+        value = int(digits, base) * (-1 if m[1] == "-" else 1)
+        if -(2**63) <= value < 2**63:  # out of range: strtol fails, strtod reads it
+            return value
+    if text in _ROS_SPECIAL:
+        return _ROS_SPECIAL[text]
+    if _ROS_FLOAT.fullmatch(text):
+        return float(text)
+    return text
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """SafeLoader with limits on nesting and on the values an alias can multiply (an 891-byte "billion
+    laughs" file expands to 10^9 values), and ROS's reading of unquoted scalars (``ros_scalar``)."""
+
+    def __init__(self, stream: str, name: str) -> None:
+        super().__init__(stream)
+        self.name = name
+        self.depth = 0
+        self.composed = 0
+        self.sizes: dict[int, int] = {}  # id(node) -> values it stands for, aliases expanded
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        if kind is yaml.ScalarNode and implicit[0] and value != "<<":  # plain (unquoted), untagged
+            return _ROS_SCALAR_TAG
+        return super().resolve(kind, value, implicit)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        for key, _ in node.value:  # keys are names, as ROS reads them: `n:` is "n", not False
+            if key.tag == _ROS_SCALAR_TAG:
+                key.tag = "tag:yaml.org,2002:str"
+        return super().construct_mapping(node, deep)
+
+    def _refuse(self, what: str) -> ConfigError:
+        return ConfigError(f"{self.name}: {what}")
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            target = self.anchors.get(self.peek_event().anchor)
+            if target is not None and id(target) not in self.sizes:
+                raise self._refuse("an alias inside its own anchor (a structure that contains itself)")
+            node = super().compose_node(parent, index)
+            size = self.sizes[id(node)]
+        else:
+            self.depth += 1
+            if self.depth > MAX_YAML_DEPTH:
+                raise self._refuse(f"nested deeper than {MAX_YAML_DEPTH} levels")
+            self.composed += 1
+            try:
+                node = super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+            children = node.value if isinstance(node, yaml.SequenceNode) else []
+            if isinstance(node, yaml.MappingNode):
+                children = [n for pair in node.value for n in pair]
+            size = 1 + sum(self.sizes[id(c)] for c in children)
+            self.sizes[id(node)] = size
+        if size > MAX_YAML_NODES or self.composed > MAX_YAML_NODES:
+            raise self._refuse(f"more than {MAX_YAML_NODES:,} values (aliases expanded)")
+        return node
+
+
+_ConfigLoader.add_constructor(_ROS_SCALAR_TAG, lambda loader, node: ros_scalar(node.value))
+
+
+def load_yaml_text(text: str, name: str = "config") -> Any:
+    """YAML text -> Python data within the limits above; ConfigError naming ``name`` otherwise."""
+    loader = _ConfigLoader(text, name)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return loader.get_single_data()
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from err
+        raise ConfigError(f"{name}: not valid YAML ({' '.join(str(err).split())})") from err
+    finally:
+        loader.dispose()
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML config file's top-level mapping (size, nesting and alias limits; numbers read as ROS reads
+    them, ``ros_scalar``); ConfigError naming the file otherwise."""
+    path = Path(path)
+    if not path.is_file():  # a folder, or a FIFO that would block the read
+        raise ConfigError(f"{path}: config file not found" if not path.exists() else f"{path}: not a file")
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_YAML_BYTES + 1)
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read ({err.strerror or err})") from None
+    if len(raw) > MAX_YAML_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_YAML_BYTES >> 10} KB, not a config file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    data = load_yaml_text(text, str(path))
     if data is None:
         return {}
     if not isinstance(data, dict):

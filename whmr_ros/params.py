@@ -13,7 +13,14 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from whmr_core.config_io import ConfigError, check_settings, dataclass_from_dict, read_yaml, setting
+from whmr_core.config_io import (
+    ConfigError,
+    check_settings,
+    dataclass_from_dict,
+    read_yaml,
+    setting,
+    some_names,
+)
 from whmr_core.runtime.config import PipelineConfig
 from whmr_ros.host import HostConfig
 
@@ -111,9 +118,9 @@ def params_from_flat(values: Mapping[str, Any]) -> WhmrParams:
     """Flat parameter names -> typed settings; unknown names, wrong types and values out of range are
     errors naming the parameter (the strict loader of every whmr config, ``config_io``)."""
     specs = {s.name: s for s in parameter_specs()}
-    unknown = sorted(set(values) - set(specs))
+    unknown = sorted(set(values) - set(specs), key=str)
     if unknown:
-        raise ConfigError(f"unknown parameters {unknown}; known: {sorted(specs)}")
+        raise ConfigError(f"unknown parameters {some_names(unknown)}; known: {sorted(specs)}")
     sections: dict[str, dict[str, Any]] = {p: {} for p, _ in _SECTIONS}
     for name, value in values.items():
         prefix = next(p for p, _ in _SECTIONS[1:] if name.startswith(p)) if "." in name else ""
@@ -143,4 +150,7 @@ def load_params(path: str | Path, node_name: str = "whmr") -> WhmrParams:
     if not merged and data:
         raise ConfigError(f"{path}: no '{node_name}: ros__parameters:' or '/**: ros__parameters:' section")
     merged.pop("use_sim_time", None)  # a ROS parameter every node has, not ours
-    return params_from_flat(merged)
+    try:
+        return params_from_flat(merged)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from err
