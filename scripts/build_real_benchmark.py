@@ -14,10 +14,10 @@ people whose annotations give body joints, see ``IMAGES``) and which images have
 
 Where each number comes from, per data set (``convert_*`` below):
 
-* boxes: the annotation's ``bbox`` (x, y, w, h -> x1, y1, x2, y2) where it has one (``box_source:
-  "dataset"``); MPII, Human3.6M and MPI-INF-3DHP give only a centre and scale, so their box is the extent of
-  the labelled 2D joints padded by ``KEYPOINT_BOX_PAD`` of its larger side on every side, clipped to the
-  image (``box_source: "keypoints"``: an approximation of the person's box).
+* boxes: the annotation's ``bbox`` (x, y, w, h -> x1, y1, x2, y2, clipped to the image) where it has one
+  (``box_source: "dataset"``); MPII, Human3.6M and MPI-INF-3DHP give only a centre and scale, so their
+  box is the extent of the labelled 2D joints padded by ``KEYPOINT_BOX_PAD`` of its larger side on every
+  side, clipped to the image (``box_source: "keypoints"``: an approximation of the person's box).
 * COCO-17 keypoints: the annotation's joints renamed into COCO-17 order by each data set's joint names
   (mmpose's ``configs/_base_/datasets/<name>.py``); a joint the data set does not have, or did not label,
   is (0, 0, 0). Visibility follows COCO: 2 visible, 1 labelled but occluded; data sets with only a
@@ -274,19 +274,21 @@ def coco17_from(names: tuple[str, ...], joints: np.ndarray, visible_flag: bool) 
 
 
 def keypoint_box(points_xy: np.ndarray, w: int, h: int) -> list[float]:
+    """The joints' extent padded by KEYPOINT_BOX_PAD of its larger side, clipped to the image."""
     lo, hi = points_xy.min(0), points_xy.max(0)
     pad = KEYPOINT_BOX_PAD * float((hi - lo).max())
     return [
         max(lo[0] - pad, 0.0),
         max(lo[1] - pad, 0.0),
-        min(hi[0] + pad, w - 1.0),
-        min(hi[1] + pad, h - 1.0),
+        min(hi[0] + pad, float(w)),
+        min(hi[1] + pad, float(h)),
     ]
 
 
-def xywh_to_xyxy(b) -> list[float]:
+def xywh_to_xyxy(b, w: int, h: int) -> list[float]:
+    """A data set's (x, y, w, h) box, clipped to the image (a cut-off person's box may reach past it)."""
     x, y, bw, bh = (float(v) for v in b)
-    return [x, y, x + bw, y + bh]
+    return [max(x, 0.0), max(y, 0.0), min(x + bw, float(w)), min(y + bh, float(h))]
 
 
 def person(box, box_source: str, coco17: np.ndarray, joints3d: dict | None = None) -> dict:
@@ -312,7 +314,8 @@ def convert_coco_style(src: Source, dataset: str, rel_images: list[str]) -> dict
             if a["image_id"] != im["id"] or a.get("iscrowd"):
                 continue
             k = np.asarray(a["keypoints"], dtype=np.float64).reshape(-1, 3)[: len(names)]
-            people.append(person(xywh_to_xyxy(a["bbox"]), "dataset", coco17_from(names, k, True)))
+            box = xywh_to_xyxy(a["bbox"], im["width"], im["height"])
+            people.append(person(box, "dataset", coco17_from(names, k, True)))
         meta = {"width": int(im["width"]), "height": int(im["height"])}
         if dataset == "coco":
             lic = {x["id"]: x for x in ann["licenses"]}[im["license"]]
