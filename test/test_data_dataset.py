@@ -79,8 +79,10 @@ def test_targets_consistent_after_augmentation(dataset_dir, body, case):
         plain = ds.item(i, AugmentParams())
         s = ds.item(i, params)
         K = s["K"].double().numpy()
-        kp_full = s["keypoints_full"].double().numpy()
-        j3d = s["joints3d"].double().numpy()[:, :3]
+        # Our files label the SMPL-24 part of the supervision layout (the first 24 points), no other.
+        assert not s["keypoints_full"][24:, 2].any() and not s["joints3d"][24:, 3].any()
+        kp_full = s["keypoints_full"].double().numpy()[:24]
+        j3d = s["joints3d"].double().numpy()[:24, :3]
         # Full image: the (augmented) 3D joints projected with the (augmented) K land on the 2D joints.
         proj = j3d[:, :2] / j3d[:, 2:] * K[[0, 1], [0, 1]] + K[:2, 2]
         assert np.abs(proj - kp_full[:, :2]).max() < 1e-2
@@ -89,7 +91,7 @@ def test_targets_consistent_after_augmentation(dataset_dir, body, case):
         assert np.abs(proj_coco - s["coco_full"].double().numpy()[:, :2]).max() < 1e-2
         # Crop: crop coordinates are the full-image ones mapped by the box, and glob info is eq. 7 of it.
         c, b = s["center"].double().numpy(), float(s["bbox_size"])
-        assert np.allclose(s["keypoints"].numpy()[:, :2], 2 * (kp_full[:, :2] - c) / b, atol=1e-5)
+        assert np.allclose(s["keypoints"].numpy()[:24, :2], 2 * (kp_full[:, :2] - c) / b, atol=1e-5)
         assert torch.allclose(
             s["glob_info"], glob_info(s["center"][None], s["bbox_size"][None], s["image_wh"][None])[0]
         )
@@ -193,8 +195,9 @@ def test_standard_spin_file_gets_pseudo_focal(tmp_path: Path):
     s = ds.item(0, AugmentParams(flip=True))
     assert ds.joints_layout == "spin24" and float(s["has_K"]) == 0 and float(s["has_smpl"]) == 0
     assert torch.allclose(s["focal"], torch.tensor([200.0, 200.0]))  # sqrt(160^2 + 120^2)
-    # SPIN-24 flip: right ankle (0) <- left ankle (5), x mirrored about W - 1.
-    assert s["keypoints_full"][0, 0].item() == pytest.approx(159 - part[0, 5, 0], abs=1e-4)
+    # SPIN-24 flip: right ankle <- left ankle (SPIN 5), x mirrored about W - 1, in the supervision layout
+    # (SMPL's right ankle, 8).
+    assert s["keypoints_full"][8, 0].item() == pytest.approx(159 - part[0, 5, 0], abs=1e-4)
     np.savez(tmp_path / "cliff.npz", imgname=np.array(["a.jpg"]), center=np.array([[80.0, 60.0]]),
              scale=np.array([0.5]), focal_length=np.array([321.0]))  # fmt: skip
     s = HumanDataset(tmp_path / "cliff.npz", tmp_path, crop_res=64)[0]

@@ -14,6 +14,7 @@ import yaml
 
 from whmr_core import losses as L
 from whmr_core.body import body_assets, load_body_model
+from whmr_core.body.joint_layouts import supervision_points
 from whmr_core.config_io import ConfigError
 from whmr_core.data.annotations import annotations_from_scenes, write_annotations
 from whmr_core.data.batch import collate as _collate
@@ -87,11 +88,11 @@ def _grads(stage: int, term: str, model, batch, cfg, wrt):
         "cam_crop": out.cam_crop,
         "joints": out.joints,
         "tz": out.tz,
-        "iter_joints": out.iterations[-1].joints,
+        "iter_mesh": out.iterations[-1].vertices,  # the supervision points come from it
     }
     params = {n: [p for p in getattr(model, n).parameters() if p.requires_grad] for n in wrt}
     tensors = {k: t for k, t in tensors.items() if t.requires_grad}  # frozen outputs get nothing
-    got = dict.fromkeys(("cam_crop", "joints", "tz", "iter_joints"), False)
+    got = dict.fromkeys(("cam_crop", "joints", "tz", "iter_mesh"), False)
     flat = [t for t in tensors.values()] + [p for ps in params.values() for p in ps]
     g = torch.autograd.grad(losses[term], flat, allow_unused=True, retain_graph=False)
     for name, gi in zip(tensors, g[: len(tensors)], strict=True):
@@ -109,7 +110,7 @@ def test_stage1_full2_only_moves_depth(batch_and_model):
     wrt = ["depth_head", "param_regressors", "backbone", "pyramid"]
     got, losses = _grads(1, "full2_keypoint_2d", model, batch, cfg, wrt)
     assert got["tz"] and got["depth_head"]
-    assert not got["cam_crop"] and not got["iter_joints"] and not got["param_regressors"]
+    assert not got["cam_crop"] and not got["iter_mesh"] and not got["param_regressors"]
     # The depth head's input is detached in stage I (the release): FULL^2 and L_f stop at the head.
     assert not got["backbone"] and not got["pyramid"]
     got, _ = _grads(1, "focal", model, batch, cfg, wrt)
@@ -125,7 +126,7 @@ def test_full2_supervises_every_iteration(batch_and_model):
     for every in (True, False):
         out = model(batch.img, batch.glob_info, batch.cam_rotation)
         losses = compute_losses(out, batch, model, stage_rules(2), cfg.weights, full2_every_iteration=every)
-        first = out.iterations[0].joints
+        first = out.iterations[0].vertices
         (g,) = torch.autograd.grad(losses["full2_keypoint_2d"], [first], allow_unused=True)
         assert (g is not None and float(g.abs().sum()) > 0) == every
 
@@ -143,7 +144,15 @@ def test_deep_supervision_sums_iterations_as_the_release(batch_and_model):
     assert n > 1
     j3d = batch.joints3d
     by_hand = sum(
-        float(L.keypoint_3d_loss(it.joints, j3d[..., :3], j3d[..., 3], batch.has_joints3d))
+        float(
+            L.keypoint_3d_loss(
+                supervision_points(*model.regress_joints(it.vertices)),
+                j3d[..., :3],
+                j3d[..., 3],
+                batch.has_joints3d,
+                root_weights=batch.joints3d_root,
+            )
+        )
         for it in out.iterations
     )
     assert float(summed["keypoint_3d"]) == pytest.approx(cfg.weights.keypoint_3d * by_hand, rel=1e-5)
@@ -162,7 +171,7 @@ def test_stage1_trains_everything_but_orientcorrect(batch_and_model):
     assert "orient_correct" not in names
     assert {"backbone", "pyramid", "depth_head", "point_mlps", "aux_heads"} <= set(names)
     got, _ = _grads(1, "crop_keypoint_2d", model, batch, cfg, ["param_regressors", "backbone", "pyramid"])
-    assert got["param_regressors"] and got["cam_crop"] and got["iter_joints"]
+    assert got["param_regressors"] and got["cam_crop"] and got["iter_mesh"]
     assert got["backbone"] and got["pyramid"]  # the backbone learns from the crop path in stage I
     assert not any(p.requires_grad for p in model.orient_correct.parameters())
     # Stage II lifts the detach: FULL^2 reaches the backbone through t_z.
@@ -173,11 +182,11 @@ def test_stage1_trains_everything_but_orientcorrect(batch_and_model):
 def test_stage2_detach_rules(batch_and_model):
     model, batch, cfg, _ = batch_and_model
     got, losses = _grads(2, "full2_keypoint_2d", model, batch, cfg, ["depth_head", "backbone"])
-    assert got["tz"] and got["iter_joints"] and not got["cam_crop"]
+    assert got["tz"] and got["iter_mesh"] and not got["cam_crop"]
     assert got["backbone"]
     assert "focal" not in losses
     got, _ = _grads(2, "crop_keypoint_2d", model, batch, cfg, ["param_regressors"])
-    assert got["cam_crop"] and not got["iter_joints"]
+    assert got["cam_crop"] and not got["iter_mesh"]
 
 
 def test_stage3_trains_orientcorrect_and_its_features_with_frozen_batchnorm(batch_and_model):

@@ -21,6 +21,7 @@ import torch
 
 from whmr_core import geometry as G
 from whmr_core import metrics as M
+from whmr_core.body.joint_layouts import SUPERVISION_NAMES, supervision_points
 from whmr_core.rotations import axis_angle_to_matrix
 
 __all__ = [
@@ -78,6 +79,23 @@ PROTOCOLS: dict[str, EvalProtocol] = {
         EvalProtocol("mpi-inf-3dhp", "h36m17"),
     )
 }
+
+
+# The protocols' 17 joints (LSP-14, pelvis, spine, jaw) as supervision points (joint_layouts).
+_J17_POINTS = tuple(
+    SUPERVISION_NAMES.index(n)
+    for n in (
+        "right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle", "right_wrist",
+        "right_elbow", "right_shoulder", "left_shoulder", "left_elbow", "left_wrist", "neck", "head_top",
+        "mid_hip", "spine_h36m", "jaw_h36m",
+    )
+)  # fmt: skip
+_MID_HIP = SUPERVISION_NAMES.index("mid_hip")
+
+
+def protocol_points(protocol: EvalProtocol) -> tuple[int, ...]:
+    """The protocol's 14 or 17 joints as supervision points: what a file without SMPL labels is scored on."""
+    return _J17_POINTS[:14] if protocol.joints == "h36m14" else _J17_POINTS
 
 
 def protocol_joints(h36m: torch.Tensor, protocol: EvalProtocol) -> torch.Tensor:
@@ -152,8 +170,10 @@ def evaluate(
         body = model.body
         pose = axis_angle_to_matrix(batch["pose"].reshape(n, -1, 3).float())
         gt_verts, _ = body(pose, batch["betas"].float())
-        gt_joints = batch["joints3d"][..., :3]
+        # Labels come in the supervision layout (joint_layouts): SMPL-24 first, then 9 further points.
+        gt_joints, gt_conf = batch["joints3d"][..., :3], batch["joints3d"][..., 3]
         has_3d = (batch["has_joints3d"] > 0).cpu().numpy()
+        has_body24 = has_3d & (gt_conf[:, :24] > 0).all(dim=1).cpu().numpy()
         has_smpl = (batch["has_smpl"] > 0).cpu().numpy()
         has_world = (batch["has_world"] > 0).cpu().numpy()
 
@@ -169,9 +189,19 @@ def evaluate(
             pred_j, gt_j = protocol_joints(pred_h, protocol), protocol_joints(gt_h, protocol)
             keep("mpjpe", M.mpjpe(pred_j, gt_j, root=None) * 1000, has_smpl)
             keep("pa_mpjpe", M.pa_mpjpe(pred_j, gt_j) * 1000, has_smpl)
+            # Without SMPL labels (an H36M / MPI-INF-3DHP file with ``S`` only): the labelled joints
+            # against the same points of the prediction, both centred at the hips' midpoint.
+            idx = [*protocol_points(protocol), _MID_HIP]
+            labelled = has_3d & (gt_conf[:, idx] > 0).all(dim=1).cpu().numpy() & ~has_smpl
+            if labelled.any():
+                pred_s = supervision_points(out.joints, out.coco_joints, out.h36m_joints)
+                pred_l = pred_s[:, idx[:-1]] - pred_s[:, _MID_HIP : _MID_HIP + 1]
+                gt_l = gt_joints[:, idx[:-1]] - gt_joints[:, _MID_HIP : _MID_HIP + 1]
+                keep("mpjpe", M.mpjpe(pred_l, gt_l, root=None) * 1000, labelled)
+                keep("pa_mpjpe", M.pa_mpjpe(pred_l, gt_l) * 1000, labelled)
         else:
-            keep("mpjpe", M.mpjpe(out.joints, gt_joints) * 1000, has_3d)
-            keep("pa_mpjpe", M.pa_mpjpe(out.joints, gt_joints) * 1000, has_3d)
+            keep("mpjpe", M.mpjpe(out.joints, gt_joints[:, :24]) * 1000, has_body24)
+            keep("pa_mpjpe", M.pa_mpjpe(out.joints, gt_joints[:, :24]) * 1000, has_body24)
         keep("pve", M.pve(out.vertices, gt_verts) * 1000, has_smpl)
         pelvis = model.joint_regressors[:1]
         keep("root_cam_deg", M.rotation_angle_deg(out.cam_root, pose[:, 0]), has_smpl)
@@ -304,6 +334,12 @@ def eval_main(args: Any) -> int:
         rows[f"gravity +{deg:g} deg error"] = evaluate(
             CropAdapter(model), loader, gravity_noise_deg=deg, **kw
         )
+    if not rows["exact gravity"].get("samples"):
+        print(
+            f"whmr eval: {ann}: no sample has the labels the {protocol} protocol scores "
+            "(SMPL parameters, or its joints in S)"
+        )
+        return 1
     print(format_table(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))

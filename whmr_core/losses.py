@@ -83,12 +83,20 @@ def keypoint_3d_loss(
     conf: torch.Tensor | None = None,
     mask: torch.Tensor | None = None,
     root_index: int | tuple[int, ...] = 0,
+    root_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """3D joint MSE (mean over joints and xyz, as the release's ``nn.MSELoss``) after aligning both
-    skeletons at the root (mean of ``root_index`` joints), (N,J,3)."""
-    idx = [root_index] if isinstance(root_index, int) else list(root_index)
-    p = pred - pred[:, idx].mean(dim=1, keepdim=True)
-    t = target - target[:, idx].mean(dim=1, keepdim=True)
+    skeletons at the root, (N,J,3). The root is the mean of the ``root_index`` joints, or, given
+    ``root_weights`` (N,J), each sample's weighted mean (the protocol of the file it came from)."""
+    if root_weights is not None:
+        w = root_weights.to(pred.dtype)[..., None]
+        norm = w.sum(dim=1, keepdim=True).clamp_min(1e-8)
+        p = pred - (w * pred).sum(dim=1, keepdim=True) / norm
+        t = target - (w * target).sum(dim=1, keepdim=True) / norm
+    else:
+        idx = [root_index] if isinstance(root_index, int) else list(root_index)
+        p = pred - pred[:, idx].mean(dim=1, keepdim=True)
+        t = target - target[:, idx].mean(dim=1, keepdim=True)
     return _weighted_joint_mean((p - t).square().mean(-1), conf, mask)
 
 

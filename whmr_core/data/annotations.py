@@ -9,6 +9,7 @@ dropped silently.
 
 Joint layouts: our ``part``/``S`` are SMPL-24 (``joints_layout`` = "smpl24"); standard SPIN files use SPIN's
 24 joints ("spin24", LSP 14 + MPII/H36M/face points), which is what a file without ``joints_layout`` gets.
+Any layout of ``whmr_core.body.joint_layouts`` may be named (coco17, openpose25, h36m17, ...).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from whmr_core.body.joint_layouts import LAYOUTS
+
 __all__ = [
     "FORMAT_TAG",
     "KNOWN_FIELDS",
@@ -37,10 +40,8 @@ __all__ = [
 ]
 
 FORMAT_TAG = "whmr-annotations-1"
-# SPIN's 24-joint order mirrored (constants.J24_FLIP_PERM in SPIN).
-SPIN24_FLIP_PERM: tuple[int, ...] = (
-    5, 4, 3, 2, 1, 0, 11, 10, 9, 8, 7, 6, 12, 13, 14, 15, 16, 17, 18, 19, 21, 20, 23, 22,
-)  # fmt: skip
+# SPIN's 24-joint order mirrored (constants.J24_FLIP_PERM in SPIN); the layouts live in joint_layouts.
+SPIN24_FLIP_PERM: tuple[int, ...] = LAYOUTS["spin24"].flip_perm
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,8 @@ _SPIN = {
     "imgname": _Spec((), "U"),
     "center": _Spec((2,), "f"),
     "scale": _Spec((), "f"),
-    "part": _Spec((24, 3), "f"),
-    "S": _Spec((24, 4), "f"),
+    "part": _Spec((None, 3), "f"),  # (J, 3): J joints of the file's joints_layout
+    "S": _Spec((None, 4), "f"),
     "pose": _Spec((72,), "f"),
     "shape": _Spec((10,), "f"),
     "has_smpl": _Spec((), "b"),
@@ -197,6 +198,20 @@ def _validate(fields: dict[str, np.ndarray], path: str | None, extra_ignored: It
     return layout
 
 
+def _check_joints(fields: Mapping[str, np.ndarray], joints_layout: str, path: str | None) -> None:
+    """``part``/``S`` hold the joints of ``joints_layout`` (whmr_core.body.joint_layouts)."""
+    if joints_layout not in LAYOUTS:
+        raise AnnotationError(
+            path, None, "joints_layout", f"unknown layout {joints_layout!r} (known: {', '.join(LAYOUTS)})"
+        )
+    n = len(LAYOUTS[joints_layout])
+    for name in ("part", "S"):
+        if name in fields and fields[name].shape[1] != n:
+            raise AnnotationError(
+                path, None, name, f"has {fields[name].shape[1]} joints, {joints_layout} has {n}"
+            )
+
+
 def _truncated_member(path: Path) -> str | None:
     """Name of the last member whose local header is present: the one a truncated npz ends in."""
     data = path.read_bytes()
@@ -245,8 +260,7 @@ def read_annotations(
         raise AnnotationError(p, None, "imgname", "missing (required in every annotation file)")
     layout = _validate(fields, str(p), extra_ignored)
     joints_layout = str(fields.pop("joints_layout", "spin24" if layout == "spin" else "smpl24"))
-    if joints_layout not in ("smpl24", "spin24"):
-        raise AnnotationError(p, None, "joints_layout", f"unknown layout {joints_layout!r}")
+    _check_joints(fields, joints_layout, str(p))
     fields.pop("format", None)
     return Annotations(fields=fields, layout=layout, joints_layout=joints_layout, path=str(p))
 
@@ -258,6 +272,7 @@ def write_annotations(path: str | os.PathLike, fields: Mapping[str, np.ndarray])
     out["format"] = np.array(FORMAT_TAG)
     out.setdefault("joints_layout", np.array("smpl24"))
     _validate(dict(out), str(p), ())
+    _check_joints(out, str(out["joints_layout"]), str(p))
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp.npz", dir=p.parent)
     os.close(fd)

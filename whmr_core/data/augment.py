@@ -124,7 +124,8 @@ class Targets:
     cam_rotation: np.ndarray | None = None  # R_c
     gravity_cam: np.ndarray | None = None
     global_orient_world: np.ndarray | None = None
-    joints3d_world: np.ndarray | None = None  # (J,3)
+    joints3d_world: np.ndarray | None = None  # (24,3) SMPL joints
+    world_flip_perm: Sequence[int] | None = None  # of joints3d_world; None: ``flip_perm``
 
 
 def _rotvec_to_matrix(v: np.ndarray) -> np.ndarray:
@@ -190,7 +191,9 @@ def flip_targets(t: Targets) -> Targets:
         cam_rotation=R_c,
         gravity_cam=g,
         global_orient_world=orient_w,
-        joints3d_world=_mirror_points(t.joints3d_world, t.flip_perm),
+        joints3d_world=_mirror_points(
+            t.joints3d_world, t.flip_perm if t.world_flip_perm is None else t.world_flip_perm
+        ),
     )
 
 

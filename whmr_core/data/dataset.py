@@ -1,7 +1,8 @@
 """Torch ``Dataset`` over an annotation file and an image folder (ours or standard SPIN/PyMAF/CLIFF files).
 
-One item is one annotated person. Keys (float32 tensors unless said; J = 24 joints in the file's
-``joints_layout``, SMPL-24 for our files, SPIN-24 for standard ones):
+One item is one annotated person. Keys (float32 tensors unless said; J = the 33 points of
+``whmr_core.body.joint_layouts.SUPERVISION_NAMES``, SMPL-24 first, whatever the file's ``joints_layout``;
+points the file does not label have confidence 0):
 
 - ``img`` (3,R,R) crop, ImageNet-normalised RGB; ``glob_info`` (5,) eq. 7 of the augmented box
 - ``center`` (2,), ``bbox_size`` (), ``scale`` () = size / 200: the augmented box in the full image
@@ -9,10 +10,11 @@ One item is one annotated person. Keys (float32 tensors unless said; J = 24 join
   (file focal/principal point) or 0 with the stage-I pseudo focal sqrt(W^2+H^2) and the image centre
 - ``keypoints_full`` (J,3) full-image pixels + confidence; ``keypoints`` (J,3) crop coordinates in [-1, 1]
 - ``coco_full`` (17,3), ``coco`` (17,3), ``coco3d`` (17,4), ``has_coco`` ()
-- ``joints3d`` (J,4) camera frame + confidence, ``has_joints3d`` ()
+- ``joints3d`` (J,4) camera frame + confidence, ``joints3d_root`` (J,) weights of the joints whose mean is
+  the file's protocol root (3D alignment), ``has_joints3d`` (): labelled, root included
 - ``pose`` (72,) camera-frame root first, ``betas`` (10,), ``has_smpl`` ()
 - ``transl_cam`` (3,), ``has_transl`` (); ``cam_rotation`` (3,3), ``gravity_cam`` (3,), ``has_gravity`` ()
-- ``global_orient_world`` (3,), ``joints3d_world`` (J,3), ``has_world`` ()
+- ``global_orient_world`` (3,), ``joints3d_world`` (24,3) SMPL joints, ``has_world`` ()
 - ``flip`` (), ``rot`` () degrees, ``index`` () int64, ``imgname`` str
 - with ``with_maps``: ``iuv_part`` (R,R) int64, ``iuv_uv`` (2,R,R), ``inv_depth`` (1,R,R) 1/metres on the
   body, ``has_maps`` () (0 for flipped samples and files without maps)
@@ -29,9 +31,16 @@ import cv2
 import numpy as np
 import torch
 
+from whmr_core.body.joint_layouts import (
+    SUPERVISION_FLIP_PERM,
+    SUPERVISION_NAMES,
+    get_layout,
+    root_weights,
+    to_supervision,
+)
 from whmr_core.body.skeleton import SMPL_FLIP_PERM
 from whmr_core.crops import normalise_pixels
-from whmr_core.data.annotations import SPIN24_FLIP_PERM, AnnotationError, Annotations, read_annotations
+from whmr_core.data.annotations import AnnotationError, Annotations, read_annotations
 from whmr_core.data.augment import (
     AugmentConfig,
     AugmentParams,
@@ -67,12 +76,17 @@ def targets_from_annotations(ann: Annotations, i: int, image_wh: tuple[int, int]
         cx, cy = w / 2, h / 2
         has_k = False
     K = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=np.float64)
-    n_j = 24
+    # Joint labels in the supervision layout whatever the file's (joint_layouts): batches of several data sets
+    # stack, and the losses compare each label with the same point of the prediction.
+    layout = get_layout(ann.joints_layout)
     part = ann.get("part")
-    kp = np.zeros((n_j, 3)) if part is None else part[i].astype(np.float64)
-    s3d = ann.get("S")
-    if s3d is None and ann.get("joints3d_cam") is not None:
-        s3d = np.concatenate([ann["joints3d_cam"], np.ones((len(ann), n_j, 1))], axis=2)
+    kp = np.zeros((len(SUPERVISION_NAMES), 3)) if part is None else to_supervision(part[i], layout)
+    j3d = None
+    if ann.get("S") is not None:
+        j3d = to_supervision(ann["S"][i], layout)
+    elif ann.get("joints3d_cam") is not None:
+        j3d = to_supervision(np.concatenate([ann["joints3d_cam"][i], np.ones((24, 1))], axis=1), "smpl24")
+    world = ann.get("joints3d_world")
 
     def opt(name: str) -> np.ndarray | None:
         a = ann.get(name)
@@ -84,8 +98,8 @@ def targets_from_annotations(ann: Annotations, i: int, image_wh: tuple[int, int]
         center=np.asarray(ann["center"][i], dtype=np.float64),
         bbox_size=float(ann["scale"][i]) * 200.0,
         keypoints2d=kp,
-        flip_perm=SMPL_FLIP_PERM if ann.joints_layout == "smpl24" else SPIN24_FLIP_PERM,
-        joints3d=None if s3d is None else np.asarray(s3d[i], dtype=np.float64),
+        flip_perm=SUPERVISION_FLIP_PERM,
+        joints3d=j3d,
         coco2d=opt("coco2d"),
         coco3d=opt("coco3d"),
         pose=opt("pose"),
@@ -95,7 +109,8 @@ def targets_from_annotations(ann: Annotations, i: int, image_wh: tuple[int, int]
         cam_rotation=opt("cam_rotation"),
         gravity_cam=opt("gravity_cam"),
         global_orient_world=opt("global_orient_world"),
-        joints3d_world=opt("joints3d_world"),
+        joints3d_world=None if world is None else np.asarray(world[i], dtype=np.float64),
+        world_flip_perm=SMPL_FLIP_PERM,
     )
     return t, has_k
 
@@ -174,13 +189,14 @@ class HumanDataset(torch.utils.data.Dataset):
         t, has_k = targets_from_annotations(self.ann, index, (w, h))
         crop, t = apply_augmentation(image, t, params, self.crop_res)
         n_j = len(t.keypoints2d)
+        root = root_weights(t.joints3d, get_layout(self.joints_layout))
         center = torch.as_tensor(t.center, dtype=torch.float32)
         size = torch.tensor(t.bbox_size, dtype=torch.float32)
         image_wh = torch.tensor([w, h], dtype=torch.float32)
         has = {
             "has_K": has_k,
             "has_coco": t.coco2d is not None,
-            "has_joints3d": t.joints3d is not None,
+            "has_joints3d": root is not None,
             "has_smpl": t.pose is not None and bool(self._row("has_smpl", index, 1.0)),
             "has_transl": t.transl_cam is not None,
             "has_gravity": t.cam_rotation is not None,
@@ -204,13 +220,14 @@ class HumanDataset(torch.utils.data.Dataset):
             ),
             "coco3d": _f(t.coco3d, (17, 4)),
             "joints3d": _f(t.joints3d, (n_j, 4)),
+            "joints3d_root": _f(root, (n_j,)),
             "pose": _f(t.pose, (72,)),
             "betas": _f(t.betas, (10,)),
             "transl_cam": _f(t.transl_cam, (3,)),
             "cam_rotation": _f(t.cam_rotation, (3, 3)),
             "gravity_cam": _f(t.gravity_cam, (3,)),
             "global_orient_world": _f(t.global_orient_world, (3,)),
-            "joints3d_world": _f(t.joints3d_world, (n_j, 3)),
+            "joints3d_world": _f(t.joints3d_world, (24, 3)),
             "flip": torch.tensor(float(params.flip)),
             "rot": torch.tensor(float(params.rot_deg)),
             "index": torch.tensor(index, dtype=torch.int64),

@@ -32,17 +32,20 @@ class Batch:
     image_wh: torch.Tensor  # (N,2) pixels
     center: torch.Tensor  # (N,2) box centre, pixels
     bbox_size: torch.Tensor  # (N,) square box side, pixels
+    # J: the supervision points of whmr_core.body.joint_layouts (any file's labels, converted)
     keypoints: torch.Tensor  # (N,J,3) crop coordinates [-1, 1] + confidence
     keypoints_full: torch.Tensor  # (N,J,3) full-image pixels + confidence
     joints3d: torch.Tensor  # (N,J,4) camera-frame joints + confidence
     pose: torch.Tensor  # (N,72) axis-angle, root in the camera frame
     betas: torch.Tensor  # (N,B)
     global_orient_world: torch.Tensor  # (N,3) axis-angle root in frame G
-    joints3d_world: torch.Tensor  # (N,J,3) frame G, pelvis-centred
+    joints3d_world: torch.Tensor  # (N,24,3) SMPL joints in frame G, pelvis-centred
     has_joints3d: torch.Tensor  # (N,) bool
     has_smpl: torch.Tensor  # (N,) bool
     has_world: torch.Tensor  # (N,) bool
     maps: DenseMaps | None = None  # only when the data set was read with maps
+    # (N,J) weights of each sample's protocol root (joint_layouts); None: joint 0
+    joints3d_root: torch.Tensor | None = None
 
     @property
     def size(self) -> int:
@@ -51,7 +54,8 @@ class Batch:
     @classmethod
     def from_collated(cls, d: dict[str, Any], device: str | torch.device = "cpu") -> Batch:
         """From ``whmr_core.data.batch.collate`` output; a missing label key is a clear KeyError."""
-        required = [f.name for f in fields(cls) if f.name != "maps"] + ["has_gravity"]
+        optional = ("maps", "joints3d_root")
+        required = [f.name for f in fields(cls) if f.name not in optional] + ["has_gravity"]
         missing = [k for k in required if k not in d]
         if missing:
             raise KeyError(f"training batch: missing keys {sorted(missing)}")
@@ -83,4 +87,5 @@ class Batch:
             has_smpl=get("has_smpl") > 0,
             has_world=get("has_world") > 0,
             maps=maps,
+            joints3d_root=get("joints3d_root") if "joints3d_root" in d else None,
         )

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from whmr_core import geometry as G
 from whmr_core import losses as L
+from whmr_core.body.joint_layouts import supervision_points
 from whmr_core.rotations import axis_angle_to_matrix
 from whmr_core.training.batch import Batch
 from whmr_core.training.config import ITERATION_REDUCTIONS, LossWeights
@@ -93,10 +94,12 @@ def compute_losses(
 
     if rules.camera_losses:
         j3d_t, j3d_conf = batch.joints3d[..., :3], batch.joints3d[..., 3]
+        # Each label's point of the prediction: the supervision layout (joint_layouts) of every iteration.
+        points = [_supervision(model, it) for it in out.iterations]
         k3d, crop2d, pose_l, betas_l, scale = [], [], [], [], []
-        for it in out.iterations:  # deep supervision of every iteration, as PyMAF
-            k3d.append(L.keypoint_3d_loss(it.joints, j3d_t, j3d_conf, has_3d))
-            joints = it.joints.detach() if rules.crop_detach_joints else it.joints
+        for it, pts in zip(out.iterations, points, strict=True):  # deep supervision, as PyMAF
+            k3d.append(L.keypoint_3d_loss(pts, j3d_t, j3d_conf, has_3d, root_weights=batch.joints3d_root))
+            joints = pts.detach() if rules.crop_detach_joints else pts
             crop2d.append(
                 L.crop_keypoint_loss(
                     G.weak_perspective_project(joints, it.cam_crop), kp_crop[..., :2], kp_crop[..., 2]
@@ -116,8 +119,9 @@ def compute_losses(
 
         # FULL^2 (eq. 5): full-image joints through the predicted depth and eq. 3-4.
         full2 = []
-        for cam_t, joints_t in _full2_inputs(out, full2_every_iteration):
+        for cam_t, joints_t in _full2_inputs(out, points, full2_every_iteration):
             cam = cam_t.detach() if rules.full2_detach_cam else cam_t
+            assert joints_t is not None
             joints = joints_t.detach() if rules.full2_detach_joints else joints_t
             proj, _ = _full2_projection(joints, cam, out.tz, batch)
             full2.append(
@@ -138,7 +142,7 @@ def compute_losses(
         # Eq. 8 on the FULL^2 path's focal length: like that path in stage I, it may move t_z only.
         focal = [
             L.focal_loss(G.focal_from_depth(cam[:, 0].detach(), batch.bbox_size, out.tz), batch.image_wh)
-            for cam, _ in _full2_inputs(out, full2_every_iteration)
+            for cam, _ in _full2_inputs(out, None, full2_every_iteration)
         ]
         terms["focal"] = over_iterations(focal)
 
@@ -174,11 +178,20 @@ def compute_losses(
     return weighted
 
 
-def _full2_inputs(out: Any, every_iteration: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(crop camera, joints) pairs the FULL^2 path projects: each iteration's, or the final output's."""
+def _supervision(model: Any, it: Any) -> torch.Tensor:
+    """(N,33,3) supervision points (joint_layouts) of one iteration's mesh."""
+    return supervision_points(*model.regress_joints(it.vertices))
+
+
+def _full2_inputs(
+    out: Any, points: list[torch.Tensor] | None, every_iteration: bool
+) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+    """(crop camera, supervision points) pairs the FULL^2 path projects: each iteration's, or the final
+    output's (the last iteration's mesh is the output's)."""
+    pts: list[torch.Tensor | None] = list(points) if points is not None else [None] * len(out.iterations)
     if every_iteration:
-        return [(it.cam_crop, it.joints) for it in out.iterations]
-    return [(out.cam_crop, out.joints)]
+        return [(it.cam_crop, p) for it, p in zip(out.iterations, pts, strict=True)]
+    return [(out.cam_crop, pts[-1])]
 
 
 def _pick(maps: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
