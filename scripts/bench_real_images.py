@@ -9,7 +9,8 @@ Sources, each scored by ``whmr_core.evaluation_real`` (definitions there):
   defaults; each image on its own with its K where the labels have one);
 * ``keypoint model``: the ``keypoints`` (COCO-17 x, y, score) of the same ``whmr image`` records, when
   the records have them;
-* ``network on true boxes``: the same pipeline given the labelled boxes as detections (no detector);
+* ``network on true boxes``: the same pipeline given the labelled boxes as detections (no detector; no
+  cap on the number of people), and ``keypoint model on true boxes`` when its records have keypoints;
 * ``average pose in true box``: the network's mean body (its Theta_0 pose and shape, facing the camera),
   its mesh's 2D extent stretched onto each labelled box; with K its depth is the one at which the mesh's
   height fills the box.
@@ -45,12 +46,13 @@ from whmr_core.evaluation_real import (  # noqa: E402
 )
 
 LABELS = ROOT / "test/data/real_images/labels.json"
-WHMR, KEYPOINTS, TRUE_BOXES, MEAN_POSE = (
-    "whmr",
-    "keypoint model",
-    "network on true boxes",
-    "average pose in true box",
-)
+WHMR = "whmr"
+KEYPOINTS = "keypoint model"
+TRUE_BOXES = "network on true boxes"
+KEYPOINTS_TRUE = "keypoint model on true boxes"
+MEAN_POSE = "average pose in true box"
+SOURCES = (WHMR, KEYPOINTS, TRUE_BOXES, KEYPOINTS_TRUE, MEAN_POSE)
+GIVEN_BOXES = (TRUE_BOXES, KEYPOINTS_TRUE, MEAN_POSE)  # recall/precision say nothing about these
 
 
 def mean_body(model_path: str) -> tuple[np.ndarray, np.ndarray]:
@@ -84,6 +86,11 @@ def mean_pose_people(img: LabelledImage, joints: np.ndarray, verts: np.ndarray) 
     return out
 
 
+def _brief(summary: dict) -> dict:
+    keep = ("counted_people", "found", "precision", "pck@0.2", "mirrored", "pa_mpjpe_mm", "depth_ratio_range")
+    return {k: summary[k] for k in keep}
+
+
 def k4(img: LabelledImage) -> tuple[float, float, float, float] | None:
     return None if img.K is None else (img.K[0, 0], img.K[1, 1], img.K[0, 2], img.K[1, 2])
 
@@ -98,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     from whmr_core.media.results import frame_record
     from whmr_core.runtime.frames import Detections, Frame
+    from whmr_core.runtime.pipeline import Pipeline
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--labels", type=Path, default=LABELS)
@@ -113,14 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.split != "all":
         images = [im for im in images if im.split == args.split]
     pipeline = pipeline_from_args(args)
+    given_boxes = Pipeline(pipeline.engine, pipeline.topology, replace(pipeline.config, max_persons=64))
     joints, verts = mean_body(args.model)
-    preds: dict[str, dict[str, list[PredictedPerson]]] = {
-        WHMR: {},
-        KEYPOINTS: {},
-        TRUE_BOXES: {},
-        MEAN_POSE: {},
-    }
-    has_keypoints = False
+    preds: dict[str, dict[str, list[PredictedPerson]]] = {name: {} for name in SOURCES}
     seconds = []
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -138,26 +141,32 @@ def main(argv: list[str] | None = None) -> int:
             record = json.loads((Path(tmp) / f"{path.stem}.json").read_text(encoding="utf-8"))
             preds[WHMR][img.file] = persons_from_record(record)
             preds[KEYPOINTS][img.file] = persons_from_record(record, keypoints="model")
-            has_keypoints |= any(q.get("keypoints") is not None for q in record["persons"])
-            pipeline.reset()  # the network alone on the labelled boxes
+            given_boxes.reset()  # the network alone on the labelled boxes
             boxes = Detections.of(np.array([q.box for q in img.people]))
-            result = pipeline.process(replace(Frame(read_image(path), 0, K=img.K), detections=boxes))
-            preds[TRUE_BOXES][img.file] = persons_from_record(frame_record(result, focal_px=result.focal_px))
+            result = given_boxes.process(Frame(read_image(path), 0, K=img.K, detections=boxes))
+            record = frame_record(result, focal_px=result.focal_px)
+            preds[TRUE_BOXES][img.file] = persons_from_record(record)
+            preds[KEYPOINTS_TRUE][img.file] = persons_from_record(record, keypoints="model")
             preds[MEAN_POSE][img.file] = mean_pose_people(img, joints, verts)
             print(f"{img.file}: {len(preds[WHMR][img.file])} found, {len(img.people)} labelled "
                   f"[{seconds[-1]:.2f} s]", flush=True)  # fmt: skip
-    if not has_keypoints:
-        del preds[KEYPOINTS]
+    for name in (KEYPOINTS, KEYPOINTS_TRUE):  # records without keypoints: no keypoint model ran
+        if not any(preds[name].values()):
+            del preds[name]
     summaries = {name: score_source(images, by_image).summary() for name, by_image in preds.items()}
-    table = format_table(summaries, true_boxes=(TRUE_BOXES, MEAN_POSE))
+    per_image = {
+        im.file: {name: _brief(score_source([im], by_image).summary()) for name, by_image in preds.items()}
+        for im in images
+    }
+    table = format_table(summaries, true_boxes=GIVEN_BOXES)
     n_people = sum(len(im.people) for im in images)
     head = (f"{len(images)} {args.split} images, {n_people} labelled people; detector {args.detector}; "
             f"whmr image {np.median(seconds):.2f} s per image (median)")  # fmt: skip
     (args.out / "table.md").write_text(head + "\n\n" + table + "\n", encoding="utf-8")
-    (args.out / "results.json").write_text(
-        json.dumps({"split": args.split, "images": [im.file for im in images], "detector": args.detector,
-                    "model": args.model or "shipped", "seconds_per_image": seconds, "sources": summaries},
-                   indent=1), encoding="utf-8")  # fmt: skip
+    report = {"split": args.split, "images": [im.file for im in images], "detector": args.detector,
+              "model": args.model or "shipped", "seconds_per_image": seconds, "sources": summaries,
+              "per_image": per_image}  # fmt: skip
+    (args.out / "results.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
     print(head + "\n\n" + table)
     print(f"-> {args.out}/table.md, {args.out}/results.json")
     return 0
