@@ -350,3 +350,62 @@ def test_params_numbers_are_read_as_ros_reads_them(tmp_path):
     assert [
         ros_scalar(t) for t in ("0x1F", "1_000", "1:20", "99999999999999999999", "'x'", "Off", "-.5")
     ] == [31, "1_000", "1:20", 1e20, "'x'", False, -0.5]
+
+
+# --- whmr bag onto a full disk ------------------------------------------------------------------------
+
+
+def _disk_fills(monkeypatch, *, after_writes: int, close_fails: bool) -> None:
+    import errno
+
+    from rosbags.rosbag2 import Writer
+
+    real_write, real_close = Writer.write, Writer.close
+    count = [0]
+
+    def write(self, *a, **k):
+        count[0] += 1
+        if count[0] > after_writes:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(self, *a, **k)
+
+    def close(self):
+        if close_fails:  # the mcap summary and metadata.yaml do not fit either
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_close(self)
+
+    monkeypatch.setattr(Writer, "write", write)
+    monkeypatch.setattr(Writer, "close", close)
+
+
+def test_a_full_disk_removes_an_output_that_cannot_be_completed_and_says_why(
+    tmp_path, capsys, monkeypatch, fake_factory
+):
+    from test_bag_reliability import write_bag
+
+    bag = write_bag(tmp_path / "in", 6)
+    _disk_fills(monkeypatch, after_writes=5, close_fails=True)
+    out = tmp_path / "out"
+    rc = main(["bag", "--input", str(bag), "--output", str(out), "--detector", "none", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "whmr bag: error: writing " in err
+    assert f": [Errno 28] No space left on device; {out}.partial removed" in err
+    assert "could not be completed into a valid bag" in err and "Traceback" not in err
+    assert not out.exists() and not Path(f"{out}.partial").exists()
+
+
+def test_a_write_error_with_a_clean_close_keeps_a_valid_partial_bag(
+    tmp_path, capsys, monkeypatch, fake_factory
+):
+    from test_bag_reliability import read_bag, write_bag
+
+    bag = write_bag(tmp_path / "in", 6)
+    _disk_fills(monkeypatch, after_writes=5, close_fails=False)
+    out = tmp_path / "out"
+    rc = main(["bag", "--input", str(bag), "--output", str(out), "--detector", "none", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 1 and f"are in {out}.partial, a valid bag" in err
+    partial = Path(f"{out}.partial")
+    assert (partial / "metadata.yaml").is_file()
+    assert sum(len(v) for v in read_bag(partial).values()) == 5  # what was written before the error

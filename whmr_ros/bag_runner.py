@@ -19,6 +19,7 @@ and reported; a last ``/diagnostics`` message closes every output bag.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import heapq
 import logging
 import shutil
@@ -365,17 +366,22 @@ def run_bag(
         if partial.exists():  # left by a run that was killed outright: this run replaces it
             log.warning("%s: replacing the partial output of an earlier run", partial)
             shutil.rmtree(partial) if partial.is_dir() else partial.unlink()
-        with (
-            _StopRequest() as stop,
-            Writer(partial, version=BAG_VERSION, storage_plugin=StoragePlugin.MCAP) as writer,
-        ):
-            run.open_outputs(writer, by_topic)
-            messages: Any = bag.messages(wanted)
-            if config.progress:
-                from tqdm import tqdm
-
-                messages = tqdm(messages, total=sum(c.msgcount for c in wanted), unit="msg", desc="whmr bag")
+        with _StopRequest() as stop:
+            writer = Writer(partial, version=BAG_VERSION, storage_plugin=StoragePlugin.MCAP)
             try:
+                writer.open()
+            except Exception:
+                _remove(partial)  # nothing was written yet
+                raise
+            try:
+                run.open_outputs(writer, by_topic)
+                messages: Any = bag.messages(wanted)
+                if config.progress:
+                    from tqdm import tqdm
+
+                    messages = tqdm(
+                        messages, total=sum(c.msgcount for c in wanted), unit="msg", desc="whmr bag"
+                    )
                 for c, log_time, raw in messages:
                     run.feed(bag, writer, c, log_time, raw)
                     if stop.signal:
@@ -391,18 +397,51 @@ def run_bag(
                 run.finish(bag.truncated, stop.signal)
             except Exception as e:
                 fatal = fatal or e
-        # The writer is closed here: OUT.partial holds a valid bag (footer, metadata.yaml).
+            # Closing writes the mcap summary and metadata.yaml: the error of a full disk often comes here.
+            unclosed = _close(writer)
     summary.dropped = dict(run.host.dropped)
     summary.last_problem = dict(run.host.last_problem)
+    if unclosed is not None:
+        _remove(partial)  # an mcap cut mid-record without metadata.yaml is no bag: none is better
+        summary.output = None
+        first = fatal if fatal is not None else unclosed
+        raise BagRunError(
+            f"{_describe(first)}; {partial} removed: the output could not be completed into a valid bag "
+            f"({_describe(unclosed)} while closing it)",
+            summary,
+        ) from first
     if fatal is not None:
         raise BagRunError(
-            f"{type(fatal).__name__}: {fatal} (the {summary.frames_with_output} frames processed before "
-            f"are in {partial})",
+            f"{_describe(fatal)} (the {summary.frames_with_output} frames processed before are in {partial}, "
+            "a valid bag)",
             summary,
         ) from fatal
     if not summary.interrupted:
         summary.output = _finalise(partial, output_path)
     return summary
+
+
+def _close(writer: Any) -> BaseException | None:
+    """Close the writer; the error if that failed (the writer is then aborted, its file left as it is)."""
+    try:
+        writer.close()
+    except Exception as e:
+        with contextlib.suppress(Exception):
+            writer.abort()
+        return e
+    return None
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def _describe(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    if isinstance(e, _OutputError):  # "writing <output>: <the writer's error>"
+        return text
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 def _check_topics(input_path: str | Path, by_topic: dict[str, Any], config: BagRunConfig) -> None:
@@ -536,7 +575,11 @@ def run_from_args(args: argparse.Namespace) -> int:
         copy_topics=tuple(args.copy),
         progress=not args.quiet,
     )
-    summary = run_bag(args.input, args.output, engine, topology, config)
+    try:
+        summary = run_bag(args.input, args.output, engine, topology, config)
+    except BagRunError as e:  # says what happened to the output (kept as a valid bag, or removed)
+        print(f"whmr bag: error: {e}", file=sys.stderr)
+        return 1
     done = f"{summary.images} images, {summary.frames_with_output} processed, {summary.bodies} bodies"
     print(f"{done} -> {summary.output}")
     for k, v in sorted(summary.dropped.items()):
