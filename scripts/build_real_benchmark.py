@@ -21,7 +21,7 @@ Where each number comes from, per data set (``convert_*`` below):
 * COCO-17 keypoints: the annotation's joints renamed into COCO-17 order by each data set's joint names
   (mmpose's ``configs/_base_/datasets/<name>.py``); a joint the data set does not have, or did not label,
   is (0, 0, 0). Visibility follows COCO: 2 visible, 1 labelled but occluded; data sets with only a
-  labelled/unlabelled flag (MPII, H36M, MPI-INF-3DHP, JHMDB) give 2 for every labelled joint.
+  labelled/unlabelled flag (MPII, H36M, MPI-INF-3DHP, JHMDB, PoseTrack) give 2 for every labelled joint.
 * 3D joints (Human3.6M, MPI-INF-3DHP): ``S`` of mmpose's ``test_h36m_body3d.npz`` / ``test_3dhp_*.npz``,
   camera frame, metres, the data set's 17 joints with names; its 4th column is the joint's validity.
 * K: ``f`` and ``c`` of mmpose's ``cameras.pkl`` / ``cameras_{train,test}.pkl`` for that subject and
@@ -147,6 +147,8 @@ JOINT_NAMES: dict[str, tuple[str, ...]] = {
                      "left_knee", "left_ankle", "root", "spine", "head"),
 }  # fmt: skip
 JOINT_NAMES["mhp"] = JOINT_NAMES["mpii"]
+# Data sets whose flag says only "labelled" (PoseTrack gives 1 to every labelled joint, JHMDB 2).
+LABELLED_FLAG_ONLY = frozenset({"posetrack18", "jhmdb"})
 COCO_ALIASES = {"left_foot": "left_ankle", "right_foot": "right_ankle"}
 
 DATASET_TERMS: dict[str, dict[str, str]] = {
@@ -315,7 +317,7 @@ def convert_coco_style(src: Source, dataset: str, rel_images: list[str]) -> dict
                 continue
             k = np.asarray(a["keypoints"], dtype=np.float64).reshape(-1, 3)[: len(names)]
             box = xywh_to_xyxy(a["bbox"], im["width"], im["height"])
-            people.append(person(box, "dataset", coco17_from(names, k, True)))
+            people.append(person(box, "dataset", coco17_from(names, k, dataset not in LABELLED_FLAG_ONLY)))
         meta = {"width": int(im["width"]), "height": int(im["height"])}
         if dataset == "coco":
             lic = {x["id"]: x for x in ann["licenses"]}[im["license"]]

@@ -14,7 +14,7 @@ from whmr_core.body.keypoints import COCO17_FLIP_PERM, COCO17_NAMES, COCO17_SMPL
 from whmr_core.body.skeleton import SMPL_JOINT_NAMES
 
 LABELS = Path(__file__).parent / "data" / "real_images" / "labels.json"
-LABELS_SHA256 = "f849ff77d3e35504faf7e127baccd8e9c3da88971dfb9fc79e34b04f5bcc1226"
+LABELS_SHA256 = "e6164167310de68dddc46d6f2c5d818204a78892ef78bf14ea8c3f40dd5c160a"
 
 # A person facing the camera in the box [100, 100, 200, 300] (size max(w, h) = 200 px): their left side is
 # on the image's right. Left/right partners lie 44 (shoulders), 60, 70, 18 (hips), 24 and 28 px apart.
@@ -213,3 +213,24 @@ def test_altered_image_or_schema_is_refused(tmp_path: Path):
     (tmp_path / "labels.json").write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(ValueError, match="schema"):
         R.load_labels(tmp_path / "labels.json", check_images=False)
+
+
+def test_average_pose_reference_fills_the_true_box():
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "scripts" / "bench_real_images.py"
+    spec = importlib.util.spec_from_file_location("bench_real_images", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    joints = np.zeros((24, 3))
+    joints[SMPL_JOINT_NAMES.index("left_wrist")] = (0.5, 0.0, 0.0)
+    verts = np.array([[-0.5, -1.0, -0.1], [0.5, 1.0, 0.1]])  # a 1 m x 2 m body, centred on the pelvis
+    K = np.array([[1000.0, 0, 0], [0, 1000.0, 0], [0, 0, 1]])
+    (p,) = bench.mean_pose_people(image([person()], K=K), joints, verts)
+    # the box [100, 100, 200, 300]: 100 px per metre both ways; the pelvis at its centre (150, 200)
+    assert p.keypoints[COCO17_NAMES.index("left_wrist")] == pytest.approx([200, 200, 1])
+    assert p.keypoints[COCO17_NAMES.index("left_hip")] == pytest.approx([150, 200, 1])
+    # 2 m tall over 200 px with f = 1000 px: 10 m away; the box centre back-projected at that depth
+    names = [j[0] for j in R.JOINTS14]
+    assert p.joints3d[names.index("pelvis")] == pytest.approx([1.5, 2.0, 10.0])
+    assert p.depth_is_metric

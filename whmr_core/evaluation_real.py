@@ -134,7 +134,9 @@ def load_labels(path: str | Path, *, check_images: bool = True) -> list[Labelled
         where = f"{path}: images[{i}]"
         try:
             img = _image_of(rec)
-        except (KeyError, TypeError, ValueError) as e:
+        except KeyError as e:
+            raise ValueError(f"{where}: missing {e}") from e
+        except (TypeError, ValueError) as e:
             raise ValueError(f"{where}: {e}") from e
         if check_images:
             f = path.parent / img.file
