@@ -77,8 +77,7 @@ JOINTS14: tuple[tuple[str, str, dict[str, str]], ...] = (
     ("neck", "neck", {"h36m17": "thorax", "mpi_inf_3dhp17": "neck"}),
     ("pelvis", "pelvis", {"h36m17": "root", "mpi_inf_3dhp17": "root"}),
 )
-_HIPS14 = (JOINTS14.index(next(j for j in JOINTS14 if j[0] == "left_hip")),
-           JOINTS14.index(next(j for j in JOINTS14 if j[0] == "right_hip")))  # fmt: skip
+_HIPS14 = tuple(_LIMBS.index(n) for n in ("left_hip", "right_hip"))  # rows of JOINTS14
 
 
 @dataclass(frozen=True)
