@@ -46,6 +46,8 @@ def make_messages(store):
         bbox_center_x=320.0,
         bbox_center_y=240.0,
         bbox_size=180.0,
+        keypoints_2d=rng.uniform(0, 480, size=51).astype(np.float32),
+        fit="fallback: 3 keypoints seen, 6 needed",
     )
     array = BodyMeshArray(header=header, gravity_source="imu_orientation", bodies=[body, body])
     topo = Topology(
@@ -55,6 +57,7 @@ def make_messages(store):
         faces=np.arange(30, dtype=np.uint32),
         joint_names=["pelvis", "left_hip"],
         joint_parents=np.array([-1, 0], np.int32),
+        keypoint_names=["nose", "left_eye"],
     )
     return {"BodyMesh": body, "BodyMeshArray": array, "BodyModelTopology": topo}
 

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from whmr_core.body.keypoints import COCO17_NAMES
 from whmr_core.body.topology import BodyTopology
+from whmr_core.media.pictures import draw_keypoints
 from whmr_core.rotations import matrix_to_quaternion_xyzw
 from whmr_core.runtime.frames import FrameResult, PersonResult
 from whmr_ros.conversions import NS_PER_S, numpy_to_image
@@ -108,6 +110,8 @@ def body_mesh(
         bbox_center_x=float(person.bbox_center[0]),
         bbox_center_y=float(person.bbox_center[1]),
         bbox_size=float(person.bbox_size),
+        keypoints_2d=kit.float32s(np.zeros((0, 3)) if person.keypoints_2d is None else person.keypoints_2d),
+        fit=person.fit,
     )
 
 
@@ -130,6 +134,7 @@ def body_model_topology(kit: MessageKit, topology: BodyTopology, stamp_ns: int, 
         num_vertices=int(topology.num_vertices),
         faces=kit.uint32s(topology.faces),
         joint_names=list(topology.joint_names),
+        keypoint_names=list(COCO17_NAMES),
         joint_parents=kit.int32s(topology.parents),
     )
 
@@ -267,6 +272,7 @@ def draw_overlay(image_rgb: np.ndarray, result: FrameResult, topology: BodyTopol
         for j, parent in enumerate(topology.parents):
             if parent >= 0:
                 cv2.line(out, tuple(uv[parent]), tuple(uv[j]), colour, 2)
+        draw_keypoints(out, p.keypoints_2d, (255, 255, 255))
         cv2.putText(out, str(p.track_id), (x1, max(y1 - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.6, colour, 2)
     return out
 

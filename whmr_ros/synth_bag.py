@@ -166,6 +166,8 @@ def _ground_truth(T: Any, scene: Any, stamp: int) -> Any:
                 bbox_center_x=float(p.bbox_center[0]),
                 bbox_center_y=float(p.bbox_center[1]),
                 bbox_size=float(p.bbox_size),
+                keypoints_2d=np.zeros(0, np.float32),  # ground truth: no keypoint model ran
+                fit="off",
             )
         )
     return T["whmr_ros/msg/BodyMeshArray"](

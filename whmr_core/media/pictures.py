@@ -7,11 +7,12 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from whmr_core.body.keypoints import COCO17_SKELETON
 from whmr_core.geometry import GRAVITY_FROM_G
 from whmr_core.media.display_mesh import DisplayMesh
 from whmr_core.runtime.frames import FrameResult
 
-__all__ = ["PALETTE", "display_camera", "display_scale", "draw_overlay", "side_view"]
+__all__ = ["PALETTE", "display_camera", "display_scale", "draw_keypoints", "draw_overlay", "side_view"]
 
 PALETTE = (
     (1.0, 0.55, 0.1),
@@ -67,9 +68,25 @@ def draw_overlay(
         colour = tuple(int(255 * c) for c in PALETTE[i % len(PALETTE)])
         x1, y1, x2, y2 = ((np.asarray(p.box_xyxy) + 0.5) * s - 0.5).round().astype(int)
         cv2.rectangle(out, (x1, y1), (x2, y2), colour, 2)
+        draw_keypoints(out, p.keypoints_2d, (255, 255, 255), scale=s)
         label = f"{i if by_index else p.track_id}  {p.translation_camera[2]:.1f} m"
         cv2.putText(out, label, (x1 + 3, max(14, y1 + 16)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 2)
     return out
+
+
+def draw_keypoints(
+    out: np.ndarray, keypoints: np.ndarray | None, colour, seen: float = 0.3, scale=1.0
+) -> None:
+    """The keypoint model's COCO-17 skeleton (points scored at least ``seen``), thin, over ``out``."""
+    if keypoints is None:
+        return
+    uv = np.round((keypoints[:, :2] + 0.5) * scale - 0.5).astype(int)
+    ok = keypoints[:, 2] >= seen
+    for a, b in COCO17_SKELETON:
+        if ok[a] and ok[b]:
+            cv2.line(out, tuple(uv[a]), tuple(uv[b]), colour, 1, cv2.LINE_AA)
+    for k in np.flatnonzero(ok):
+        cv2.circle(out, tuple(uv[k]), 2, colour, -1, cv2.LINE_AA)
 
 
 def side_view(meshes: Sequence[DisplayMesh], height: int, *, renderer=None) -> np.ndarray:

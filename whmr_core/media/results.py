@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from whmr_core.body.keypoints import COCO17_NAMES
 from whmr_core.rotations import matrix_to_axis_angle, matrix_to_quaternion_xyzw
 from whmr_core.runtime.frames import FrameResult, PersonResult
 
@@ -41,6 +42,9 @@ def person_record(p: PersonResult) -> dict[str, Any]:
         "root_orientation_gravity": matrix_to_quaternion_xyzw(p.root_orientation_gravity).round(6).tolist(),
         "betas": _list(p.betas),
         "pose": _list(aa),
+        # COCO-17 (x, y, score), names in "keypoint_names" of the frame record; null: no keypoint model ran
+        "keypoints_2d": None if p.keypoints_2d is None else _list(p.keypoints_2d, 3),
+        "fit": p.fit,
     }
 
 
@@ -64,6 +68,7 @@ def frame_record(
             "gravity_note": result.gravity_reason,
             "camera_rotation": _list(result.camera_rotation, 6),
             "box_source": result.box_source,
+            "keypoint_names": list(COCO17_NAMES),
             "persons": [person_record(p) for p in result.persons],
             "dropped": [d.reason for d in result.dropped],
         }

@@ -29,6 +29,7 @@ class BoxSet:
     scores: np.ndarray  # (N,)
     source: str  # detection, detector, tracked, whole_image or none
     dropped: tuple[DroppedPerson, ...] = field(default=())
+    keypoints: np.ndarray | None = None  # (N, 17, 3) the detector's COCO-17 keypoints, when it gives them
 
 
 def whole_image_box(w: int, h: int) -> np.ndarray:
@@ -38,9 +39,9 @@ def whole_image_box(w: int, h: int) -> np.ndarray:
 
 def filter_boxes(det: Detections, source: str, w: int, h: int, config: PipelineConfig) -> BoxSet:
     """The usable candidates of one frame, best scores first, with a reason for each one dropped."""
-    keep_b, keep_s, dropped = [], [], []
+    keep_b, keep_s, keep_i, dropped = [], [], [], []
     lo, hi = whole_image_box(w, h)[:2], whole_image_box(w, h)[2:]
-    for box, score in zip(det.boxes, det.scores, strict=True):
+    for i, (box, score) in enumerate(zip(det.boxes, det.scores, strict=True)):
         if not (np.isfinite(box).all() and np.isfinite(score)):
             dropped.append(DroppedPerson("box or score not finite", None))
             continue
@@ -53,12 +54,14 @@ def filter_boxes(det: Detections, source: str, w: int, h: int, config: PipelineC
             continue
         keep_b.append(clipped)
         keep_s.append(float(np.clip(score, 0.0, 1.0)))
+        keep_i.append(i)
     order = np.argsort(-np.asarray(keep_s), kind="stable")
     for i in order[config.max_persons :]:
         dropped.append(DroppedPerson(f"more than max_persons={config.max_persons}", keep_b[i]))
     order = order[: config.max_persons]
     boxes = np.array([keep_b[i] for i in order]).reshape(-1, 4)
-    return BoxSet(boxes, np.array([keep_s[i] for i in order]), source, tuple(dropped))
+    kp = None if det.keypoints is None else det.keypoints[[keep_i[i] for i in order]].reshape(-1, 17, 3)
+    return BoxSet(boxes, np.array([keep_s[i] for i in order]), source, tuple(dropped), kp)
 
 
 def projected_box(person: PersonResult) -> np.ndarray:

@@ -13,9 +13,10 @@ from typing import Any
 
 from whmr_core.config_io import ConfigError, check_settings, dataclass_from_dict, setting
 
-__all__ = ["DETECTOR_KINDS", "PipelineConfig"]
+__all__ = ["DETECTOR_KINDS", "KEYPOINT_SOURCES", "PipelineConfig"]
 
-DETECTOR_KINDS = ("auto", "blazepose", "yolo", "none")
+DETECTOR_KINDS = ("auto", "movenet", "blazepose", "yolo", "none")
+KEYPOINT_SOURCES = ("thunder", "detector", "none")
 
 
 @dataclass
@@ -31,10 +32,28 @@ class PipelineConfig:
     detector: str = setting(
         "auto",
         "person boxes when a frame has no detections: auto (yolo when detector_model is set, else the "
-        "shipped BlazePose), blazepose, yolo or none; hosts with a detections topic make auto none",
+        "shipped MoveNet MultiPose), movenet, blazepose, yolo or none; hosts with a detections topic make "
+        "auto none",
     )
     detector_model: str = setting("", "YOLO-family ONNX file for the built-in person detector")
-    detector_score: float = setting(0.5, "the built-in detector's person-score threshold", low=0, high=1)
+    detector_score: float = setting(
+        0.5,
+        "the built-in detector's person-score threshold (MoveNet: its own, see movenet_score)",
+        low=0,
+        high=1,
+    )
+    movenet_score: float = setting(0.2, "MoveNet MultiPose's person-score threshold", low=0, high=1)
+    movenet_side: int = setting(
+        256, "MoveNet MultiPose input size: the image's longer side, a multiple of 32"
+    )
+    movenet_extra_side: int = setting(
+        0, "a second MultiPose input size for small or edge people (persons merged); 0: none", low=0
+    )
+    keypoints: str = setting(
+        "thunder",
+        "2D keypoints (COCO-17) per person: thunder (MoveNet Thunder on each person's crop, any box source), "
+        "detector (the MultiPose detector's own; none for other box sources) or none",
+    )
     per_person_focal: bool = setting(
         False, "without K: each person's own predicted focal (the paper); false: one fused focal per image"
     )
@@ -52,14 +71,26 @@ class PipelineConfig:
         check_settings(self)
         if self.detector not in DETECTOR_KINDS:
             raise ConfigError(f"pipeline.detector: expected one of {DETECTOR_KINDS}, got {self.detector!r}")
+        if self.keypoints not in KEYPOINT_SOURCES:
+            raise ConfigError(
+                f"pipeline.keypoints: expected one of {KEYPOINT_SOURCES}, got {self.keypoints!r}"
+            )
+        for name in ("movenet_side", "movenet_extra_side"):
+            v = getattr(self, name)
+            if (v or name == "movenet_side") and (v < 32 or v % 32):
+                raise ConfigError(f"pipeline.{name}: a multiple of 32 (>= 32), got {v}")
         if self.detector == "yolo" and not self.detector_model:
             raise ConfigError("pipeline.detector: yolo needs detector_model (a YOLO-family ONNX file)")
 
     @property
+    def movenet_sides(self) -> tuple[int, ...]:
+        return (self.movenet_side,) + ((self.movenet_extra_side,) if self.movenet_extra_side else ())
+
+    @property
     def detector_kind(self) -> str:
-        """The detector that runs: blazepose, yolo or none."""
+        """The detector that runs: movenet, blazepose, yolo or none."""
         if self.detector == "auto":
-            return "yolo" if self.detector_model else "blazepose"
+            return "yolo" if self.detector_model else "movenet"
         return self.detector
 
     def for_detections_topic(self, has_topic: bool) -> PipelineConfig:

@@ -36,18 +36,27 @@ class InputError(ValueError):
 
 @dataclass(frozen=True)
 class Detections:
-    """Person boxes (N, 4) as (x1, y1, x2, y2) image pixels, with scores (N,) in [0, 1]."""
+    """Person boxes (N, 4) as (x1, y1, x2, y2) image pixels, with scores (N,) in [0, 1], and the detector's
+    COCO-17 keypoints (N, 17, 3) as (x, y, score) when it gives them."""
 
     boxes: np.ndarray
     scores: np.ndarray
+    keypoints: np.ndarray | None = None
 
     @classmethod
-    def of(cls, boxes: Any, scores: Any | None = None) -> Detections:
+    def of(cls, boxes: Any, scores: Any | None = None, keypoints: Any | None = None) -> Detections:
         b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         s = np.ones(len(b)) if scores is None else np.asarray(scores, dtype=np.float64).reshape(-1)
         if len(s) != len(b):
             raise InputError(f"detections: {len(b)} boxes but {len(s)} scores")
-        return cls(b, s)
+        k = None
+        if keypoints is not None:
+            k = np.asarray(keypoints, dtype=np.float64)
+            if k.shape != (len(b), 17, 3):
+                raise InputError(
+                    f"detections: keypoints of shape {k.shape} for {len(b)} boxes (want N x 17 x 3)"
+                )
+        return cls(b, s, k)
 
 
 @dataclass
@@ -93,6 +102,9 @@ class PersonResult:
     joints_2d: np.ndarray  # (J, 2) projected joints, pixels
     local_rotations: np.ndarray  # (J, 3, 3), root first
     betas: np.ndarray  # (B,)
+    # COCO-17 (x, y, score) image pixels from the keypoint model (None: none ran); the fit's targets.
+    keypoints_2d: np.ndarray | None = None
+    fit: str = "off"  # keypoint fit: "fitted", "fallback: <reason>" (the network's body) or "off"
 
     @property
     def focal_px(self) -> float:

@@ -79,11 +79,22 @@ class Pipeline:
             from whmr_core.runtime.detector import YoloPersonDetector
 
             detector = YoloPersonDetector(c.detector_model, score_threshold=c.detector_score)
+        elif c.detector_kind == "movenet":
+            from whmr_core.runtime.movenet import MultiPoseDetector
+
+            detector = MultiPoseDetector(
+                score_threshold=c.movenet_score, sides=c.movenet_sides, max_persons=2 * c.max_persons
+            )
         elif c.detector_kind == "blazepose":
             from whmr_core.runtime.blazepose import BlazePoseDetector
 
             detector = BlazePoseDetector(score_threshold=c.detector_score, max_persons=2 * c.max_persons)
         self.box_policy = BoxPolicy(c, detector)
+        self.keypoint_model = None
+        if c.keypoints == "thunder":
+            from whmr_core.runtime.movenet import ThunderKeypoints
+
+            self.keypoint_model = ThunderKeypoints()
         self._last_stamp: int | None = None
 
     @property
@@ -113,6 +124,7 @@ class Pipeline:
         persons: list[PersonResult] = []
         inference_s = 0.0
         camera_K = K  # the camera the persons are placed with: K, or the image's fused focal length
+        keypoints = self._keypoints(image, boxes)
         if len(boxes.boxes):
             centres, sides = square_boxes(boxes.boxes, self.engine.crop_hw, self.config.box_scale)
             crops = extract_crops(image, centres, sides, self.engine.crop_hw)
@@ -146,6 +158,8 @@ class Pipeline:
                     if self.config.smoothing:
                         o, camera = self._smooth(track, o, camera, stamp)
                     person = compose_person(o, box, camera, R_c, track.track_id)
+                    if keypoints is not None:
+                        person = dataclasses.replace(person, keypoints_2d=keypoints[i])
                 except UnusablePerson as e:
                     dropped.append(DroppedPerson(str(e), boxes.boxes[i], track.track_id))
                     continue
@@ -170,6 +184,14 @@ class Pipeline:
             inference_s,
             None if camera_K is None else float(camera_K[0, 0] + camera_K[1, 1]) / 2,
         )
+
+    def _keypoints(self, image: np.ndarray, boxes) -> np.ndarray | None:
+        """(N, 17, 3) COCO-17 keypoints of the frame's persons, or None when no keypoint source applies."""
+        if self.keypoint_model is not None and len(boxes.boxes):
+            return self.keypoint_model(image, boxes.boxes)
+        if self.config.keypoints == "detector" and boxes.keypoints is not None:
+            return boxes.keypoints
+        return None
 
     @staticmethod
     def _smooth(track, o, camera, stamp: int):
