@@ -321,3 +321,78 @@ def test_bad_messages_dropped_with_a_throttled_warning_and_a_diagnostic():
         values = {kv.key: kv.value for kv in inputs.values}
         assert int(values["dropped_image"]) == 2 and int(values["dropped_camera_info"]) >= 1
         assert inputs.level == b"\x01"  # WARN
+
+
+def _publishers(node, topic: str) -> int:
+    return sum(p.topic_name == topic for p in node.publishers)
+
+
+@pytest.mark.parametrize(
+    "bad", [{"host__parameter_gravity": [0.0, 0.0, 0.0]}, {"host__camera_from_imu": [0.0, 0.0, 0.0, 0.0]}]
+)
+def test_a_refused_configure_says_why_in_the_log_and_on_diagnostics_and_keeps_nothing(bad, capfd):
+    """Issue 26: these values made the host raise outside configure's try: no word anywhere, and each try
+    left a TF listener (/tf, /tf_static subscriptions) behind."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.parameter import Parameter
+
+    name = next(iter(bad)).replace("__", ".")
+    with _rig(autostart=False, **bad) as probe:
+        node = probe.whmr
+        diagnostics = probe.listen("/diagnostics", DiagnosticArray)
+        for _ in range(3):
+            assert not _lifecycle(probe, "configure") and _state(probe) == "unconfigured"
+        assert _subs(node) == 0  # no TF listener left behind
+        assert _publishers(node, "/tf") == 0 and _publishers(node, "/diagnostics") == 1  # the refusal's
+        assert probe.until(lambda: any(s.name == "whmr: configure" for m in diagnostics for s in m.status))
+        status = next(s for m in diagnostics for s in m.status if s.name == "whmr: configure")
+        assert status.level == b"\x02" and status.message.startswith("configure failed: ")
+        assert name.split(".")[1] in status.message
+        assert (
+            f"configure failed: {status.message.removeprefix('configure failed: ')}" in capfd.readouterr().err
+        )
+        # Set right, it configures; the refusal's publisher and timer are gone, the node's own remain.
+        right = [0.0, 1.0, 0.0] if "gravity" in name else []
+        assert node.set_parameters([Parameter(name, Parameter.Type.DOUBLE_ARRAY, right)])[0].successful
+        assert _lifecycle(probe, "configure") and _state(probe) == "inactive"
+        assert _subs(node) == 2 and _publishers(node, "/diagnostics") == 1
+
+
+def test_a_value_refused_at_start_up_can_be_set_right_and_a_change_while_configured_is_refused():
+    from rclpy.parameter import Parameter
+
+    with _rig(autostart=True, pipeline__box_scale=-1.0) as probe:
+        node = probe.whmr
+        assert _state(probe) == "unconfigured"
+        assert node.set_parameters([Parameter("pipeline.box_scale", value=1.2)])[0].successful
+        assert _lifecycle(probe, "configure") and _state(probe) == "inactive"
+        # Read at configure: a change now would do nothing; refused, saying what to do instead.
+        result = node.set_parameters([Parameter("marker_rate_hz", value=2.0)])[0]
+        assert not result.successful and "read at configure; the node is configured" in result.reason
+        assert node.get_parameter("marker_rate_hz").value == 5.0
+        assert _lifecycle(probe, "cleanup")
+        assert node.set_parameters([Parameter("marker_rate_hz", value=2.0)])[0].successful
+
+
+def test_the_params_loader_reads_scalars_as_rcl_does(tmp_path):
+    """whmr bag's loader (config_io.ros_scalar) against rcl_yaml_param_parser on the same file."""
+    rclpy = _rclpy()
+    from rclpy.node import Node
+
+    from whmr_core.config_io import ros_scalar
+
+    values = ["3e-2", "010", "0x1F", "y", "Off", "1_000", ".inf", "99999999999999999999", "1.", "-.5",
+              "1:20", "+5", "1e5", "0b11", "'7'", " 5"]  # fmt: skip
+    path = tmp_path / "p.yaml"
+    path.write_text("t:\n  ros__parameters:\n" + "".join(f"    p{i}: {v}\n" for i, v in enumerate(values)))
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, args=["--ros-args", "--params-file", str(path)])
+    try:
+        node = Node("t", context=ctx, automatically_declare_parameters_from_overrides=True)
+        for i, v in enumerate(values):
+            ros = node.get_parameter(f"p{i}").value
+            ours = v.strip("'") if v.startswith("'") else ros_scalar(v)
+            assert type(ours) is type(ros) and ours == ros, v
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=ctx)

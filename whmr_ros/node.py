@@ -21,18 +21,20 @@ from typing import Any
 
 import numpy as np
 import rclpy
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
 from whmr_core.body.topology import BodyTopology
+from whmr_core.config_io import ConfigError
 from whmr_core.gravity import as_rotation_matrix
 from whmr_core.runtime.engines import Engine
 from whmr_core.runtime.pipeline import Pipeline
 from whmr_ros.conversions import cv_bridge_image_to_rgb, image_to_rgb
 from whmr_ros.host import WhmrHost
 from whmr_ros.message_kit import RclpyKit
+from whmr_ros.outputs import ERROR, DiagnosticStatusReport, diagnostic_array
 from whmr_ros.params import ParameterSpec, WhmrParams, parameter_specs, params_from_flat
 from whmr_ros.scheduler import OutputRates, OutputScheduler
 
@@ -116,6 +118,8 @@ class WhmrNode(LifecycleNode):
         self._timer = None
         self._tf_buffer: Any = None
         self._tf_listener: Any = None
+        self._refusal: list[Any] | None = None  # [publisher, timer, reason] while configure is refused
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         if self.get_parameter("autostart").value:
             # Activate only what configured: a failed configure leaves the node unconfigured, saying why.
             if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
@@ -155,35 +159,37 @@ class WhmrNode(LifecycleNode):
         return params_from_flat({s.name: self.get_parameter(s.name).value for s in parameter_specs()})
 
     def on_configure(self, state: State) -> TransitionCallbackReturn:
-        if self._bad_params:
-            self.get_logger().error(f"configure failed: {'; '.join(self._bad_params)}")
-            return TransitionCallbackReturn.FAILURE
         try:
-            params = self._read_params()
-            engine, topology = self._injected
-            if engine is None:
-                from whmr_core.runtime.factory import load_engine
-
-                n = params.node
-                engine = load_engine(
-                    n.engine,
-                    n.model,
-                    threads=n.threads or None,
-                    config=n.network_config or None,
-                    device=n.device,
-                )
-            if topology is None:
-                from whmr_core.runtime.factory import load_topology
-
-                topology = load_topology(params.node.body_model or None, engine=engine)
-        except Exception as e:  # a bad parameter or model file: stay unconfigured, say why
-            self.get_logger().error(f"configure failed: {e}")
+            self._configure()
+        except Exception as e:  # a bad parameter or model file: stay unconfigured, say why, keep nothing
+            self._teardown_configured()  # the TF listener and publishers made before the refusal
+            self._refuse(f"configure failed: {e}")
             return TransitionCallbackReturn.FAILURE
+        self._end_refusal()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _configure(self) -> None:
+        if self._bad_params:
+            raise ConfigError("; ".join(self._bad_params))
+        params = self._read_params()
+        engine, topology = self._injected
+        if engine is None:
+            from whmr_core.runtime.factory import load_engine
+
+            n = params.node
+            engine = load_engine(
+                n.engine,
+                n.model,
+                threads=n.threads or None,
+                config=n.network_config or None,
+                device=n.device,
+            )
+        if topology is None:
+            from whmr_core.runtime.factory import load_topology
+
+            topology = load_topology(params.node.body_model or None, engine=engine)
         import tf2_ros
 
-        self._tf_buffer = tf2_ros.Buffer()
-        self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
-        self._params = params
         self._host = WhmrHost(
             Pipeline(engine, topology, params.pipeline.for_detections_topic(params.node.use_detections)),
             params.host,
@@ -192,6 +198,10 @@ class WhmrNode(LifecycleNode):
             warn=self.get_logger().warning,
             image_to_rgb=cv_bridge_image_to_rgb() or image_to_rgb,
         )
+        self._params = params
+        # After the host, which refuses settings it cannot use: such a refusal subscribes to nothing.
+        self._tf_buffer = tf2_ros.Buffer()
+        self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
         k, n = self._kit, params.node
         self._pubs = {
             "bodies": self.create_publisher(k.cls("whmr_ros/msg/BodyMeshArray"), "~/bodies", _OUTPUT_QOS),
@@ -220,7 +230,50 @@ class WhmrNode(LifecycleNode):
         )
         self._scheduler = OutputScheduler(self._host, rates, _Publishers(self._pubs))
         self.get_logger().info(f"configured: {engine.describe()}, body model {topology.model_name}")
-        return TransitionCallbackReturn.SUCCESS
+
+    def _refuse(self, reason: str) -> None:
+        """Say why the node is not configured: in the log, and on /diagnostics (ERROR) every second until
+        a configure succeeds, so a monitor that subscribes later still sees it."""
+        self.get_logger().error(reason)
+        if self._refusal is None:
+            pub = self.create_publisher(
+                self._kit.cls("diagnostic_msgs/msg/DiagnosticArray"), "/diagnostics", _OUTPUT_QOS
+            )
+            self._refusal = [pub, self.create_timer(1.0, self._publish_refusal), reason]
+        self._refusal[2] = reason
+        self._publish_refusal()
+
+    def _publish_refusal(self) -> None:
+        if self._refusal is None:
+            return
+        pub, _, reason = self._refusal
+        status = DiagnosticStatusReport(
+            f"{self.get_name()}: configure", ERROR, reason, {"state": "unconfigured"}
+        )
+        pub.publish(diagnostic_array(self._kit, self.get_clock().now().nanoseconds, [status]))
+
+    def _end_refusal(self) -> None:
+        if self._refusal is not None:
+            pub, timer, _ = self._refusal
+            self.destroy_timer(timer)
+            self.destroy_publisher(pub)
+            self._refusal = None
+
+    def _on_set_parameters(self, changed: list[Parameter]) -> SetParametersResult:
+        """whmr's parameters are read at configure: on a configured node a change would do nothing until
+        the next one, so it is refused saying so (rclpy drops the reason of a successful answer)."""
+        ours = {s.name for s in parameter_specs()}
+        given = [p.name for p in changed if p.name in ours]  # use_sim_time and the like: rclpy's own
+        # A value refused at start-up and now set anew (ROS has checked its type and range) is fine.
+        self._bad_params = [b for b in self._bad_params if b.split(":", 1)[0] not in given]
+        if self._params is None or not given:
+            return SetParametersResult(successful=True)
+        why = (
+            f"{', '.join(given)}: read at configure; the node is configured: deactivate and clean it up, "
+            "set the parameter, then configure and activate"
+        )
+        self.get_logger().warning(f"parameter change refused: {why}")
+        return SetParametersResult(successful=False, reason=why)
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         k, params, host = self._kit, self._params, self._host
