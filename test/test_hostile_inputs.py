@@ -409,3 +409,30 @@ def test_a_write_error_with_a_clean_close_keeps_a_valid_partial_bag(
     partial = Path(f"{out}.partial")
     assert (partial / "metadata.yaml").is_file()
     assert sum(len(v) for v in read_bag(partial).values()) == 5  # what was written before the error
+
+
+# --- checkpoints ----------------------------------------------------------------------------------------
+
+
+def test_a_zip_bomb_training_state_is_refused_before_torch_inflates_it(tmp_path, monkeypatch):
+    import zipfile
+
+    import torch
+
+    from whmr_core.checkpoint import CheckpointError, load_checkpoint, load_torch_file, save_checkpoint
+
+    ckpt = save_checkpoint(tmp_path / "ckpt", {"w": torch.zeros(3)}, train_state={"step": 7})
+    assert load_checkpoint(ckpt)["train_state"] == {"step": 7}  # a real archive passes the check
+    bomb = ckpt / "state.pt"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("archive/data.pkl", b"\0" * (64 << 20))  # 64 MB in about 64 KB
+    assert bomb.stat().st_size < 1 << 20
+    loads = []
+    monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(a))
+    with pytest.raises(
+        CheckpointError, match=r"state.pt: unreadable training state \(.*expand to 64 MB from a 0.1 MB"
+    ):
+        load_checkpoint(ckpt)
+    with pytest.raises(ValueError, match="a zip bomb"):
+        load_torch_file(bomb)
+    assert not loads

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import shutil
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ __all__ = [
     "CheckpointError",
     "architecture_hash",
     "load_checkpoint",
+    "load_torch_file",
     "load_weights",
     "recover_checkpoint",
     "save_checkpoint",
@@ -47,6 +49,32 @@ META = "meta.json"
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, corrupt, or belongs to another architecture."""
+
+
+ARCHIVE_SLACK_BYTES = 1 << 20  # a torch archive's entries add up to its size, less its zip headers
+
+
+def load_torch_file(path: str | Path) -> Any:
+    """``torch.load(path, weights_only=True)`` of an untrusted file, its archive's sizes checked first.
+
+    torch stores an archive's entries uncompressed, so they add up to about the file's size; a crafted
+    one with deflated entries (a 3.9 MB file declaring 4 GB) made torch inflate all of it before
+    ``weights_only`` could refuse what it holds. Raises ValueError naming the file for such an archive;
+    whatever ``torch.load`` raises otherwise."""
+    path = Path(path)
+    size = path.stat().st_size
+    if zipfile.is_zipfile(path):  # else torch's legacy format: a pickle that expands to nothing
+        try:
+            with zipfile.ZipFile(path) as archive:
+                declared = sum(entry.file_size for entry in archive.infolist())
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise ValueError(f"{path}: not a readable torch archive ({exc})") from exc
+        if declared > size + ARCHIVE_SLACK_BYTES:
+            raise ValueError(
+                f"{path}: its entries expand to {declared / 2**20:,.0f} MB from a {size / 2**20:,.1f} MB "
+                "file (a zip bomb?); torch archives store their entries uncompressed"
+            )
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def architecture_hash(state_dict: Mapping[str, torch.Tensor]) -> str:
@@ -218,7 +246,7 @@ def load_checkpoint(
     state_file = path / STATE if path.is_dir() else None
     if state_file is not None and state_file.is_file():
         try:
-            train_state = torch.load(state_file, map_location="cpu", weights_only=True)
+            train_state = load_torch_file(state_file)
         except Exception as exc:  # corrupt pickle, truncated file, foreign objects
             raise CheckpointError(f"{state_file}: unreadable training state ({exc})") from exc
     meta = {}

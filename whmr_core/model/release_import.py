@@ -79,8 +79,10 @@ def load_release_state(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise ReleaseImportError(f"{path}: file not found")
+    from whmr_core.checkpoint import load_torch_file
+
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = load_torch_file(path)  # archive sizes checked before torch inflates anything
     except pickle.UnpicklingError as err:
         found = re.search(r"GLOBAL (\S+)", str(err))
         what = f"it needs {found.group(1)}" if found else str(err).strip().splitlines()[0]

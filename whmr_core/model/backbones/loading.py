@@ -53,7 +53,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
         data: object = load_file(str(path))
     else:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        from whmr_core.checkpoint import load_torch_file
+
+        data = load_torch_file(path)  # archive sizes checked before torch inflates anything
     for key in ("state_dict", "model", "module"):
         if isinstance(data, Mapping) and key in data and isinstance(data[key], Mapping):
             data = data[key]
