@@ -436,3 +436,13 @@ def test_a_zip_bomb_training_state_is_refused_before_torch_inflates_it(tmp_path,
     with pytest.raises(ValueError, match="a zip bomb"):
         load_torch_file(bomb)
     assert not loads
+
+
+def test_a_named_path_that_names_nothing_makes_the_run_exit_1(tmp_path, capsys, fake_factory):
+    good = photo(tmp_path / "good.png")
+    args = (str(good), str(tmp_path / "typo.png"), str(tmp_path / "*.jpeg"), "--out", str(tmp_path / "o"))
+    rc, out, _ = image_cmd(capsys, *args, "--no-overlay")
+    assert rc == 1 and "1 of 1 images" in out
+    assert "typo.png: no such file or folder" in out and "*.jpeg: no file matches" in out
+    rc, out, _ = image_cmd(capsys, str(good), "--out", str(tmp_path / "o2"), "--no-overlay")
+    assert rc == 0

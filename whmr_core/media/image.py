@@ -1,6 +1,6 @@
 """``whmr image PATH... [--out DIR]``: body meshes for photos, each image on its own.
 
-For every image: the shipped person detector (BlazePose) finds the people, the pipeline recovers their
+For every image: the shipped person detector (MoveNet MultiPose) finds the people, the pipeline recovers their
 bodies (one camera per image: with ``--K`` metric, else one fused focal length), and ``DIR`` receives
 ``<stem>.json`` (``whmr_core.media.results``), ``<stem>_overlay.png`` (the photo, the meshes over it, a
 gravity-frame side view) and one mesh per person (``<stem>_<k>.obj`` or ``.ply``, camera frame). The
@@ -65,11 +65,11 @@ class ImageSummary:
     error: str = ""
 
 
-def collect_images(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
+def collect_images(paths: Sequence[str], missing: list[str] | None = None) -> tuple[list[Path], list[str]]:
     """Files, folders (their image files, sorted) and globs -> (image paths, warnings for what is skipped).
 
     Names need not be UTF-8 (warnings print them with ``\\xNN`` escapes); ``**`` never follows a link
-    to a folder (``paths.expand_glob``)."""
+    to a folder (``paths.expand_glob``). Paths that name nothing are also appended to ``missing``."""
     files: list[Path] = []
     warnings: list[str] = []
     for arg in paths:
@@ -94,6 +94,8 @@ def collect_images(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
             matched = expand_glob(arg)
             if not matched:
                 warnings.append(f"{shown(arg)}: no file matches")
+                if missing is not None:
+                    missing.append(arg)
             files += [m for m in matched if m.suffix.lower() in IMAGE_SUFFIXES]
             if len(matched) > (n := sum(m.suffix.lower() in IMAGE_SUFFIXES for m in matched)):
                 warnings.append(
@@ -101,6 +103,8 @@ def collect_images(paths: Sequence[str]) -> tuple[list[Path], list[str]]:
                 )
         else:
             warnings.append(f"{shown(arg)}: no such file or folder")
+            if missing is not None:
+                missing.append(arg)
     unique: dict[Path, Path] = {}  # a file named twice (a folder and a glob) is processed once
     for f in files:
         unique.setdefault(f.resolve(), f)
@@ -306,11 +310,28 @@ def add_model_arguments(p: argparse.ArgumentParser, mesh_default: str) -> None:
     )
     p.add_argument(
         "--detector",
-        default="blazepose",
-        help="person boxes: blazepose (shipped), a YOLO .onnx file, or none (whole image)",
+        default="movenet",
+        help="person boxes: movenet (shipped MoveNet MultiPose, default), blazepose (shipped), a YOLO .onnx "
+        "file, or none (whole image)",
     )
     p.add_argument(
-        "--detector-score", type=float, default=0.5, help="detector score threshold (default: 0.5)"
+        "--movenet-sides",
+        default=None,
+        help="MultiPose input sizes, e.g. 256 or 256,512 (a second size for small people; default: the "
+        "pipeline's)",
+    )
+    p.add_argument(
+        "--keypoints",
+        default="thunder",
+        choices=("thunder", "detector", "none"),
+        help="2D keypoints per person: thunder (MoveNet Thunder on each person, default), detector "
+        "(MultiPose's own), none",
+    )
+    p.add_argument(
+        "--detector-score",
+        type=float,
+        default=None,
+        help="detector score threshold (default: 0.2 for movenet, 0.5 for the others)",
     )
     p.add_argument(
         "--per-person-focal",
@@ -326,22 +347,33 @@ def pipeline_from_args(args: argparse.Namespace, base: PipelineConfig | None = N
     from whmr_core.runtime.factory import load_engine, load_topology
 
     det = str(args.detector)
+    score = 0.5 if args.detector_score is None else args.detector_score
     if det == "none":
         kw = {"detector": "none", "whole_image_fallback": True}
+    elif det == "movenet":
+        kw = {"detector": "movenet", "whole_image_fallback": False}
+        if args.detector_score is not None:
+            kw["movenet_score"] = args.detector_score
+        if args.movenet_sides:
+            sides = [int(v) for v in str(args.movenet_sides).split(",")]
+            kw.update(movenet_side=sides[0], movenet_extra_side=sides[1] if len(sides) > 1 else 0)
     elif det == "blazepose":
-        kw = {"detector": "blazepose", "detector_score": args.detector_score, "whole_image_fallback": False}
+        kw = {"detector": "blazepose", "detector_score": score, "whole_image_fallback": False}
     else:
-        kw = {"detector": "yolo", "detector_model": det, "detector_score": args.detector_score,
+        kw = {"detector": "yolo", "detector_model": det, "detector_score": score,
               "whole_image_fallback": False}  # fmt: skip
+    kw["keypoints"] = str(args.keypoints)
     config = replace(base or PipelineConfig(), per_person_focal=bool(args.per_person_focal), **kw)
     engine = load_engine(args.engine, args.model, threads=args.threads)
     return Pipeline(engine, load_topology(args.body_model, engine=engine), config)
 
 
 def image_main(args: argparse.Namespace) -> int:
-    """``whmr image``: returns 0 when every image was processed, 1 when some were skipped, 2 if none."""
+    """``whmr image``: returns 0 when every image was processed, 1 when some were skipped (or a path
+    named nothing), 2 if none."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    files, warnings = collect_images(args.paths)
+    missing: list[str] = []
+    files, warnings = collect_images(args.paths, missing)
     out_dir = Path(args.out).resolve()
     ours = [f for f in files if f.resolve().parent == out_dir]  # our own overlays from an earlier run
     if ours:
@@ -368,4 +400,4 @@ def image_main(args: argparse.Namespace) -> int:
     print(f"whmr image: {len(done)} of {len(summaries)} images, {people} persons -> {shown(options.out)}")
     if not done:
         return 2
-    return 0 if len(done) == len(summaries) else 1
+    return 0 if len(done) == len(summaries) and not missing else 1
