@@ -1,0 +1,566 @@
+"""``BodyFitter``: the network's bodies fitted to 2D keypoints (and optional 3D ones), batched over persons.
+
+Per person p, with COCO-17 points X_k(theta, beta) of the body model (``KeypointBody``), translation t,
+camera K (fx, fy, cx, cy), detected keypoints x_k with confidences c_k (w_k = c_k where c_k >= the
+threshold, else 0) and the person's size s (the larger side of the confident keypoints' box):
+
+    E = sum_k w_k rho(|pi_K(X_k + t) - x_k| / s) / sum_k w_k          robust 2D reprojection
+      + w_3d sum_k w3_k rho3(|(X_k - X_hips) R... - (Y_k - Y_hips)|) / sum_k w3_k   optional 3D keypoints
+      + w_prior P(theta) + w_limits L(theta)                           pose prior, joint limits (priors.py)
+      + w_pose |theta - theta_0|^2 + w_shape |beta - beta_0|^2 + w_depth log(t_z / t_z0)^2
+                                                                       stay near the network's body
+
+rho(e) = sigma^2 e^2 / (sigma^2 + e^2) (Geman-McClure): quadratic for small errors, bounded for outliers.
+theta are the 23 body joints' rotation vectors; the root is the network's root times a free rotation.
+L-BFGS (strong Wolfe line search) runs a few iterations on all persons at once (the energies add up, each
+person's parameters only reach its own term). docs/fitting.md has the weights and timings.
+
+Safety: a person with too few confident keypoints, a camera that is not one, or a fit that is not finite,
+whose energy grew, or whose translation jumped gets the network's body back unchanged, with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from whmr_core.body.keypoints import COCO17_NAMES
+from whmr_core.body.skeleton import SMPL_FLIP_PERM
+from whmr_core.fitting.body import KeypointBody, matmul3
+from whmr_core.fitting.priors import DEFAULT_PRIOR_PATH, PosePrior, joint_limit_energy, joint_limits_rad
+from whmr_core.rotations import matrix_to_axis_angle
+
+__all__ = ["BodyFitter", "FitConfig", "FitResult", "PersonFit", "mirror_bodies"]
+
+NUM_KEYPOINTS = len(COCO17_NAMES)
+_LEFT_HIP, _RIGHT_HIP = COCO17_NAMES.index("left_hip"), COCO17_NAMES.index("right_hip")
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Fit settings; the energy's terms are in the module docstring, defaults in docs/fitting.md."""
+
+    iterations: int = 10  # L-BFGS iterations (each one to a few energy evaluations)
+    confidence_threshold: float = 0.3  # keypoints below it are ignored
+    min_keypoints: int = 6  # confident keypoints needed to fit at all
+    robust_sigma: float = 0.2  # Geman-McClure scale, fraction of the person's size
+    robust_sigma_3d_m: float = 0.15  # the same for 3D keypoints, metres
+    w_keypoints_3d: float = 1.0
+    w_pose_prior: float = 1e-4
+    w_joint_limits: float = 0.1
+    w_init_pose: float = 1e-3
+    w_shape: float = 1e-3
+    w_depth: float = 1e-3
+    mirror_check: bool = True  # start from the network body's mirror when that fits the keypoints much better
+    mirror_ratio: float = 0.5  # ... its data energy below this share of the network body's
+    max_translation_jump: float = 0.5  # fallback when the fit moves the body by more than this x its depth
+    max_error: float = 0.25  # fallback when the fitted keypoints still miss by more than this x the size
+    min_depth_m: float = 0.05  # fallback when the fitted body comes nearer than this (or behind the camera)
+
+    def __post_init__(self) -> None:
+        if self.iterations < 1 or self.min_keypoints < 1:
+            raise ValueError("FitConfig: iterations and min_keypoints must be >= 1")
+        if not 0.0 <= self.confidence_threshold <= 1.0:
+            raise ValueError("FitConfig.confidence_threshold must lie in [0, 1]")
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not (np.isfinite(v) and v >= 0):
+                raise ValueError(f"FitConfig.{f.name} must be finite and >= 0, got {v}")
+
+
+@dataclass(frozen=True)
+class PersonFit:
+    """One person's fit (``FitResult.person(i)``): the warm start of its track's next frame."""
+
+    rotmats: np.ndarray  # (J,3,3) local rotations, root = camera-frame root orientation
+    betas: np.ndarray  # (B,)
+    translation: np.ndarray  # (3,) t_b, camera optical frame
+    fitted: bool
+    fallback_reason: str | None
+    mirrored: bool
+    init_source: str
+    reprojection_px_before: float
+    reprojection_px_after: float
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """A batch of fits. Where ``fitted`` is False the body is the network's, unchanged (float64)."""
+
+    rotmats: np.ndarray  # (N,J,3,3) float64 local rotations, root = camera-frame root orientation
+    betas: np.ndarray  # (N,B) float64
+    translation: np.ndarray  # (N,3) float64, t_b: camera point = model point + t_b
+    fitted: np.ndarray  # (N,) bool
+    fallback_reason: tuple[str | None, ...]  # why the network's body was kept; None where fitted
+    # The network's body was left/right mirrored against the keypoints: the fit started from its mirror.
+    mirrored: np.ndarray  # (N,) bool
+    init_source: tuple[str, ...]  # "network", "mirrored" or "warm_start"
+    # Confidence-weighted mean distance (pixels) of the confident keypoints to the network's body and to
+    # the result; NaN where no keypoint is confident.
+    reprojection_px_before: np.ndarray  # (N,)
+    reprojection_px_after: np.ndarray  # (N,)
+    iterations: int  # L-BFGS iterations run (shared by the batch)
+    energy_before: np.ndarray = field(repr=False)  # (N,) E at the start (NaN where not fitted)
+    energy_after: np.ndarray = field(repr=False)  # (N,)
+
+    def __len__(self) -> int:
+        return len(self.fitted)
+
+    def person(self, i: int) -> PersonFit:
+        return PersonFit(
+            self.rotmats[i],
+            self.betas[i],
+            self.translation[i],
+            bool(self.fitted[i]),
+            self.fallback_reason[i],
+            bool(self.mirrored[i]),
+            self.init_source[i],
+            float(self.reprojection_px_before[i]),
+            float(self.reprojection_px_after[i]),
+        )
+
+
+def _exp(rotvec: torch.Tensor) -> torch.Tensor:
+    """Rodrigues (...,3) -> (...,3,3), smooth at zero (a fit starts there)."""
+    theta2 = (rotvec * rotvec).sum(-1, keepdim=True)[..., None]
+    small = theta2 < 1e-8
+    t2 = torch.where(small, torch.ones_like(theta2), theta2)
+    t = torch.sqrt(t2)
+    a = torch.where(small, 1 - theta2 / 6, torch.sin(t) / t)
+    b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(t)) / t2)
+    x, y, z = rotvec.unbind(-1)
+    zero = torch.zeros_like(x)
+    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(*rotvec.shape[:-1], 3, 3)
+    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device)
+    return eye + a * k + b * matmul3(k, k)
+
+
+_M = torch.diag(torch.tensor([-1.0, 1.0, 1.0]))  # body-frame left/right reflection
+_D = torch.diag(torch.tensor([1.0, 1.0, -1.0]))  # camera-frame depth reflection
+
+
+def mirror_bodies(rotmats: torch.Tensor) -> torch.Tensor:
+    """The depth-ambiguity twin of each body: left and right swapped, seen (nearly) the same in the image.
+
+    Local pose mirrored (joint j takes M R_flip(j) M, M the body's left/right reflection: rotation vector
+    (x, -y, -z) of its twin, as ``poses.py`` mirrors), root R_0 -> D R_0 M (D reflects depth about the
+    pelvis): each point lands at its twin's depth-reflected place, so its projection barely moves while
+    its label swaps sides. The translation stays.
+    """
+    m, d = _M.to(rotmats), _D.to(rotmats)
+    local = m @ rotmats[:, list(SMPL_FLIP_PERM)] @ m
+    root = d @ rotmats[:, 0] @ m
+    return torch.cat([root[:, None], local[:, 1:]], 1)
+
+
+def solve_translation(
+    points: torch.Tensor,
+    keypoints: torch.Tensor,
+    weights: torch.Tensor,
+    K: torch.Tensor,
+    t_prior: torch.Tensor,
+) -> torch.Tensor:
+    """The translation that best places model points (N,P,3) on pixels (N,P,2), in closed form.
+
+    With normalised rays (a, b) = ((u - cx) / fx, (v - cy) / fy), X + t lies on the ray where
+    (X_x + t_x) - a (X_z + t_z) = 0 and (X_y + t_y) - b (X_z + t_z) = 0: linear in t. Weighted least squares,
+    with a weak pull towards ``t_prior`` (1e-4 of the total weight), so that a degenerate point set still
+    gives an answer.
+    """
+    a = (keypoints[..., 0] - K[:, None, 0, 2]) / K[:, None, 0, 0]
+    b = (keypoints[..., 1] - K[:, None, 1, 2]) / K[:, None, 1, 1]
+    one, zero = torch.ones_like(a), torch.zeros_like(a)
+    rows = torch.stack([torch.stack([one, zero, -a], -1), torch.stack([zero, one, -b], -1)], 2)  # (N,P,2,3)
+    rhs = torch.stack([a * points[..., 2] - points[..., 0], b * points[..., 2] - points[..., 1]], 2)
+    w = weights[..., None, None]
+    ata = (rows.transpose(-1, -2) @ (w * rows)).sum(1)  # (N,3,3)
+    atb = (rows.transpose(-1, -2) @ (w * rhs[..., None])).sum(1)[..., 0]  # (N,3)
+    reg = 1e-4 * weights.sum(1).clamp_min(1e-6)[:, None]
+    ata = ata + reg[..., None] * torch.eye(3, dtype=ata.dtype)
+    atb = atb + reg * t_prior
+    return torch.linalg.solve(ata.double(), atb.double()).to(points.dtype)
+
+
+def _project(points: torch.Tensor, t: torch.Tensor, K: torch.Tensor, min_depth: float) -> torch.Tensor:
+    """Pinhole projection of model points (N,P,3) placed at t (N,3) with K (N,3,3) -> (N,P,2) pixels."""
+    cam = points + t[:, None]
+    z = cam[..., 2].clamp_min(min_depth)
+    u = K[:, None, 0, 0] * cam[..., 0] / z + K[:, None, 0, 2]
+    v = K[:, None, 1, 1] * cam[..., 1] / z + K[:, None, 1, 2]
+    return torch.stack([u, v], -1)
+
+
+def _rho(e2: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Geman-McClure on squared errors."""
+    s2 = sigma * sigma
+    return s2 * e2 / (s2 + e2)
+
+
+class BodyFitter:
+    """``BodyFitter(body_model)(rotmats, betas, translation, keypoints, confidences, K) -> FitResult``.
+
+    ``body_model`` is the network's body (an ``smplx.SMPL`` from ``whmr_core.body.resolve(spec).load()``);
+    build the fitter once and call it per frame. Threads and grad mode outside are left as they are.
+    """
+
+    def __init__(
+        self, body_model: Any, config: FitConfig | None = None, prior_path: str | Path = DEFAULT_PRIOR_PATH
+    ) -> None:
+        self.config = config or FitConfig()
+        with torch.inference_mode(False):  # buffers must be usable by autograd whatever the caller's mode
+            self.body = KeypointBody(body_model)
+            self.prior = PosePrior(prior_path)
+            self.limits_lo, self.limits_hi = (x[1:] for x in joint_limits_rad())
+        self.num_joints = self.body.num_joints
+        self.num_betas = self.body.num_betas
+
+    # -- inputs ----------------------------------------------------------------------------------------
+    def _as_rotmats(self, pose: Any) -> torch.Tensor:
+        p = torch.as_tensor(np.asarray(pose, dtype=np.float32) if not torch.is_tensor(pose) else pose)
+        p = p.detach().to(torch.float32)
+        if p.ndim == 3 and p.shape[1:] == (self.num_joints, 3):
+            return _exp(p)
+        if p.ndim == 4 and p.shape[1:] == (self.num_joints, 3, 3):
+            return p.clone()
+        raise ValueError(
+            f"pose: expected rotation matrices (N,{self.num_joints},3,3) or axis-angle "
+            f"(N,{self.num_joints},3), got {tuple(p.shape)}"
+        )
+
+    @staticmethod
+    def _as_f32(name: str, a: Any, shape: tuple[int, ...]) -> torch.Tensor:
+        t = torch.as_tensor(np.asarray(a, dtype=np.float32) if not torch.is_tensor(a) else a)
+        t = t.detach().to(torch.float32)
+        if tuple(t.shape) != shape:
+            raise ValueError(f"{name}: expected shape {shape}, got {tuple(t.shape)}")
+        return t.clone()
+
+    # -- the fit ---------------------------------------------------------------------------------------
+    def __call__(
+        self,
+        rotmats: Any,
+        betas: Any,
+        translation: Any,
+        keypoints: Any,
+        confidences: Any,
+        K: Any,
+        *,
+        keypoints_3d: Any | None = None,
+        confidences_3d: Any | None = None,
+        warm_start: Sequence[PersonFit | None] | None = None,
+    ) -> FitResult:
+        """Fit N persons of one frame.
+
+        rotmats (N,J,3,3) local rotations with the camera-frame root (``PersonOutputs.rotmats``) or
+        axis-angle (N,J,3); betas (N,B); translation (N,3) t_b in the camera optical frame; keypoints
+        (N,17,2) COCO-17 pixels and confidences (N,17) in [0,1] (non-finite keypoints count as missing);
+        K (3,3) or (N,3,3) pinhole intrinsics (skew ignored). Optional keypoints_3d (N,17,3) metres in
+        camera axes, any origin (compared hip-centred), with confidences_3d (N,17) (default: confidences);
+        warm_start: per person a previous ``PersonFit`` of its track, or None.
+        """
+        cfg = self.config
+        rot_net = self._as_rotmats(rotmats)
+        n = rot_net.shape[0]
+        beta_net = self._as_f32("betas", betas, (n, self.num_betas))
+        t_net = self._as_f32("translation", translation, (n, 3))
+        kp = self._as_f32("keypoints", keypoints, (n, NUM_KEYPOINTS, 2))
+        conf = self._as_f32("confidences", confidences, (n, NUM_KEYPOINTS))
+        k_arr = torch.as_tensor(np.asarray(K, dtype=np.float64)).to(torch.float32)
+        if k_arr.shape == (3, 3):
+            k_arr = k_arr.expand(n, 3, 3).clone()
+        if tuple(k_arr.shape) != (n, 3, 3):
+            raise ValueError(f"K: expected (3,3) or ({n},3,3), got {tuple(k_arr.shape)}")
+        kp3 = None
+        if keypoints_3d is not None:
+            kp3 = self._as_f32("keypoints_3d", keypoints_3d, (n, NUM_KEYPOINTS, 3))
+            conf3 = (
+                conf if confidences_3d is None else self._as_f32("confidences_3d", confidences_3d, conf.shape)
+            )
+        if warm_start is not None and len(warm_start) != n:
+            raise ValueError(f"warm_start: expected {n} entries (None for none), got {len(warm_start)}")
+
+        # Missing or unusable keypoints weigh nothing.
+        conf = torch.nan_to_num(conf, nan=0.0).clamp(0.0, 1.0)
+        ok_kp = torch.isfinite(kp).all(-1)
+        w2d = torch.where(ok_kp & (conf >= cfg.confidence_threshold), conf, torch.zeros_like(conf))
+        kp = torch.where(ok_kp[..., None], kp, torch.zeros_like(kp))
+        if kp3 is not None:
+            conf3 = torch.nan_to_num(conf3, nan=0.0).clamp(0.0, 1.0)
+            ok3 = torch.isfinite(kp3).all(-1)
+            w3d = torch.where(ok3 & (conf3 >= cfg.confidence_threshold), conf3, torch.zeros_like(conf3))
+            hips_ok = (w3d[:, _LEFT_HIP] > 0) & (w3d[:, _RIGHT_HIP] > 0)
+            w3d = w3d * hips_ok[:, None]  # hip-centred comparison needs both hips
+            kp3 = torch.where(ok3[..., None], kp3, torch.zeros_like(kp3))
+
+        reasons: list[str | None] = [None] * n
+        fx, fy = k_arr[:, 0, 0], k_arr[:, 1, 1]
+        body_finite = (
+            torch.isfinite(rot_net).flatten(1).all(1)
+            & torch.isfinite(beta_net).all(1)
+            & torch.isfinite(t_net).all(1)
+        )
+        k_ok = torch.isfinite(k_arr).flatten(1).all(1) & (fx > 0) & (fy > 0)
+        num_conf = (w2d > 0).sum(1)
+        for i in range(n):
+            if not body_finite[i]:
+                reasons[i] = "network body is not finite"
+            elif not k_ok[i]:
+                reasons[i] = "camera K is not a camera (non-finite or non-positive focal length)"
+            elif int(num_conf[i]) < cfg.min_keypoints:
+                reasons[i] = (
+                    f"too few confident keypoints ({int(num_conf[i])} >= {cfg.confidence_threshold:g}, "
+                    f"need {cfg.min_keypoints})"
+                )
+            elif float(t_net[i, 2]) < cfg.min_depth_m:
+                reasons[i] = f"network body is not in front of the camera (depth {float(t_net[i, 2]):.3g} m)"
+
+        def reprojection_px(points: torch.Tensor, t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+            d = (_project(points, t, k_arr[idx], cfg.min_depth_m) - kp[idx]).norm(dim=-1)
+            w = w2d[idx]
+            return (w * d).sum(1) / w.sum(1)  # NaN where no keypoint is confident
+
+        all_idx = torch.arange(n)
+        with torch.inference_mode(False), torch.no_grad():
+            px_before = torch.full((n,), float("nan"))
+            usable = body_finite & k_ok
+            if usable.any():
+                ui = all_idx[usable]
+                px_before[ui] = reprojection_px(self.body(rot_net[ui], beta_net[ui]), t_net[ui], ui)
+
+        rot_out, beta_out, t_out = rot_net.double().clone(), beta_net.double().clone(), t_net.double().clone()
+        fitted = np.zeros(n, bool)
+        mirrored = np.zeros(n, bool)
+        init_source = ["network"] * n
+        px_after = px_before.clone()
+        e_before = torch.full((n,), float("nan"))
+        e_after = torch.full((n,), float("nan"))
+        iterations = 0
+        active = [i for i in range(n) if reasons[i] is None]
+        if active:
+            idx = torch.tensor(active)
+            res = self._fit(
+                rot_net[idx], beta_net[idx], t_net[idx], kp[idx], w2d[idx], k_arr[idx],
+                None if kp3 is None else (kp3[idx], w3d[idx]),
+                None if warm_start is None else [warm_start[i] for i in active],
+            )  # fmt: skip
+            iterations = res["iterations"]
+            with torch.no_grad():
+                px_fit = reprojection_px(self.body(res["rotmats"], res["betas"]), res["translation"], idx)
+            for a, i in enumerate(active):
+                reason = self._check(res, a, t_net[i])
+                size = float(res["size"][a])
+                if reason is None and not float(px_fit[a]) <= cfg.max_error * size:
+                    reason = (
+                        f"fit does not reach the keypoints: {float(px_fit[a]):.3g} px off, person "
+                        f"{size:.3g} px (wrong camera or keypoints of someone else?)"
+                    )
+                mirrored[i] = bool(res["mirrored"][a])
+                e_before[i] = res["energy_before"][a]
+                e_after[i] = res["energy_after"][a]
+                if reason is not None:
+                    reasons[i] = reason
+                    continue
+                fitted[i] = True
+                init_source[i] = res["init_source"][a]
+                rot_out[i] = res["rotmats"][a].double()
+                beta_out[i] = res["betas"][a].double()
+                t_out[i] = res["translation"][a].double()
+                px_after[i] = px_fit[a]
+        # Fallbacks return the network's body exactly as given.
+        rot_in = rotmats if not torch.is_tensor(rotmats) else rotmats.detach().cpu().numpy()
+        rot_in = np.asarray(rot_in, dtype=np.float64)
+        rot_np = rot_out.numpy()
+        if rot_in.ndim == 4:
+            rot_np[~fitted] = rot_in[~fitted]
+        beta_in = np.asarray(
+            betas if not torch.is_tensor(betas) else betas.detach().cpu().numpy(), np.float64
+        )
+        t_in = np.asarray(
+            translation if not torch.is_tensor(translation) else translation.detach().cpu().numpy(),
+            np.float64,
+        )
+        beta_np, t_np = beta_out.numpy(), t_out.numpy()
+        beta_np[~fitted], t_np[~fitted] = beta_in[~fitted], t_in[~fitted]
+        return FitResult(
+            rotmats=rot_np,
+            betas=beta_np,
+            translation=t_np,
+            fitted=fitted,
+            fallback_reason=tuple(reasons),
+            mirrored=mirrored,
+            init_source=tuple(init_source),
+            reprojection_px_before=px_before.double().numpy(),
+            reprojection_px_after=px_after.double().numpy(),
+            iterations=iterations,
+            energy_before=e_before.double().numpy(),
+            energy_after=e_after.double().numpy(),
+        )
+
+    def _check(self, res: dict[str, Any], a: int, t0: torch.Tensor) -> str | None:
+        """Why person ``a``'s fit is not to be trusted (``t0``: the network's translation), or None."""
+        cfg = self.config
+        for name in ("rotmats", "betas", "translation"):
+            if not torch.isfinite(res[name][a]).all():
+                return f"fit diverged: non-finite {name}"
+        eb, ea = float(res["energy_before"][a]), float(res["energy_after"][a])
+        if not np.isfinite(ea) or ea > eb * (1 + 1e-4) + 1e-9:
+            return f"fit diverged: energy grew from {eb:.4g} to {ea:.4g}"
+        t = res["translation"][a]
+        if float(t[2]) < cfg.min_depth_m:
+            return f"fit diverged: depth {float(t[2]):.3g} m"
+        jump = float((t - t0).norm())
+        if jump > cfg.max_translation_jump * float(t0[2]):
+            return f"fit diverged: translation jumped {jump:.3g} m (depth {float(t0[2]):.3g} m)"
+        return None
+
+    def _fit(
+        self,
+        rot_net: torch.Tensor,
+        beta_net: torch.Tensor,
+        t_net: torch.Tensor,
+        kp: torch.Tensor,
+        w2d: torch.Tensor,
+        k_cam: torch.Tensor,
+        kp3: tuple[torch.Tensor, torch.Tensor] | None,
+        warm: list[PersonFit | None] | None,
+    ) -> dict[str, Any]:
+        """Fit the m persons given (all usable); the returned tensors are per person, float32."""
+        cfg = self.config
+        m = rot_net.shape[0]
+
+        def project(points: torch.Tensor, t: torch.Tensor, cam: torch.Tensor) -> torch.Tensor:
+            return _project(points, t, cam, cfg.min_depth_m)
+
+        # The person's size in the image: the larger side of the confident keypoints' box.
+        big = torch.tensor(float("inf"))
+        lo = torch.where(w2d[..., None] > 0, kp, big).amin(1)
+        hi = torch.where(w2d[..., None] > 0, kp, -big).amax(1)
+        size = (hi - lo).amax(-1).clamp_min(10.0)  # (m,)
+
+        def data_energy(pts: torch.Tensor, t: torch.Tensor, rows: int = 1) -> torch.Tensor:
+            """2D (+3D) keypoint term; ``rows`` stacked candidates of the m persons."""
+            cam, target, w = k_cam.repeat(rows, 1, 1), kp.repeat(rows, 1, 1), w2d.repeat(rows, 1)
+            e2 = ((project(pts, t, cam) - target) ** 2).sum(-1) / (size.repeat(rows)[:, None] ** 2)
+            energy = (w * _rho(e2, cfg.robust_sigma)).sum(1) / w.sum(1)
+            if kp3 is not None and cfg.w_keypoints_3d > 0:
+                y, w3 = (a.repeat(rows, *([1] * (a.dim() - 1))) for a in kp3)
+                x_c = pts - 0.5 * (pts[:, _LEFT_HIP] + pts[:, _RIGHT_HIP])[:, None]
+                y_c = y - 0.5 * (y[:, _LEFT_HIP] + y[:, _RIGHT_HIP])[:, None]
+                d2 = ((x_c - y_c) ** 2).sum(-1)
+                e3 = (w3 * _rho(d2, cfg.robust_sigma_3d_m)).sum(1) / w3.sum(1).clamp_min(1e-9)
+                energy = energy + cfg.w_keypoints_3d * e3
+            return energy
+
+        with torch.inference_mode(False), torch.no_grad():
+            # Each candidate body (the network's and, with the mirror check, its depth-ambiguity twin)
+            # with the translation that best fits it to the keypoints (closed form; the network's where
+            # that fits better), then the mirror check on their keypoint energies.
+            cands = [rot_net, mirror_bodies(rot_net)] if cfg.mirror_check else [rot_net]
+            c = len(cands)
+            pts = self.body(torch.cat(cands), beta_net.repeat(c, 1))
+            t_rep = t_net.repeat(c, 1)
+            t_lin = solve_translation(pts, kp.repeat(c, 1, 1), w2d.repeat(c, 1), k_cam.repeat(c, 1, 1), t_rep)
+            good = torch.isfinite(t_lin).all(1, keepdim=True) & (t_lin[:, 2:] > cfg.min_depth_m)
+            t_lin = torch.where(good, t_lin, t_rep)
+            e_lin, e_keep = data_energy(pts, t_lin, c), data_energy(pts, t_rep, c)
+            t_c = torch.where((e_lin < e_keep)[:, None], t_lin, t_rep).reshape(c, m, 3)
+            e_c = torch.minimum(e_lin, e_keep).reshape(c, m)
+            mirrored = (
+                e_c[-1] < cfg.mirror_ratio * e_c[0] if cfg.mirror_check else torch.zeros(m, dtype=torch.bool)
+            )
+            anchor = torch.where(mirrored[:, None, None, None], cands[-1], rot_net)
+            t_anchor = torch.where(mirrored[:, None], t_c[-1], t_c[0])
+            theta_anchor = matrix_to_axis_angle(anchor[:, 1:])
+
+        def energy(
+            rot: torch.Tensor, theta: torch.Tensor, beta: torch.Tensor, t: torch.Tensor
+        ) -> torch.Tensor:
+            e = data_energy(self.body(rot, beta), t)
+            e = e + cfg.w_pose_prior * self.prior(theta)
+            e = e + cfg.w_joint_limits * joint_limit_energy(theta, self.limits_lo, self.limits_hi)
+            e = e + cfg.w_init_pose * ((theta - theta_anchor) ** 2).sum((-1, -2))
+            e = e + cfg.w_shape * ((beta - beta_net) ** 2).sum(-1)
+            return e + cfg.w_depth * torch.log(t[:, 2].clamp_min(1e-3) / t_net[:, 2]) ** 2
+
+        # Starting point per person: the anchor (network body or its mirror) or the warm start, whichever
+        # has the lower energy.
+        init_rot, init_beta, init_t = anchor.clone(), beta_net.clone(), t_anchor.clone()
+        source = ["mirrored" if bool(mirrored[a]) else "network" for a in range(m)]
+        with torch.inference_mode(False), torch.no_grad():
+            e0 = energy(anchor, theta_anchor, beta_net, t_anchor)
+            usable = [
+                a
+                for a, p in enumerate(warm or [])
+                if p is not None
+                and p.fitted
+                and np.shape(p.rotmats) == tuple(anchor.shape[1:])
+                and np.shape(p.betas) == tuple(beta_net.shape[1:])
+            ]
+            if usable:
+                # Candidate rows: the warm start where there is one, else the anchor (energy is per person).
+                w_rot, w_beta, w_t = anchor.clone(), beta_net.clone(), t_anchor.clone()
+                for a in usable:
+                    p = warm[a]  # type: ignore[index]
+                    w_rot[a] = torch.as_tensor(np.asarray(p.rotmats, np.float32))
+                    w_beta[a] = torch.as_tensor(np.asarray(p.betas, np.float32))
+                    w_t[a] = torch.as_tensor(np.asarray(p.translation, np.float32))
+                e_warm = energy(w_rot, matrix_to_axis_angle(w_rot[:, 1:]), w_beta, w_t)
+                for a in usable:
+                    if torch.isfinite(e_warm[a]) and e_warm[a] < e0[a]:
+                        init_rot[a], init_beta[a], init_t[a] = w_rot[a], w_beta[a], w_t[a]
+                        source[a] = "warm_start"
+            theta0 = matrix_to_axis_angle(init_rot[:, 1:])
+            e_start = energy(torch.cat([init_rot[:, :1], _exp(theta0)], 1), theta0, init_beta, init_t)
+
+        with torch.inference_mode(False), torch.enable_grad():
+            root0 = init_rot[:, 0]
+            omega = torch.zeros(m, 3, requires_grad=True)
+            theta = theta0.clone().requires_grad_(True)
+            beta = init_beta.clone().requires_grad_(True)
+            dt = torch.zeros(m, 3, requires_grad=True)  # translation change in units of the start depth
+            depth0 = init_t[:, 2:3].clone()
+
+            def unpack() -> tuple[torch.Tensor, torch.Tensor]:
+                rot = torch.cat([matmul3(_exp(omega), root0)[:, None], _exp(theta)], 1)
+                return rot, init_t + dt * depth0
+
+            opt = torch.optim.LBFGS(
+                [omega, theta, beta, dt],
+                lr=1.0,
+                max_iter=cfg.iterations,
+                history_size=10,
+                tolerance_grad=1e-7,
+                tolerance_change=1e-10,
+                line_search_fn="strong_wolfe",
+            )
+
+            def closure() -> torch.Tensor:
+                opt.zero_grad()
+                rot, t = unpack()
+                # Scaled so that a keypoint error of sigma weighs about 1: L-BFGS's first step and
+                # tolerances assume gradients of order 1.
+                total = energy(rot, theta, beta, t).sum() / cfg.robust_sigma**2
+                total.backward()
+                return total
+
+            opt.step(closure)
+            state = opt.state[opt._params[0]]
+            with torch.no_grad():
+                rot, t = unpack()
+                e_end = energy(rot, theta, beta, t)
+        return {
+            "rotmats": rot.detach(),
+            "betas": beta.detach(),
+            "translation": t.detach(),
+            "size": size,
+            "energy_before": e_start,
+            "energy_after": e_end,
+            "mirrored": mirrored,
+            "init_source": source,
+            "iterations": int(state.get("n_iter", 0)),
+        }
