@@ -314,15 +314,16 @@ def test_lr_factor_warms_up_then_follows_the_schedule():
 @pytest.mark.slow
 def test_resume_after_a_crash_continues_at_the_same_step(tiny_data, tmp_path, monkeypatch):
     # A warm-up + cosine schedule: a resume that forgot the scheduler's state would step at another rate.
-    steps = StageConfig(epochs=2, max_steps=4, lr=1e-3, schedule="cosine", warmup_steps=2)
-    cfg = tiny_config(tiny_data, stage1=steps, checkpoint_every=2)
-    cfg = replace(cfg, data=replace(cfg.data, val=None))
+    # 4 steps an epoch: the step-4 checkpoint falls on the first epoch's end, where validation runs (it
+    # must not draw from the global RNG, or the resumed run would diverge).
+    steps = StageConfig(epochs=2, max_steps=6, lr=1e-3, schedule="cosine", warmup_steps=2)
+    cfg = tiny_config(tiny_data, stage1=steps, checkpoint_every=4)
     torch.manual_seed(0)
     reference = Trainer(cfg, tmp_path / "ref")
     reference.train_stage(1)
     ref_state = {k: v.clone() for k, v in reference.model.state_dict().items()}
 
-    # Crash on the third step, after the step-2 checkpoint was written.
+    # Crash on the fifth step, after the step-4 checkpoint and the epoch's validation.
     import whmr_core.training.trainer as trainer_mod
 
     calls = {"n": 0}
@@ -330,7 +331,7 @@ def test_resume_after_a_crash_continues_at_the_same_step(tiny_data, tmp_path, mo
 
     def crashing(*a, **k):
         calls["n"] += 1
-        if calls["n"] == 3:
+        if calls["n"] == 5:
             raise _Crash("simulated kill")
         return real(*a, **k)
 

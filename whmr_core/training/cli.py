@@ -18,7 +18,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stage", default="all", choices=["1", "2", "3", "all"], help="stage(s) to run")
     p.add_argument("--out", default=None, help="output directory (default: runs/<config name>)")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoints in --out")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    p.add_argument(
+        "--device",
+        default=None,
+        help="cpu, cuda (each torchrun process its own GPU) or cuda:N (default: cuda if available)",
+    )
     return p
 
 
@@ -27,6 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from whmr_core.checkpoint import CheckpointError
     from whmr_core.config_io import ConfigError
+    from whmr_core.data.annotations import AnnotationError
     from whmr_core.training.config import load_train_config
     from whmr_core.training.trainer import Trainer
 
@@ -39,5 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, CheckpointError, FileNotFoundError) as err:
         print(f"train.py: error: {err}", file=sys.stderr)
         return 2
+    except (AnnotationError, FloatingPointError) as err:  # bad data, or a run that keeps diverging
+        print(f"train.py: error: {err}", file=sys.stderr)
+        return 1
     print(f"done: {model_dir}")
     return 0

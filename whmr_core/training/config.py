@@ -115,6 +115,9 @@ class TrainConfig:
     log_every: int = setting(10, "steps between TensorBoard scalars", low=1)
     checkpoint_every: int = setting(100, "steps between atomic 'last' checkpoints", low=1)
     threads: int | None = setting(None, "torch CPU threads (None: torch's default)", low=1)
+    # Many processes (torchrun): BatchNorm statistics over every rank's samples rather than each rank's own.
+    sync_batchnorm: bool = False
+    max_nonfinite_steps: int = setting(20, "steps with a non-finite loss skipped before a stage stops", low=0)
 
     def __post_init__(self) -> None:
         check_settings(self)

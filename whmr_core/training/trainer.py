@@ -32,6 +32,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from whmr_core.checkpoint import CheckpointError, load_checkpoint, recover_checkpoint, save_checkpoint
+from whmr_core.config_io import ConfigError
 from whmr_core.data.batch import collate as _collate
 from whmr_core.data.batch import network_crops
 from whmr_core.evaluation import CropAdapter, evaluate
@@ -40,7 +41,7 @@ from whmr_core.training.config import StageConfig, TrainConfig
 from whmr_core.training.objective import compute_losses
 from whmr_core.training.stages import StageRules, configure_stage, stage_rules
 
-__all__ = ["ResumableSampler", "Trainer", "build_datasets", "build_network", "lr_factor"]
+__all__ = ["ResumableSampler", "Trainer", "build_datasets", "build_network", "lr_factor", "parse_device"]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,47 @@ def lr_factor(step: int, total: int, schedule: str, warmup_steps: int = 0) -> fl
         span = max(total - warmup_steps, 1)
         return 0.5 * (1.0 + math.cos(math.pi * min(step - warmup_steps, span) / span))
     return 1.0
+
+
+def parse_device(device: str | None, local_rank: int = 0, world: int = 1) -> torch.device:
+    """``cpu``, ``cuda`` (this process's GPU: ``cuda:LOCAL_RANK``) or ``cuda:N`` (one process), or None: cuda
+    if there is one. Anything else is a ConfigError naming the choices."""
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    kind, colon, index = device.partition(":")
+    if kind not in ("cpu", "cuda") or (colon and not index.isdigit()) or (kind == "cpu" and colon):
+        raise ConfigError(f"--device: expected cpu, cuda or cuda:N, got {device!r}")
+    if kind == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: CUDA is not available on this machine")
+    if index and world > 1:
+        raise ConfigError(
+            f"--device {device}: with {world} processes each takes its own GPU; use --device cuda"
+        )
+    n = int(index) if index else local_rank
+    if n >= torch.cuda.device_count():
+        raise ConfigError(f"--device {device}: GPU {n} does not exist ({torch.cuda.device_count()} found)")
+    return torch.device("cuda", n)
+
+
+def _end_with_launcher() -> None:
+    """Ask Linux to stop this worker when its launcher (torchrun) dies, however it dies (SIGKILL included):
+    an orphaned rank would hold its GPU and wait forever on the others."""
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM))
+    if os.getppid() == 1:  # the launcher died before the call
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def build_network(cfg: TrainConfig) -> torch.nn.Module:
@@ -136,6 +178,7 @@ class _StageRun:
     total: int
     step: int = 0
     epoch: int = 0
+    skipped: int = 0  # steps whose loss was not finite (on any rank), left out
 
 
 class Trainer:
@@ -145,18 +188,25 @@ class Trainer:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        if self.world > 1 and not torch.distributed.is_initialized():
-            backend = "nccl" if torch.cuda.is_available() else "gloo"
-            torch.distributed.init_process_group(backend)
-        if device is None:
-            device = f"cuda:{self.local_rank}" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        self.device = parse_device(device, self.local_rank, self.world)
+        if self.world > 1:
+            _end_with_launcher()
+            if not torch.distributed.is_initialized():
+                torch.distributed.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
-        self.model = build_network(cfg).to(self.device)
+        if cfg.sync_batchnorm and self.world > 1 and self.device.type != "cuda":
+            raise ConfigError(
+                "sync_batchnorm: torch's SyncBatchNorm works on GPUs only (this run is on the CPU)"
+            )
+        self.model = build_network(cfg)
+        if cfg.sync_batchnorm and self.world > 1:
+            # One set of BatchNorm statistics over all ranks' samples (the per-rank batch is small).
+            self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        self.model = self.model.to(self.device)
         self.train_set, self.val_set = build_datasets(cfg, max(self.model.crop_hw))
         self.is_main = self.rank == 0
         self.writer = None
@@ -170,6 +220,44 @@ class Trainer:
             except ImportError:  # tensorboard is optional at run time
                 log.warning("tensorboard is not installed: no event files will be written")
         self.metrics_file = self.out / "metrics.json"
+
+    # -- ranks ----------------------------------------------------------------------------------------------
+    def _main_decides(self, decide: Any) -> Any:
+        """``decide()`` run on rank 0 only, its (picklable) result given to every rank."""
+        if self.world == 1:
+            return decide()
+        box = [decide() if self.is_main else None]
+        torch.distributed.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def _all_finite(self, loss: torch.Tensor) -> bool:
+        finite = torch.isfinite(loss.detach()).to(torch.int32)
+        if self.world > 1:
+            torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+        return bool(finite)
+
+    def _check_ranks_agree(self, stage: int) -> None:
+        """DDP keeps the ranks' weights equal; a difference means a rank trained on something else."""
+        if self.world == 1:
+            return
+        fingerprint = torch.stack([p.detach().double().sum() for p in self.model.parameters()])
+        gathered = [torch.empty_like(fingerprint) for _ in range(self.world)]
+        torch.distributed.all_gather(gathered, fingerprint)
+        spread = max(float((g - gathered[0]).abs().max()) for g in gathered)
+        if spread > 0:
+            raise RuntimeError(
+                f"stage {stage}: the ranks' weights differ (max parameter-sum gap {spread:.3g})"
+            )
+        log.info("stage %d: weights identical on all %d ranks", stage, self.world)
+
+    def _data_has_maps(self) -> bool:
+        """Whether the training data gives IUV/depth targets (``data.maps`` on and map names in the file)."""
+        sets = getattr(self.train_set, "datasets", [self.train_set])
+        return any(getattr(d, "with_maps", False) and d.ann.get("iuvname") is not None for d in sets)
+
+    def _wants_aux(self, st: _StageRun, batch: Batch) -> bool:
+        """Run the auxiliary heads only when their losses are on (stages I-II, maps in the data)."""
+        return st.rules.camera_losses and batch.maps is not None
 
     # -- checkpoints --------------------------------------------------------------------------------------
     def _stage_dir(self, stage: int) -> Path:
@@ -191,6 +279,7 @@ class Trainer:
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "rng_torch": torch.get_rng_state(),
+            **({"rng_cuda": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {}),
             **state,
         }
         save_checkpoint(
@@ -209,11 +298,14 @@ class Trainer:
             save_checkpoint(initial, self.model.state_dict(), config=self._config_meta(), meta={"stage": 0})
         for stage in stages:
             final = self._stage_dir(stage) / "final"
-            if resume and recover_checkpoint(final):
+            # Rank 0 alone looks at (and repairs) the checkpoints; every rank follows its decision.
+            if resume and self._main_decides(lambda f=final: recover_checkpoint(f)):
                 log.info("stage %d already finished (%s), skipping", stage, final)
                 load_checkpoint(final, self.model)
                 continue
-            if stage > 1 and not (resume and recover_checkpoint(self._stage_dir(stage) / "last")):
+            last = self._stage_dir(stage) / "last"
+            resumes = resume and self._main_decides(lambda p=last: recover_checkpoint(p))
+            if stage > 1 and not resumes:
                 prev = self._stage_dir(stage - 1) / "final"
                 if not prev.is_dir():
                     raise CheckpointError(
@@ -268,6 +360,9 @@ class Trainer:
             if st.step - st.epoch * spe >= spe or st.step >= st.total:
                 self.validate(stage, st.epoch, st.step)
         bar.close()
+        if st.skipped:
+            log.warning("stage %d: %d of %d steps skipped (non-finite loss)", stage, st.skipped, st.step)
+        self._check_ranks_agree(stage)
         self._save_stage(st, "final")
         if self.world > 1:
             torch.distributed.barrier()
@@ -276,14 +371,23 @@ class Trainer:
         """Freeze per the stage rules, build optimiser + schedule, and restore them from ``last``."""
         cfg, scfg = self.cfg, self.cfg.stage(stage)
         names = configure_stage(self.model, stage)
+        aux = getattr(self.model, "aux_heads", None)
+        if aux is not None and not self._data_has_maps():
+            # No IUV/depth targets: the auxiliary heads neither run nor train (and DDP finds no unused
+            # parameter).
+            aux.requires_grad_(False)
+            aux.eval()
+            names = [n for n in names if n != "aux_heads" and not n.startswith("aux_heads.")]
         params = [p for p in self.model.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(params, lr=scfg.lr, weight_decay=scfg.weight_decay)
         net: Any = self.model
         if self.world > 1:
+            # Every trained parameter gets a gradient each step: the auxiliary heads run only when their
+            # losses do (``_wants_aux``), so DDP need not search the graph for unused ones.
             net = torch.nn.parallel.DistributedDataParallel(
                 self.model,
-                device_ids=[self.local_rank] if self.device.type == "cuda" else None,
-                find_unused_parameters=True,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=False,
             )
         steps_per_epoch = len(self.train_set) // self.world // cfg.batch_size
         if steps_per_epoch == 0:
@@ -316,7 +420,7 @@ class Trainer:
             total=total,
         )
         last = self._stage_dir(stage) / "last"
-        if resume and recover_checkpoint(last):
+        if resume and self._main_decides(lambda p=last: recover_checkpoint(p)):
             ck = load_checkpoint(last, self.model)
             state = ck["train_state"] or {}
             if state.get("stage") != stage:
@@ -325,7 +429,10 @@ class Trainer:
             if "scheduler" in state:
                 scheduler.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["rng_torch"])
+            if "rng_cuda" in state and self.device.type == "cuda":
+                torch.cuda.set_rng_state(state["rng_cuda"], self.device)
             st.step, st.epoch = int(state["step"]), int(state["epoch"])
+            st.skipped = int(state.get("skipped_steps", 0))
             log.info("resuming stage %d at step %d (epoch %d)", stage, st.step, st.epoch)
         return st
 
@@ -352,7 +459,12 @@ class Trainer:
     def _train_step(self, st: _StageRun, batch: Batch) -> dict[str, torch.Tensor]:
         """One optimiser step; returns the detached loss terms."""
         with torch.autocast(self.device.type, dtype=st.amp_dtype, enabled=st.amp_dtype is not None):
-            out = st.net(network_crops(self.model.crop_hw, batch.img), batch.glob_info, batch.cam_rotation)
+            out = st.net(
+                network_crops(self.model.crop_hw, batch.img),
+                batch.glob_info,
+                batch.cam_rotation,
+                return_aux=self._wants_aux(st, batch),
+            )
         losses = compute_losses(
             out,
             batch,
@@ -363,9 +475,25 @@ class Trainer:
             iteration_losses=self.cfg.iteration_losses,
         )
         loss = losses["total"]
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"stage {st.stage} step {st.step}: non-finite loss {float(loss)}")
         st.optimizer.zero_grad(set_to_none=True)
+        if not self._all_finite(loss):
+            # An fp16 overflow or a bad label: leave the step out on every rank (they must agree, or DDP's
+            # gradient all-reduce would wait forever), count it, stop when it keeps happening.
+            st.skipped += 1
+            limit = self.cfg.max_nonfinite_steps
+            log.warning(
+                "stage %d step %d: non-finite loss %s, step skipped (%d so far, limit %d)",
+                st.stage, st.step, float(loss), st.skipped, limit,
+            )  # fmt: skip
+            if st.skipped > limit:
+                raise FloatingPointError(
+                    f"stage {st.stage}: {st.skipped} steps with a non-finite loss (max_nonfinite_steps "
+                    f"{limit}); last at step {st.step}"
+                )
+            st.scheduler.step()
+            st.step += 1
+            return {k: v.detach() for k, v in losses.items()}
+
         st.scaler.scale(loss).backward()
         if self.cfg.grad_clip:
             st.scaler.unscale_(st.optimizer)
@@ -388,7 +516,7 @@ class Trainer:
             self._stage_dir(st.stage) / which,
             st.optimizer,
             st.scheduler,
-            {"stage": st.stage, "step": st.step, "epoch": st.epoch},
+            {"stage": st.stage, "step": st.step, "epoch": st.epoch, "skipped_steps": st.skipped},
         )
 
     def validate(self, stage: int, epoch: int, step: int) -> dict[str, float] | None:
@@ -400,6 +528,9 @@ class Trainer:
             shuffle=False,
             collate_fn=_collate,
             num_workers=0,
+            # Its own generator: validating must not draw from the global RNG, or a run resumed after a
+            # validated epoch's end would diverge from an uninterrupted one.
+            generator=torch.Generator().manual_seed(0),
         )
 
         metrics = evaluate(CropAdapter(self.model), loader, device=self.device)
