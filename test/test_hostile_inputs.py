@@ -446,3 +446,35 @@ def test_a_named_path_that_names_nothing_makes_the_run_exit_1(tmp_path, capsys, 
     assert "typo.png: no such file or folder" in out and "*.jpeg: no file matches" in out
     rc, out, _ = image_cmd(capsys, str(good), "--out", str(tmp_path / "o2"), "--no-overlay")
     assert rc == 0
+
+
+# --- given detections -------------------------------------------------------------------------------------
+
+
+def test_a_box_of_size_1e308_is_dropped_not_taken_as_the_whole_image():
+    from whmr_core.runtime.boxes import filter_boxes
+    from whmr_core.runtime.config import PipelineConfig
+    from whmr_core.runtime.frames import Detections
+
+    det = Detections(
+        np.array([[-1e308, -1e308, 1e308, 1e308], [-20.0, 10.0, 60.0, 110.0]]), np.array([0.9, 0.8])
+    )
+    got = filter_boxes(det, "detection", W, H, PipelineConfig())
+    np.testing.assert_allclose(got.boxes, [[-0.5, 10.0, 60.0, 110.0]])  # a person at the edge is kept
+    assert [d.reason for d in got.dropped] == [
+        f"box mostly outside the image (0% of it inside): [-1e+308, -1e+308, 1e+308, 1e+308] in {W}x{H}"
+    ]
+
+
+def test_500_copies_of_one_box_are_one_person():
+    from whmr_core.runtime.boxes import filter_boxes
+    from whmr_core.runtime.config import PipelineConfig
+    from whmr_core.runtime.frames import Detections
+
+    one = [10.0, 10.0, 60.0, 110.0]
+    other = [80.0, 10.0, 130.0, 110.0]  # beside it: IoU 0
+    boxes = np.array([one] * 499 + [[11.0, 10.0, 61.0, 110.0], other])
+    scores = np.r_[np.full(499, 0.7), 0.9, 0.6]
+    got = filter_boxes(Detections(boxes, scores), "detection", W, H, PipelineConfig())
+    np.testing.assert_allclose(got.boxes, [[11.0, 10.0, 61.0, 110.0], other])  # the best copy, then the other
+    assert len(got.dropped) == 499 and got.dropped[0].reason == "duplicate box (IoU 0.96 with a better one)"

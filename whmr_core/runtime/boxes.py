@@ -22,6 +22,13 @@ from whmr_core.runtime.frames import Detections, DroppedPerson, Frame, PersonRes
 
 __all__ = ["BoxPolicy", "BoxSet", "filter_boxes", "projected_box", "whole_image_box"]
 
+# A box with less of its area than this inside the image is no person in it: clipped, a box of size 1e308
+# became the whole image. (A person cut by the image edge keeps far more of the box inside.)
+MIN_INSIDE_FRACTION = 0.1
+# Given detections overlapping a better one this much are the same person sent twice (500 copies of one
+# box became 8 bodies with 8 track ids); the built-in detectors already suppress theirs.
+DUPLICATE_IOU = 0.9
+
 
 @dataclass(frozen=True)
 class BoxSet:
@@ -52,16 +59,42 @@ def filter_boxes(det: Detections, source: str, w: int, h: int, config: PipelineC
             why = "box outside the image" if (clipped[2:] <= clipped[:2]).any() else "box too small"
             dropped.append(DroppedPerson(f"{why}: {np.round(box, 1).tolist()} in {w}x{h}", box.copy()))
             continue
+        with np.errstate(over="ignore"):  # a box of 1e308 pixels has an infinite area: 0 % inside
+            inside = float(np.prod(clipped[2:] - clipped[:2])) / float(np.prod(box[2:] - box[:2]))
+        if inside < MIN_INSIDE_FRACTION:
+            shown = [float(f"{v:.4g}") for v in box]
+            why = f"box mostly outside the image ({inside:.0%} of it inside): {shown} in {w}x{h}"
+            dropped.append(DroppedPerson(why, box.copy()))
+            continue
         keep_b.append(clipped)
         keep_s.append(float(np.clip(score, 0.0, 1.0)))
         keep_i.append(i)
     order = np.argsort(-np.asarray(keep_s), kind="stable")
+    if source == "detection" and len(order) > 1:
+        order = _without_duplicates(order, np.asarray(keep_b), dropped)
     for i in order[config.max_persons :]:
         dropped.append(DroppedPerson(f"more than max_persons={config.max_persons}", keep_b[i]))
     order = order[: config.max_persons]
     boxes = np.array([keep_b[i] for i in order]).reshape(-1, 4)
     kp = None if det.keypoints is None else det.keypoints[[keep_i[i] for i in order]].reshape(-1, 17, 3)
     return BoxSet(boxes, np.array([keep_s[i] for i in order]), source, tuple(dropped), kp)
+
+
+def _without_duplicates(order: np.ndarray, boxes: np.ndarray, dropped: list[DroppedPerson]) -> np.ndarray:
+    """``order`` (best first) without the boxes that overlap a better kept one by ``DUPLICATE_IOU``."""
+    from whmr_core.tracking import iou_matrix
+
+    iou = iou_matrix(boxes, boxes)
+    kept: list[int] = []
+    for i in order:
+        twin = next((k for k in kept if iou[i, k] >= DUPLICATE_IOU), None)
+        if twin is None:
+            kept.append(int(i))
+        else:
+            dropped.append(
+                DroppedPerson(f"duplicate box (IoU {iou[i, twin]:.2f} with a better one)", boxes[i])
+            )
+    return np.asarray(kept, dtype=np.int64)
 
 
 def projected_box(person: PersonResult) -> np.ndarray:
