@@ -478,3 +478,15 @@ def test_500_copies_of_one_box_are_one_person():
     got = filter_boxes(Detections(boxes, scores), "detection", W, H, PipelineConfig())
     np.testing.assert_allclose(got.boxes, [[11.0, 10.0, 61.0, 110.0], other])  # the best copy, then the other
     assert len(got.dropped) == 499 and got.dropped[0].reason == "duplicate box (IoU 0.96 with a better one)"
+
+
+def test_a_file_name_that_is_not_utf8_in_any_message_prints_as_an_escape(tmp_path, capsys):
+    """The capture stream is strict UTF-8, as a terminal's is: the error line itself used to raise."""
+    taken = tmp_path / f"out_{NOT_UTF8}"
+    taken.mkdir()
+    assert main(["bag", "--input", str(tmp_path), "--output", str(taken)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.strip()
+        == f"whmr bag: error: {tmp_path}/out_caf\\udce9: output exists; remove it or choose another path"
+    )

@@ -198,6 +198,7 @@ def _ordinary_errors() -> tuple[type[BaseException], ...]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``whmr`` itself: one error handler for every subcommand (``whmr <cmd>: error: <what>``)."""
+    _printable_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
@@ -218,6 +219,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{cmd}: internal error: {type(e).__name__}: {_one_line(e)} (--debug shows the traceback)",
               file=sys.stderr)  # fmt: skip
         return 1
+
+
+def _printable_streams() -> None:
+    """A file name that is not UTF-8 reaches Python as lone surrogates, which a UTF-8 stdout refuses
+    (UnicodeEncodeError, after the work is done): print them as escapes instead, wherever they occur."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and getattr(stream, "errors", "") == "strict":
+            reconfigure(errors="backslashreplace")
 
 
 def _one_line(e: BaseException) -> str:
