@@ -7,7 +7,7 @@ Sources, each scored by ``whmr_core.evaluation_real`` (definitions there):
 
 * ``whmr``: ``whmr image`` as a user runs it (``whmr_core.media.image.run_images``, the same options and
   defaults; each image on its own with its K where the labels have one);
-* ``keypoint model``: the ``keypoints`` (COCO-17 x, y, score) of the same ``whmr image`` records, when
+* ``keypoint model``: the ``keypoints_2d`` (COCO-17 x, y, score) of the same ``whmr image`` records, when
   the records have them;
 * ``network on true boxes``: the same pipeline given the labelled boxes as detections (no detector; no
   cap on the number of people), and ``keypoint model on true boxes`` when its records have keypoints;

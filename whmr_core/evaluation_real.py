@@ -203,16 +203,16 @@ def coco17_from_smpl_2d(joints_2d: np.ndarray) -> np.ndarray:
 
 def persons_from_record(record: Mapping[str, Any], *, keypoints: str = "body") -> list[PredictedPerson]:
     """The people of one ``whmr image`` JSON record. ``keypoints="body"``: the body's projected SMPL
-    joints and its 3D joints; ``"model"``: the record's keypoint-model ``keypoints`` (COCO-17 x, y, score),
+    joints and its 3D joints; ``"model"``: the record's keypoint-model ``keypoints_2d`` (COCO-17 x, y, score),
     no 3D (people without them are skipped: the model gave none)."""
     out = []
     for p in record.get("persons", []):
         box = np.asarray(p["box_xyxy"], dtype=np.float64)
         score = float(p.get("score", 1.0))
         if keypoints == "model":
-            if p.get("keypoints") is None:
+            if p.get("keypoints_2d") is None:
                 continue
-            kp = np.asarray(p["keypoints"], dtype=np.float64).reshape(17, 3)
+            kp = np.asarray(p["keypoints_2d"], dtype=np.float64).reshape(17, 3)
             out.append(PredictedPerson(box, kp, score=score))
         else:
             j2 = np.asarray(p["joints_2d"], dtype=np.float64)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from whmr_core.runtime.detector import nms
 from whmr_core.runtime.pose_models import load_pose_session
 
 __all__ = ["MultiPoseDetector", "PoseSet", "ThunderKeypoints", "person_box"]
@@ -89,15 +90,6 @@ def person_box(
     return box
 
 
-def _box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix of boxes a (N, 4) and b (M, 4)."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area = lambda x: np.prod(np.clip(x[:, 2:] - x[:, :2], 0, None), axis=1)  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None] - inter, 1e-9)
-
-
 class MultiPoseDetector:
     """``detect(image) -> PoseSet``; ``__call__(image) -> (boxes, scores, keypoints)`` for the box policy."""
 
@@ -148,16 +140,9 @@ class MultiPoseDetector:
         boxes = np.concatenate([p.boxes for p in sets])
         scores = np.concatenate([p.scores for p in sets])
         keypoints = np.concatenate([p.keypoints for p in sets])
-        # Greedy merge across scales: the best-scoring person of each overlapping group is kept.
-        order = np.argsort(-scores, kind="stable")
-        keep: list[int] = []
-        for i in order:
-            if keep and _box_iou(boxes[i : i + 1], boxes[keep]).max() > self.merge_iou:
-                continue
-            keep.append(int(i))
-            if len(keep) == self.max_persons:
-                break
-        if not keep:
+        # Persons found at several scales: the best-scoring one of each overlapping group is kept.
+        keep = nms(boxes, scores, self.merge_iou)[: self.max_persons]
+        if not len(keep):
             return PoseSet.empty()
         return PoseSet(boxes[keep], scores[keep], keypoints[keep])
 
