@@ -68,14 +68,11 @@ class VideoSummary:
 def open_source(source: str) -> tuple[cv2.VideoCapture, str, bool]:
     """(capture, output stem, is_camera); ValueError naming the source when it cannot be opened.
 
-    A file is opened through ``opencv_path`` (OpenCV crashes on names that are not UTF-8); the link it
-    may use can go once the file is open."""
+    A file is opened through ``opencv_path`` (OpenCV crashes on names that are not UTF-8; a UTF-8 name, a
+    device or a stream URL is passed as it is); the link it may use can go once the file is open."""
     is_camera = source.isdigit()
     if is_camera:
         cap = cv2.VideoCapture(int(source))
-    elif not Path(source).is_file():
-        raise ValueError(f"{shown(source)}: no such file" if not Path(source).exists() else
-                         f"{shown(source)}: not a file")  # fmt: skip
     else:
         with opencv_path(source) as name:
             cap = cv2.VideoCapture(name)
@@ -84,6 +81,10 @@ def open_source(source: str) -> tuple[cv2.VideoCapture, str, bool]:
             raise ValueError(
                 f"camera {source}: cannot be opened (no such camera, or another program uses it)"
             )
+        if "://" in source:
+            raise ValueError(f"{shown(source)}: the stream cannot be opened")
+        if not Path(source).exists():
+            raise ValueError(f"{shown(source)}: no such file")
         raise ValueError(f"{shown(source)}: not a video file OpenCV can read")
     return cap, (f"camera{source}" if is_camera else Path(source).stem), is_camera
 
