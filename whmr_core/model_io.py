@@ -4,6 +4,7 @@ config and which body model it was trained with, so the right network is rebuilt
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,8 @@ def build_from_checkpoint(path: str | Path | None = None, *, body: str | None = 
     if "model" not in info:
         raise CheckpointError(f"{path}: the checkpoint does not record its model config")
     config = config_from_stored(info["model"])
+    # The backbone's trained weights are in the checkpoint: the pretrained file it started from is not read.
+    config = replace(config, backbone=replace(config.backbone, pretrained=None))
     weights, _ = load_weights(path)
     # The network's start and markers are in the weights: the files the config names are not needed.
     theta0: dict[str, Any] = {}

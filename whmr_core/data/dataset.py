@@ -23,6 +23,7 @@ Missing fields are zeros with their ``has_*`` mask 0, never dropped samples.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,6 +54,9 @@ from whmr_core.data.augment import (
 from whmr_core.geometry import glob_info
 
 __all__ = ["HumanDataset", "targets_from_annotations"]
+
+log = logging.getLogger(__name__)
+_MAX_BAD_IN_A_ROW = 16  # consecutive unreadable samples: a wrong image folder rather than a few bad files
 
 
 def targets_from_annotations(ann: Annotations, i: int, image_wh: tuple[int, int]) -> tuple[Targets, bool]:
@@ -135,6 +139,7 @@ class HumanDataset(torch.utils.data.Dataset):
         check_images: bool = True,
         extra_ignored: Sequence[str] = (),
         with_maps: bool = False,
+        skip_bad: bool = False,
     ) -> None:
         self.ann = read_annotations(annotation_file, extra_ignored=extra_ignored)
         self.image_dir = Path(image_dir)
@@ -144,6 +149,9 @@ class HumanDataset(torch.utils.data.Dataset):
         self.epoch = 0
         self.joints_layout = self.ann.joints_layout
         self.with_maps = bool(with_maps)  # IUV/depth targets for the auxiliary heads (whmr synth writes them)
+        # Training: a sample whose image (or map) cannot be read is replaced by the next readable one and
+        # counted in the item's ``bad_samples``; the trainer stops past its limit.
+        self.skip_bad = bool(skip_bad)
         if check_images:
             # Fail at start-up, naming the first missing image, rather than mid-epoch.
             for i, name in enumerate(self.ann["imgname"]):
@@ -173,7 +181,47 @@ class HumanDataset(torch.utils.data.Dataset):
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
     def __getitem__(self, index: int) -> dict[str, object]:
-        return self.item(index, self.params(index))
+        if not self.skip_bad:
+            return self.item(index, self.params(index))
+        bad = 0
+        for k in range(min(len(self), _MAX_BAD_IN_A_ROW)):
+            j = (index + k) % len(self)
+            try:
+                out = self.item(j, self.params(j))
+            except AnnotationError as err:
+                bad += 1
+                log.warning("bad sample skipped (replaced by the next one): %s", err)
+                continue
+            out["bad_samples"] = torch.tensor(bad, dtype=torch.int64)
+            return out
+        raise AnnotationError(self.ann.path, index, "imgname", f"{bad} samples in a row cannot be read")
+
+    def label_counts(self) -> dict[str, int]:
+        """How many samples carry each kind of label the losses use (0: those losses are off)."""
+        a, n = self.ann, len(self.ann)
+
+        def labelled(name: str) -> np.ndarray:
+            arr = a.get(name)
+            return np.zeros(n, bool) if arr is None else (arr[..., -1] > 0).any(axis=1)
+
+        def flag(name: str) -> np.ndarray:
+            arr = a.get(name)
+            return np.ones(n, bool) if arr is None else np.asarray(arr, dtype=np.float64) > 0
+
+        smpl = flag("has_smpl") if a.get("pose") is not None else np.zeros(n, bool)
+        world = flag("has_world") if a.get("global_orient_world") is not None else np.zeros(n, bool)
+        joints3d = labelled("S") | (
+            np.ones(n, bool) if a.get("joints3d_cam") is not None else np.zeros(n, bool)
+        )
+        maps = self.with_maps and a.get("iuvname") is not None and a.get("depthname") is not None
+        return {
+            "keypoints2d": int(labelled("part").sum()),
+            "joints3d": int(joints3d.sum()),
+            "smpl": int(smpl.sum()),
+            "world_joints": int((world & (a.get("joints3d_world") is not None)).sum()),
+            "world_smpl": int((world & smpl).sum()),
+            "maps": n if maps else 0,
+        }
 
     def item(self, index: int, params: AugmentParams) -> dict[str, object]:
         """Row ``index`` under explicit augmentation parameters (tests and visualisation use this)."""

@@ -288,6 +288,20 @@ def load_config(path: str | Path) -> ModelConfig:
     """Read a YAML model config (strict; see ``config_from_dict``)."""
     data = read_yaml(path)
     try:
-        return config_from_dict(data)
+        config = config_from_dict(data)
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from err
+    # Files a config names are relative to the config, not to the working directory.
+    base = Path(path).resolve().parent
+
+    def here(value: str | None) -> str | None:
+        return value if not value or Path(value).is_absolute() else str(base / value)
+
+    from dataclasses import replace
+
+    return replace(
+        config,
+        backbone=replace(config.backbone, pretrained=here(config.backbone.pretrained)),
+        mean_params=here(config.mean_params),
+        markers=here(config.markers),
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,9 @@ class DataConfig:
     num_workers: int = setting(0, "data loader worker processes", low=0)
     val_max_samples: int | None = None  # cap the validation set (quick checks)
     maps: bool = True  # IUV/depth targets for the auxiliary losses when the annotation file names them
+    # Samples whose image cannot be read are skipped (replaced by the next one) with a warning; past this
+    # many (per process) the run stops: the data, not a few files, is broken.
+    max_bad_samples: int = setting(100, "unreadable samples skipped before the run stops", low=0)
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -153,15 +156,12 @@ def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None)
         raise ConfigError(f"{path}: {err}") from err
     base = path.resolve().parent
     d = cfg.data
-    data_cfg = DataConfig(
+    data_cfg = replace(
+        d,
         train=_resolve(base, d.train) or "",
         train_images=_resolve(base, d.train_images) or "",
         val=_resolve(base, d.val),
         val_images=_resolve(base, d.val_images),
-        augment=d.augment,
-        num_workers=d.num_workers,
-        val_max_samples=d.val_max_samples,
-        maps=d.maps,
     )
     model = cfg.model
     if model.endswith((".yaml", ".yml")):
@@ -169,6 +169,4 @@ def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None)
     body = cfg.body
     if body not in ("full", "lowres"):
         body = _resolve(base, body) or body
-    from dataclasses import replace
-
     return replace(cfg, data=data_cfg, model=model, body=body)

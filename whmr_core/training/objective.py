@@ -22,7 +22,58 @@ from whmr_core.training.batch import Batch
 from whmr_core.training.config import ITERATION_REDUCTIONS, LossWeights
 from whmr_core.training.stages import StageRules
 
-__all__ = ["GroundTruthMeshes", "compute_losses", "ground_truth_meshes"]
+__all__ = [
+    "LABEL_NAMES",
+    "LOSS_LABELS",
+    "PRIORS",
+    "GroundTruthMeshes",
+    "compute_losses",
+    "ground_truth_meshes",
+    "stage_terms",
+]
+
+# The label each term needs (keys of ``HumanDataset.label_counts``): without it in the data the term is off.
+# None: no label (eq. 8's pseudo focal comes from the image size; the camera-scale prior from nothing).
+LOSS_LABELS: dict[str, str | None] = {
+    "keypoint_3d": "joints3d",
+    "crop_keypoint_2d": "keypoints2d",
+    "full2_keypoint_2d": "keypoints2d",
+    "vertex_sparse": "smpl",
+    "vertex_intermediate": "smpl",
+    "vertex_full": "smpl",
+    "smpl_betas": "smpl",
+    "smpl_pose": "smpl",
+    "part_ce": "maps",
+    "uv_u": "maps",
+    "uv_v": "maps",
+    "inverse_depth": "maps",
+    "focal": None,
+    "camera_scale": None,
+    "world_keypoint_3d": "world_joints",
+    "world_vertex": "world_smpl",
+    "world_pose": "world_smpl",
+}
+LABEL_NAMES: dict[str, str] = {
+    "keypoints2d": "2D joints (part)",
+    "joints3d": "3D joints (S)",
+    "smpl": "SMPL parameters (pose, shape, has_smpl)",
+    "maps": "IUV/depth maps (iuvname, depthname, with data.maps on)",
+    "world_joints": "world-frame joints (joints3d_world, has_world)",
+    "world_smpl": "a world-frame orientation with SMPL parameters (global_orient_world, has_world, pose)",
+}
+PRIORS = ("camera_scale",)  # terms that teach nothing on their own: a stage with only these has no loss
+
+
+def stage_terms(rules: StageRules) -> tuple[str, ...]:
+    """The loss terms a stage computes (``compute_losses``' keys, before labels are looked at)."""
+    terms: list[str] = []
+    if rules.camera_losses:
+        terms += [k for k, v in LOSS_LABELS.items() if not k.startswith("world_") and k != "focal"]
+    if rules.focal_loss:
+        terms.append("focal")
+    if rules.world_losses:
+        terms += [k for k in LOSS_LABELS if k.startswith("world_")]
+    return tuple(terms)
 
 
 @dataclass(frozen=True)

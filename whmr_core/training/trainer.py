@@ -24,7 +24,7 @@ import math
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +33,13 @@ from torch.utils.data import DataLoader, Sampler
 
 from whmr_core.checkpoint import CheckpointError, load_checkpoint, recover_checkpoint, save_checkpoint
 from whmr_core.config_io import ConfigError
+from whmr_core.data.annotations import AnnotationError
 from whmr_core.data.batch import collate as _collate
 from whmr_core.data.batch import network_crops
 from whmr_core.evaluation import CropAdapter, evaluate
 from whmr_core.training.batch import Batch
 from whmr_core.training.config import StageConfig, TrainConfig
-from whmr_core.training.objective import compute_losses
+from whmr_core.training.objective import LABEL_NAMES, LOSS_LABELS, PRIORS, compute_losses, stage_terms
 from whmr_core.training.stages import StageRules, configure_stage, stage_rules
 
 __all__ = ["ResumableSampler", "Trainer", "build_datasets", "build_network", "lr_factor", "parse_device"]
@@ -148,6 +149,7 @@ def build_datasets(cfg: TrainConfig, crop_res: int) -> tuple[Any, Any | None]:
         augment=AugmentConfig() if d.augment else None,
         seed=cfg.seed,
         with_maps=d.maps,
+        skip_bad=True,
     )
     val = None
     if d.val:
@@ -220,6 +222,7 @@ class Trainer:
             except ImportError:  # tensorboard is optional at run time
                 log.warning("tensorboard is not installed: no event files will be written")
         self.metrics_file = self.out / "metrics.json"
+        self.bad_samples = 0  # unreadable training samples skipped by this process
 
     # -- ranks ----------------------------------------------------------------------------------------------
     def _main_decides(self, decide: Any) -> Any:
@@ -255,6 +258,54 @@ class Trainer:
         sets = getattr(self.train_set, "datasets", [self.train_set])
         return any(getattr(d, "with_maps", False) and d.ann.get("iuvname") is not None for d in sets)
 
+    def _label_counts(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for d in getattr(self.train_set, "datasets", [self.train_set]):
+            for k, v in d.label_counts().items():
+                totals[k] = totals.get(k, 0) + v
+        return totals
+
+    def check_stage_losses(self, stage: int) -> list[str]:
+        """The stage's loss terms that have labels in the training data; those without are off, said once.
+        A stage left with no term (stage III without world labels) is refused with the reason."""
+        counts = self._label_counts()
+        weights = asdict(self.cfg.weights)
+        active: list[str] = []
+        off: dict[str, str] = {}
+        for term in stage_terms(stage_rules(stage)):
+            need = LOSS_LABELS[term]
+            if weights[term] == 0:
+                off[term] = "weight 0"
+            elif need is not None and counts.get(need, 0) == 0:
+                off[term] = f"no training sample has {LABEL_NAMES[need]}"
+            elif term not in PRIORS:
+                active.append(term)
+        by_reason: dict[str, list[str]] = {}
+        for term, reason in off.items():
+            by_reason.setdefault(reason, []).append(term)
+        reasons = "; ".join(f"{', '.join(t)}: {r}" for r, t in by_reason.items())
+        if not active:
+            raise ConfigError(
+                f"stage {stage}: every loss is off ({reasons}), so it would train nothing; run the other "
+                "stages only (--stage), or add data with those labels"
+            )
+        if off and self.is_main:
+            log.warning("stage %d: losses off: %s", stage, reasons)
+        return active
+
+    def _count_bad_samples(self, st: _StageRun, raw: dict[str, Any]) -> None:
+        """Add the batch's skipped unreadable samples (the dataset warned of each); stop past the limit."""
+        if "bad_samples" not in raw:
+            return
+        self.bad_samples += int(raw["bad_samples"].sum())
+        limit = self.cfg.data.max_bad_samples
+        if self.bad_samples > limit:
+            raise AnnotationError(
+                self.cfg.data.train, None, "imgname",
+                f"{self.bad_samples} unreadable samples skipped (data.max_bad_samples {limit}), "
+                f"stage {st.stage} step {st.step}: check the image folder",
+            )  # fmt: skip
+
     def _wants_aux(self, st: _StageRun, batch: Batch) -> bool:
         """Run the auxiliary heads only when their losses are on (stages I-II, maps in the data)."""
         return st.rules.camera_losses and batch.maps is not None
@@ -266,9 +317,12 @@ class Trainer:
     def _config_meta(self) -> dict[str, Any]:
         from whmr_core.config_io import dataclass_to_dict
 
+        model = dataclass_to_dict(self.model.config)
+        # The backbone's weights are in every checkpoint: its pretrained file is never needed again.
+        model["backbone"]["pretrained"] = None
         return {
             "name": self.model.config.name,
-            "model": dataclass_to_dict(self.model.config),
+            "model": model,
             "body": self.cfg.body,
         }
 
@@ -292,6 +346,8 @@ class Trainer:
 
     # -- training -----------------------------------------------------------------------------------------
     def run(self, stages: list[int], resume: bool = False) -> Path:
+        for stage in stages:  # refuse before training anything, not after hours of stage I
+            self.check_stage_losses(stage)
         initial = self.out / "initial"
         if self.is_main and not initial.is_dir():
             # The untrained network, the baseline every evaluation of this run is compared with.
@@ -344,6 +400,7 @@ class Trainer:
                 continue
             t0 = time.perf_counter()
             for raw in self._epoch_loader(st):
+                self._count_bad_samples(st, raw)
                 losses = self._train_step(st, Batch.from_collated(raw, self.device))
                 dt, t0 = time.perf_counter() - t0, time.perf_counter()
                 bar.update(1)
