@@ -1,14 +1,24 @@
 #!/usr/bin/env python3
-"""Throughput and latency of the ROS 2 node (a benchmark, not a test): camera + IMU in, ``~/bodies`` out.
+"""Throughput and latency of the ROS 2 node with people in view (a benchmark, not a test).
 
-Builds the package with colcon into ``--ws`` (incremental), starts the installed ``whmr_node`` as its own
-process on the shipped checkpoint (default params file), then publishes a ``--rate`` Hz ``--width`` x
-``--height`` rgb8 camera with CameraInfo, a 200 Hz IMU and the static camera <- IMU transform for
-``--seconds``, and reports: images answered, output rate, latency from the image stamp to the receipt of
-its ``~/bodies`` (p50/p90/max, and per quarter of the run, to show it does not grow), the node's
-queue drops and CPU use, and the Pipeline's own time per frame in this process for comparison.
+Builds the package with colcon into each ``--ws`` (incremental), starts the installed ``whmr_node`` as its own
+process (shipped checkpoint, default params file plus ``--param``), and plays a rendered sequence bag from
+``whmr synth --sequence`` (640x480, one walker or several; rendered once into ``--cache``) to it over DDS:
+the camera at 15 or 30 Hz (every 2nd or every frame of the 30 fps bag), CameraInfo with each image, the
+bag's 200 Hz IMU, its detections (with ``--boxes detections``, the node's ``use_detections``) and its static
+camera <- IMU transform, all stamped with the wall clock at publication, looping the bag. Each case reports:
+images answered (a ``~/bodies`` with that stamp), latency from publication to receipt (p50/p90, p50 per
+quarter of the run: it must not grow), bodies per answer, the node's CPU, the node's own per-stage times
+(from its ``/diagnostics``: stamp -> callback, queue wait, convert, Pipeline, message build, publish,
+markers), and with ``+rviz`` a subscriber to ``~/markers`` as RViz has (reliable, depth 10).
 
-    source ../shared/ros2/activate && .venv/bin/python scripts/bench_ros.py --rate 30 --seconds 20
+Cases: ``N@HZ`` (N walkers at HZ, e.g. ``1@15``, ``3@30``), ``empty@HZ`` (a flat grey image: nobody to
+find, so the body network never runs), ``+rviz`` appended for the marker subscriber. ``--variant LABEL=WS``
+runs the same cases on another workspace (e.g. one built from an older commit: A/B in one run), and
+``--reps`` alternates the variants, so both see the same machine load.
+
+    source ../shared/ros2/activate
+    .venv/bin/python scripts/bench_ros.py --cases 1@15,1@30+rviz --seconds 20
 """
 
 from __future__ import annotations
@@ -19,179 +29,376 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-W_CAM = "bench_cam_optical"
+sys.path.insert(0, str(ROOT / "test"))
+STAGES = ("receipt", "queue", "inputs", "convert", "pipeline", "build", "publish", "markers")
+BAG_TOPICS = {
+    "image": "/camera/image_raw",
+    "camera_info": "/camera/camera_info",
+    "imu": "/imu/data",
+    "detections": "/detections",
+    "tf_static": "/tf_static",
+}
 
 
-def build(ws: Path) -> dict[str, str]:
-    (ws / "src").mkdir(parents=True, exist_ok=True)
-    if not (ws / "src" / "whmr").is_symlink():
-        (ws / "src" / "whmr").symlink_to(ROOT)
-    venv = Path(sys.executable).parent
-    env = dict(os.environ, VIRTUAL_ENV=str(venv.parent), PATH=f"{venv}:{os.environ['PATH']}")
-    subprocess.run(["colcon", "build", "--packages-select", "whmr_ros"], cwd=ws, env=env, check=True,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
-    dump = subprocess.run(["bash", "-c", f"source {ws}/install/setup.bash && env -0"], env=env,
-                          capture_output=True, check=True)  # fmt: skip
-    return dict(kv.split("=", 1) for kv in dump.stdout.decode().split("\0") if "=" in kv)
+@dataclass
+class Bag:
+    """A sequence bag as rclpy messages: per frame (image, camera_info, detections), IMU by bag time."""
+
+    frames: list[tuple[float, object, object, object]]  # (seconds from start, image, info, detections)
+    imu: list[tuple[float, object]]
+    tf_static: object
+    duration_s: float
+    rgb: list[np.ndarray] = field(repr=False, default_factory=list)
+    K: np.ndarray | None = None
 
 
-def pipeline_ms(width: int, height: int, n: int = 30) -> float:
-    """The Pipeline's own median time per frame (engine as the node loads it), in this process."""
+def render_bag(cache: Path, walkers: int, seconds: float) -> Path:
+    path = cache / f"bench-{walkers}p-640x480-{seconds:g}s.mcap"
+    if not path.is_file():
+        from whmr_core.data.sequence import SequenceConfig
+        from whmr_ros.synth_bag import write_sequence_bag
+
+        cfg = SequenceConfig(image_wh=(640, 480), walkers=walkers)
+        write_sequence_bag(path, seconds=seconds, seed=1, config=cfg)
+    return path
+
+
+def load_bag(path: Path, empty: bool = False) -> Bag:
+    """The bag's messages deserialized by rclpy (the CDR is the same); ``empty``: flat grey images."""
+    from rclpy.serialization import deserialize_message
+    from rosbags.rosbag2 import Reader
+    from rosidl_runtime_py.utilities import get_message
+
+    from whmr_ros.conversions import image_to_rgb
+
+    by_topic: dict[str, list[tuple[int, object]]] = {k: [] for k in BAG_TOPICS}
+    names = {v: k for k, v in BAG_TOPICS.items()}
+    with Reader(path) as reader:
+        for conn, t, raw in reader.messages():
+            if conn.topic in names:
+                by_topic[names[conn.topic]].append((t, deserialize_message(raw, get_message(conn.msgtype))))
+    t0 = by_topic["image"][0][0]
+    frames, rgbs = [], []
+    for (t, img), (_, info), (_, det) in zip(
+        by_topic["image"], by_topic["camera_info"], by_topic["detections"], strict=True
+    ):
+        if empty:
+            img.data = bytes([128]) * len(img.data)
+            det.detections = []
+        frames.append(((t - t0) * 1e-9, img, info, det))
+        rgbs.append(image_to_rgb(img))
+    imu = [((t - t0) * 1e-9, m) for t, m in by_topic["imu"]]
+    duration = len(frames) / 30.0
+    K = np.array(by_topic["camera_info"][0][1].k).reshape(3, 3)
+    return Bag(frames, imu, by_topic["tf_static"][0][1], duration, rgbs, K)
+
+
+def _stamp(header, ns: int) -> None:
+    header.stamp.sec, header.stamp.nanosec = divmod(ns, 1_000_000_000)
+
+
+def build(ws: Path, repo: Path) -> dict[str, str]:
+    from ros_helpers import build_workspace
+
+    return build_workspace(ws, repo).env
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and its threads (/proc, no psutil)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Client:
+    """The robot side and the observer: publishers, ~/bodies, ~/markers and /diagnostics subscribers."""
+
+    def __init__(self) -> None:
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
+        from sensor_msgs.msg import CameraInfo, Image, Imu
+        from tf2_msgs.msg import TFMessage
+        from vision_msgs.msg import Detection2DArray
+        from visualization_msgs.msg import MarkerArray
+        from whmr_ros.msg import BodyMeshArray
+
+        self.node = rclpy.create_node("whmr_bench")
+        n, sensor = self.node, qos_profile_sensor_data
+        self.p_img = n.create_publisher(Image, "/bench/image", sensor)
+        self.p_info = n.create_publisher(CameraInfo, "/bench/camera_info", sensor)
+        self.p_imu = n.create_publisher(Imu, "/bench/imu", sensor)
+        self.p_det = n.create_publisher(Detection2DArray, "/bench/detections", sensor)
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.p_tf = n.create_publisher(TFMessage, "/tf_static", latched)
+        self.lock = threading.Lock()
+        self.received: dict[int, tuple[float, int]] = {}  # stamp -> (receipt wall time, bodies)
+        self.markers = 0
+        self.diagnostics: dict[str, str] = {}
+        n.create_subscription(BodyMeshArray, "/whmr/bodies", self._on_bodies, 50)
+        n.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        self._marker_type = MarkerArray
+        self._marker_sub = None
+        self.ex = SingleThreadedExecutor()
+        self.ex.add_node(n)
+        self._spin = threading.Thread(target=self.ex.spin, daemon=True)
+        self._spin.start()
+
+    def _on_bodies(self, m) -> None:
+        now = time.time()
+        with self.lock:
+            self.received.setdefault(
+                m.header.stamp.sec * 10**9 + m.header.stamp.nanosec, (now, len(m.bodies))
+            )
+
+    def _on_diagnostics(self, m) -> None:
+        for s in m.status:
+            if s.name.endswith(": pipeline"):
+                with self.lock:
+                    self.diagnostics = {kv.key: kv.value for kv in s.values}
+
+    def _on_markers(self, m) -> None:
+        with self.lock:
+            self.markers += 1
+
+    def rviz(self, on: bool) -> None:
+        if on and self._marker_sub is None:
+            self._marker_sub = self.node.create_subscription(
+                self._marker_type, "/whmr/markers", self._on_markers, 10
+            )
+        elif not on and self._marker_sub is not None:
+            self.node.destroy_subscription(self._marker_sub)
+            self._marker_sub = None
+
+    def stage_totals(self) -> tuple[int, dict[str, float]]:
+        with self.lock:
+            d = dict(self.diagnostics)
+        totals = {s: float(d.get(f"stage_{s}_total_s", "nan")) for s in STAGES}
+        return int(d.get("frames_processed", 0)), totals
+
+    def play(
+        self, bag: Bag, rate: float, seconds: float, boxes: str, start_wall: float | None = None
+    ) -> list[int]:
+        """Publish the looping bag in real time for ``seconds``; returns the image stamps sent."""
+        step = round(30 / rate)
+        start = time.monotonic() if start_wall is None else start_wall
+        sent: list[int] = []
+        imu_i, frame_i = 0, 0
+        n_imu, n_frames = len(bag.imu), len(bag.frames)
+        while True:
+            t = time.monotonic() - start
+            if t >= seconds:
+                return sent
+            loop_imu, k_imu = divmod(imu_i, n_imu)
+            t_imu = loop_imu * bag.duration_s + bag.imu[k_imu][0]
+            loop_f, k_f = divmod(frame_i * step, n_frames)
+            t_img = loop_f * bag.duration_s + bag.frames[k_f][0]
+            if t_imu <= t_img:
+                if t_imu > t:
+                    time.sleep(t_imu - t)
+                msg = bag.imu[k_imu][1]
+                _stamp(msg.header, time.time_ns())
+                self.p_imu.publish(msg)
+                imu_i += 1
+            else:
+                if t_img > t:
+                    time.sleep(t_img - t)
+                _, img, info, det = bag.frames[k_f]
+                s = time.time_ns()
+                for m in (img, info, det):
+                    _stamp(m.header, s)
+                for d in det.detections:
+                    _stamp(d.header, s)
+                if boxes == "detections":
+                    self.p_det.publish(det)
+                self.p_info.publish(info)
+                self.p_img.publish(img)
+                sent.append(s)
+                frame_i += 1
+
+
+def start_node(ws: Path, env: dict[str, str], params: list[str], boxes: str) -> subprocess.Popen:
+    cmd = [str(ws / "install/whmr_ros/lib/whmr_ros/whmr_node"), "--ros-args",
+           "-r", "image:=/bench/image", "-r", "camera_info:=/bench/camera_info", "-r", "imu:=/bench/imu",
+           "-r", "detections:=/bench/detections",
+           "--params-file", str(ws / "install/whmr_ros/share/whmr_ros/config/whmr.params.yaml"),
+           "-p", f"use_detections:={'true' if boxes == 'detections' else 'false'}"]  # fmt: skip
+    for p in params:
+        cmd += ["-p", p]
+    return subprocess.Popen(cmd, env=env, start_new_session=True, cwd=ws, stdout=subprocess.DEVNULL)
+
+
+def warm_up(client: Client, bag: Bag, boxes: str) -> None:
+    """Until the node answers (engine loaded, first inferences done)."""
+
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        client.p_tf.publish(bag.tf_static)
+        sent = client.play(bag, 15, 1.0, boxes)
+        time.sleep(0.5)
+        with client.lock:
+            if sum(s in client.received for s in sent) >= len(sent) // 2:
+                return
+    raise RuntimeError("the node never answered")
+
+
+def run_case(client: Client, pid: int, bag: Bag, rate: float, seconds: float, boxes: str, rviz: bool) -> dict:
+    client.rviz(rviz)
+    time.sleep(1.0)  # discovery of the marker subscription; the node finishes the previous frames
+    with client.lock:
+        client.received.clear()
+        client.markers = 0
+    n0, tot0 = client.stage_totals()
+    cpu0, wall0 = _cpu_s(pid), time.monotonic()
+    load0 = os.getloadavg()[0]
+    sent = client.play(bag, rate, seconds, boxes)
+    time.sleep(1.5)  # the last answers; then one more diagnostics period
+    cpu1, wall1 = _cpu_s(pid), time.monotonic()
+    time.sleep(1.0)
+    n1, tot1 = client.stage_totals()
+    client.rviz(False)
+    with client.lock:
+        got = dict(client.received)
+        markers = client.markers
+    answered = [s for s in sent if s in got]
+    lat = np.array([(got[s][0] - s * 1e-9) * 1e3 for s in answered])
+    bodies = [got[s][1] for s in answered]
+    quarters = [float(np.median(q)) for q in np.array_split(lat, 4) if len(q)] if len(lat) else []
+    frames = max(n1 - n0, 1)
+    stages = {s: round((tot1[s] - tot0[s]) / frames * 1e3, 1) for s in STAGES}
+    pct = lambda q: round(float(np.percentile(lat, q)), 1) if len(lat) else None  # noqa: E731
+    return {
+        "sent": len(sent),
+        "answered": len(answered),
+        "answered_pct": round(100 * len(answered) / max(len(sent), 1), 1),
+        "latency_ms": {"p50": pct(50), "p90": pct(90), "max": pct(100)},
+        "p50_by_quarter_ms": [round(q, 1) for q in quarters],
+        "bodies_per_answer": round(float(np.mean(bodies)), 2) if bodies else 0.0,
+        "node_cpu_pct": round(100 * (cpu1 - cpu0) / (wall1 - wall0), 1),
+        "node_stage_ms": stages,
+        "marker_arrays_received": markers,
+        "load_avg_1min": round((load0 + os.getloadavg()[0]) / 2, 2),
+    }
+
+
+def pipeline_alone(bag: Bag, boxes: str, threads: int, n: int = 40) -> float:
+    """The Pipeline's median time per frame on the bag's frames (K, the truth's gravity, its boxes)."""
     from whmr_core.gravity import GravityEstimate
+    from whmr_core.runtime.config import PipelineConfig
     from whmr_core.runtime.factory import load_engine, load_topology
+    from whmr_core.runtime.frames import Detections
     from whmr_core.runtime.pipeline import Frame, Pipeline
 
-    pipe = Pipeline(load_engine("auto", ""), load_topology(None))
-    rgb = np.full((height, width, 3), 100, np.uint8)
+    cfg = PipelineConfig(detector="none") if boxes == "detections" else PipelineConfig()
+    engine = load_engine("auto", "", threads=threads or None)
+    pipe = Pipeline(engine, load_topology(engine=engine), cfg)
     times = []
+    g = GravityEstimate(np.array([0.0, 1.0, 0.0]), "parameter")
     for k in range(n):
-        g = GravityEstimate(np.array([0.0, 1.0, 0.0]), "parameter")
+        _, _, _, det = bag.frames[k % len(bag.frames)]
+        boxes_xyxy = [
+            [d.bbox.center.position.x - d.bbox.size_x / 2, d.bbox.center.position.y - d.bbox.size_y / 2,
+             d.bbox.center.position.x + d.bbox.size_x / 2, d.bbox.center.position.y + d.bbox.size_y / 2]
+            for d in det.detections
+        ]  # fmt: skip
+        dets = Detections.of(np.array(boxes_xyxy).reshape(-1, 4)) if boxes == "detections" else None
+        frame = Frame(
+            bag.rgb[k % len(bag.rgb)], 1_000_000_000 + k * 33_333_333, K=bag.K, gravity=g, detections=dets
+        )
         t0 = time.perf_counter()
-        pipe.process(Frame(rgb, 1_000_000_000 + k * 33_000_000, gravity=g))
+        pipe.process(frame)
         times.append(time.perf_counter() - t0)
-    return float(np.median(times[5:]) * 1e3)
+    return round(float(np.median(times[5:]) * 1e3), 1)
+
+
+def parse_case(case: str) -> tuple[str, float, bool]:
+    rviz = case.endswith("+rviz")
+    who, hz = case.removesuffix("+rviz").split("@")
+    return who, float(hz), rviz
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--ws", default="/tmp/whmr_bench_ws")
-    ap.add_argument("--rate", type=float, default=30.0)
-    ap.add_argument("--seconds", type=float, default=20.0)
-    ap.add_argument("--width", type=int, default=640)
-    ap.add_argument("--height", type=int, default=480)
+    ap.add_argument("--cases", default="empty@30,1@15,1@30,3@15,3@30,1@15+rviz,1@30+rviz,3@15+rviz")
+    ap.add_argument("--seconds", type=float, default=20.0, help="per case")
+    ap.add_argument("--boxes", choices=("detections", "detector"), default="detections",
+                    help="the bag's detections (use_detections) or the node's built-in detector")  # fmt: skip
+    ap.add_argument("--param", action="append", default=[], help="node parameter name:=value (repeatable)")
+    ap.add_argument("--ws", default="/tmp/whmr_bench_ws", help="workspace of this checkout")
+    variant_help = "LABEL=WS[:REPO]: also a workspace built from REPO (default: WS/src/whmr)"
+    ap.add_argument("--variant", action="append", default=[], help=variant_help)
+    ap.add_argument("--skip-this", action="store_true", help="run only the --variant workspaces")
+    ap.add_argument("--reps", type=int, default=1, help="alternate the variants this many times")
+    ap.add_argument("--cache", default="/tmp/whmr_bench_bags")
+    ap.add_argument("--no-pipeline-alone", action="store_true")
     ap.add_argument("--json", default="", help="also write the report here")
     args = ap.parse_args()
 
-    import psutil
+    cases = [parse_case(c) for c in args.cases.split(",")]
+    variants = [("this", Path(args.ws), ROOT)]
+    for v in args.variant:
+        label, rest = v.split("=", 1)
+        ws, _, repo = rest.partition(":")
+        variants.append((label, Path(ws), Path(repo) if repo else Path(ws) / "src" / "whmr"))
+    envs = {label: build(ws, repo) for label, ws, repo in variants}
+
+    from ros_helpers import Workspace, use_built_messages
+
+    use_built_messages(Workspace(Path(args.ws), Path(args.ws) / "install/whmr_ros", envs["this"]))
     import rclpy
-    from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
-    from sensor_msgs.msg import CameraInfo, Image, Imu
-    from tf2_msgs.msg import TFMessage
 
-    env = build(Path(args.ws))
-    sys.path.insert(0, str(ROOT / "test"))
-    from whmr_fakes import camera_info_msg, imu_msg, static_tf_msg
-
-    from whmr_ros.conversions import numpy_to_image
-    from whmr_ros.message_kit import RclpyKit
-
-    domain = str(1 + (os.getpid() + 50) % 100)
-    os.environ["ROS_DOMAIN_ID"] = domain
-    os.environ["LD_LIBRARY_PATH"] = env.get("LD_LIBRARY_PATH", "")
-    node_proc = subprocess.Popen(
-        [f"{args.ws}/install/whmr_ros/lib/whmr_ros/whmr_node", "--ros-args", "-r", "image:=/bench/image",
-         "-r", "camera_info:=/bench/camera_info", "-r", "imu:=/bench/imu", "--params-file",
-         f"{args.ws}/install/whmr_ros/share/whmr_ros/config/whmr.params.yaml"],
-        env=dict(env, ROS_DOMAIN_ID=domain), start_new_session=True, cwd=args.ws,
-    )  # fmt: skip
-    import ctypes
-    import glob
-
-    todo = sorted(glob.glob(f"{args.ws}/install/whmr_ros/lib/lib*.so"))
-    while todo:
-        left = [f for f in todo if not _try_load(ctypes, f)]
-        if len(left) == len(todo):
-            raise OSError(left)
-        todo = left
-    import whmr_ros
-
-    whmr_ros.__path__.append(f"{args.ws}/install/whmr_ros/lib/python3.11/site-packages/whmr_ros")
-    from whmr_ros.msg import BodyMeshArray
-
-    rclpy.init()
-    node = rclpy.create_node("whmr_bench")
-    kit = RclpyKit()
-    sensor = qos_profile_sensor_data
-    p_img = node.create_publisher(Image, "/bench/image", sensor)
-    p_info = node.create_publisher(CameraInfo, "/bench/camera_info", sensor)
-    p_imu = node.create_publisher(Imu, "/bench/imu", sensor)
-    p_tf = node.create_publisher(
-        TFMessage, "/tf_static", QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    walkers = sorted(
+        {int(w) for w, _, _ in cases if w != "empty"}
+        | ({1} if any(w == "empty" for w, _, _ in cases) else set())
     )
-    received: dict[int, float] = {}
+    bags = {str(w): load_bag(render_bag(cache, w, 2.0)) for w in walkers}
+    if any(w == "empty" for w, _, _ in cases):
+        bags["empty"] = load_bag(render_bag(cache, 1, 2.0), empty=True)
 
-    def on_bodies(m) -> None:
-        received.setdefault(m.header.stamp.sec * 10**9 + m.header.stamp.nanosec, time.time())
-
-    node.create_subscription(BodyMeshArray, "/whmr/bodies", on_bodies, 50)
-    K = np.array([[500.0, 0, args.width / 2], [0, 500.0, args.height / 2], [0, 0, 1]])
-    rgb = (np.random.default_rng(0).integers(0, 255, (args.height, args.width, 3))).astype(np.uint8)
-    t_wait = time.monotonic()
-    while p_img.get_subscription_count() == 0 and time.monotonic() - t_wait < 120:
-        rclpy.spin_once(node, timeout_sec=0.1)
-    # Warm-up: until the node answers (engine loaded, first inference done).
-    p_tf.publish(static_tf_msg(kit, time.time_ns(), "imu", W_CAM, (-0.5, 0.5, -0.5, 0.5)))
-    while not received and time.monotonic() - t_wait < 180:
-        s = time.time_ns()
-        p_imu.publish(imu_msg(kit, s, quat_xyzw=(0.0, 0.0, 0.0, 1.0), frame_id="imu"))
-        p_img.publish(numpy_to_image(rgb, "rgb8", s, W_CAM, kit.types, data_factory=kit.uint8s))
-        rclpy.spin_once(node, timeout_sec=0.3)
-    received.clear()
-    proc = psutil.Process(node_proc.pid)
-    cpu0, wall0 = proc.cpu_times(), time.monotonic()
-    sent: list[int] = []
-    start = time.monotonic()
-    next_img, next_imu = start, start
-    while time.monotonic() - start < args.seconds:
-        now = time.monotonic()
-        if now >= next_imu:
-            p_imu.publish(imu_msg(kit, time.time_ns(), quat_xyzw=(0.0, 0.0, 0.0, 1.0), frame_id="imu"))
-            next_imu += 1 / 200
-        if now >= next_img:
-            s = time.time_ns()
-            p_info.publish(camera_info_msg(kit, K, (args.width, args.height), s, W_CAM))
-            p_img.publish(numpy_to_image(rgb, "rgb8", s, W_CAM, kit.types, data_factory=kit.uint8s))
-            sent.append(s)
-            next_img += 1 / args.rate
-        rclpy.spin_once(node, timeout_sec=max(0.0, min(next_img, next_imu) - time.monotonic()))
-    end = time.monotonic() + 2.0
-    while time.monotonic() < end:
-        rclpy.spin_once(node, timeout_sec=0.05)
-    cpu1, wall1 = proc.cpu_times(), time.monotonic()
-    os.killpg(node_proc.pid, signal.SIGINT)
-    node_proc.wait(timeout=20)
-
-    answered = [s for s in sent if s in received]
-    lat = np.array([(received[s] - s * 1e-9) * 1e3 for s in answered])
-    quarters = [np.median(q) if len(q) else float("nan") for q in np.array_split(lat, 4)] if len(lat) else []
-    report = {
-        "camera_hz": args.rate,
-        "image": f"{args.width}x{args.height}",
-        "seconds": args.seconds,
-        "images_sent": len(sent),
-        "images_answered": len(answered),
-        "answered_fraction": len(answered) / max(len(sent), 1),
-        "output_hz": len(answered) / args.seconds,
-        "latency_ms": {
-            k: float(np.percentile(lat, q)) if len(lat) else None
-            for k, q in (("p50", 50), ("p90", 90), ("max", 100))
-        },
-        "latency_p50_by_quarter_ms": [round(float(q), 1) for q in quarters],
-        "dropped": len(sent) - len(answered),
-        "node_cpu_percent": 100 * ((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)) / (wall1 - wall0),
-        "pipeline_ms_per_frame_here": pipeline_ms(args.width, args.height),
-        "load_average": os.getloadavg(),
-    }
-    print(json.dumps(report, indent=2))
+    domain = str(70 + os.getpid() % 10)
+    os.environ["ROS_DOMAIN_ID"] = domain
+    rclpy.init()
+    client = Client()
+    report: dict = {"boxes": args.boxes, "params": args.param, "seconds": args.seconds, "runs": []}
+    for rep in range(args.reps):
+        for label, ws, _ in variants[1:] if args.skip_this else variants:
+            env = dict(envs[label], ROS_DOMAIN_ID=domain)
+            proc = start_node(ws, env, args.param, args.boxes)
+            try:
+                warm_up(client, bags[next(iter(bags))], args.boxes)
+                for who, hz, rviz in cases:
+                    r = run_case(client, proc.pid, bags[who], hz, args.seconds, args.boxes, rviz)
+                    name = f"{who}@{hz:g}" + ("+rviz" if rviz else "")
+                    row = {"variant": label, "rep": rep, "case": name, **r}
+                    report["runs"].append(row)
+                    print(json.dumps(row), flush=True)
+            finally:
+                os.killpg(proc.pid, signal.SIGINT)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+    threads = next((int(p.split(":=")[1]) for p in args.param if p.startswith("threads:=")), 0)
+    if not args.no_pipeline_alone:
+        report["pipeline_alone_ms"] = {w: pipeline_alone(b, args.boxes, threads) for w, b in bags.items()}
+        print(json.dumps({"pipeline_alone_ms": report["pipeline_alone_ms"]}), flush=True)
+    report["load_average_end"] = os.getloadavg()
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
-    node.destroy_node()
+    client.ex.shutdown()
     rclpy.try_shutdown()
     return 0
-
-
-def _try_load(ctypes, f: str) -> bool:
-    try:
-        ctypes.CDLL(f, mode=ctypes.RTLD_GLOBAL)
-        return True
-    except OSError:
-        return False
 
 
 if __name__ == "__main__":

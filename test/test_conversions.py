@@ -141,6 +141,16 @@ def test_padding_bytes_never_leak_into_pixels() -> None:
     assert not np.array_equal(sheared, rgb)
 
 
+def test_unpadded_rgb8_is_a_view_of_the_message_buffer() -> None:
+    rgb = rgb_reference()
+    msg = make_image(rgb, "rgb8")
+    out = image_to_rgb(msg)
+    assert np.shares_memory(out, msg.data)  # no copy of a 900 KB camera image per frame
+    np.testing.assert_array_equal(out, rgb)
+    padded = make_image(rgb, "rgb8", pad=5)
+    assert not np.shares_memory(image_to_rgb(padded), padded.data)  # contiguous rows: a copy
+
+
 def test_bgr8_is_swapped_to_rgb() -> None:
     msg = make_image(np.array([[[10, 20, 30]]], dtype=np.uint8), "bgr8")
     np.testing.assert_array_equal(image_to_rgb(msg), [[[30, 20, 10]]])

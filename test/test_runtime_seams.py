@@ -96,6 +96,27 @@ def test_xyzw_quaternions_are_ros_order():
     np.testing.assert_allclose(matrix_to_quaternion_xyzw(np.eye(3)[None]), [[0, 0, 0, 1]], atol=1e-12)
 
 
+def test_numpy_xyzw_conversions_match_the_torch_rotations():
+    """The hosts' numpy conversions (per frame, per IMU reading) agree with the network's torch ones,
+    including the four Shepperd branches (half-turns about each axis) and a batch."""
+    import torch
+
+    from whmr_core.gravity import _xyzw_to_matrix
+    from whmr_core.rotations import axis_angle_to_matrix, matrix_to_quaternion, quaternion_to_matrix
+
+    rng = np.random.default_rng(3)
+    rotvecs = np.concatenate([rng.normal(size=(64, 3)), math.pi * np.eye(3), np.zeros((1, 3))])
+    mats = axis_angle_to_matrix(torch.as_tensor(rotvecs)).numpy()
+    want = np.roll(matrix_to_quaternion(torch.as_tensor(mats)).numpy(), -1, axis=-1)
+    np.testing.assert_allclose(matrix_to_quaternion_xyzw(mats), want, atol=1e-12)
+    np.testing.assert_allclose(matrix_to_quaternion_xyzw(mats[5]), want[5], atol=1e-12)
+    for q in rng.normal(size=(16, 4)):  # any norm: both normalise
+        ref = quaternion_to_matrix(torch.as_tensor(np.roll(q, 1))).numpy()
+        np.testing.assert_allclose(_xyzw_to_matrix(q), ref, atol=1e-12)
+    with pytest.raises(ValueError, match="matrix: expected shape"):
+        matrix_to_quaternion_xyzw(np.eye(4))
+
+
 @pytest.mark.parametrize("crop_hw", [(128, 128), (256, 192)])
 def test_training_and_runtime_give_the_network_the_same_crop(crop_hw):
     """Training: the augmentation's square crop (crop_matrix, no augmentation) cut to the network's

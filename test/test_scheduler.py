@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from whmr_ros.host import StageTimes
 from whmr_ros.scheduler import OutputRates, OutputScheduler, Throttle
 
 MS = 1_000_000
@@ -13,6 +14,9 @@ MS = 1_000_000
 
 class _Host:
     """Just the builders the scheduler calls; each returns a tag naming what was built."""
+
+    def __init__(self) -> None:
+        self.stats = SimpleNamespace(stages=StageTimes())
 
     def topology(self, stamp):
         return ("topology", stamp)
@@ -72,6 +76,8 @@ def test_topology_once_then_bodies_and_tf_every_frame_markers_throttled():
     assert names[0] == "topology" and names.count("topology") == 1
     assert names.count("bodies") == names.count("tf") == names.count("overlay") == 6
     assert [m[1] // MS for n, m in sink.sent if n == "markers"] == [0, 99]  # 10 Hz of image time
+    # Timed per frame: publishing every frame, markers only when built.
+    assert s.host.stats.stages.count == {"publish": 6, "markers": 2}
     s.reset()
     s.on_frame(*_frame(500 * MS))
     assert sink.names().count("topology") == 2  # a new configure latches it again

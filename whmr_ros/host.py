@@ -36,7 +36,7 @@ from whmr_ros.conversions import (
 from whmr_ros.message_kit import MessageKit
 from whmr_ros.outputs import DiagnosticStatusReport, Placement
 
-__all__ = ["FrameOutputs", "HostConfig", "PreparedFrame", "WhmrHost", "detections_from_msg"]
+__all__ = ["FrameOutputs", "HostConfig", "PreparedFrame", "StageTimes", "WhmrHost", "detections_from_msg"]
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +158,41 @@ class FrameOutputs:
     tf: Any  # tf2_msgs/TFMessage
 
 
+class StageTimes:
+    """Seconds each stage of the data path took per frame: summed since start (``total_s``, ``count``, for
+    benchmarks that difference two readings) and the mean of the last ``window`` frames (diagnostics).
+
+    Stages: ``receipt`` (image stamp -> the node's callback: driver and DDS), ``queue`` (callback -> the
+    worker took it), ``inputs`` (the node's batch of IMU readings and CameraInfo), ``convert`` (message ->
+    Frame: pixels, K, gravity), ``pipeline``, ``build`` (bodies and TF messages), ``publish`` (bodies, TF,
+    overlay), ``markers`` (built and published, when due)."""
+
+    def __init__(self, window: int = 60) -> None:
+        self._lock = threading.Lock()  # the worker adds, the diagnostics timer reads
+        self._window = window
+        self.total_s: dict[str, float] = {}
+        self.count: dict[str, int] = {}
+        self._recent: dict[str, collections.deque] = {}
+
+    def add(self, stage: str, seconds: float) -> None:
+        with self._lock:
+            self.total_s[stage] = self.total_s.get(stage, 0.0) + seconds
+            self.count[stage] = self.count.get(stage, 0) + 1
+            recent = self._recent.get(stage)
+            if recent is None:
+                recent = self._recent[stage] = collections.deque(maxlen=self._window)
+            recent.append(seconds)
+
+    def values(self) -> dict[str, str]:
+        """Diagnostic key-values: ``stage_<name>_ms`` (recent mean) and ``stage_<name>_total_s``."""
+        with self._lock:
+            out = {}
+            for stage, recent in self._recent.items():
+                out[f"stage_{stage}_ms"] = f"{1e3 * sum(recent) / len(recent):.2f}"
+                out[f"stage_{stage}_total_s"] = f"{self.total_s[stage]:.4f}"
+            return out
+
+
 @dataclass
 class _Stats:
     frames_in: int = 0
@@ -168,6 +203,7 @@ class _Stats:
     gravity_source: str = ""
     gravity_reason: str = ""
     persons: int = 0
+    stages: StageTimes = field(default_factory=StageTimes)
 
 
 class WhmrHost:
@@ -308,6 +344,7 @@ class WhmrHost:
     def on_image(self, msg: object, received_s: float | None = None) -> PreparedFrame | None:
         """Image message -> a Frame with K, gravity and detections at its stamp; None when dropped."""
         self.stats.frames_in += 1
+        t0 = time.perf_counter()
         try:
             stamp = header_stamp_ns(msg)
             rgb = self._image_to_rgb(msg)
@@ -315,7 +352,9 @@ class WhmrHost:
             self.problem("image", f"dropped: {e}")
             return None
         with self._inputs_lock:
-            return self._prepare(msg, rgb, stamp, received_s)
+            prepared = self._prepare(msg, rgb, stamp, received_s)
+        self.stats.stages.add("convert", time.perf_counter() - t0)
+        return prepared
 
     def _prepare(
         self, msg: object, rgb: np.ndarray, stamp: int, received_s: float | None
@@ -374,6 +413,7 @@ class WhmrHost:
                 f"jumped back {(last - stamp) / 1e9:.3g} s (a bag loop, a sim reset): tracks restarted",
             )
         self._last_stamp = stamp
+        t0 = time.perf_counter()
         try:
             result = self.pipeline.process(prepared.frame)
         except EngineError as e:  # e.g. a foreign engine's input limits: this frame is lost, not the host
@@ -392,6 +432,8 @@ class WhmrHost:
             self.problem("person", f"dropped: {d.reason}")
         if result.box_source == "whole_image":  # never silent: a whole-image "person" is a guess
             self.problem("boxes", "no detections, detector or track: the whole image taken as one person")
+        t1 = time.perf_counter()
+        self.stats.stages.add("pipeline", t1 - t0)
         cam = prepared.camera_frame_id
         gravity_frame = cam + self.config.gravity_frame_suffix
         place = self._placement(result, cam, gravity_frame)
@@ -405,7 +447,9 @@ class WhmrHost:
         s.latency_s = lat if s.frames_processed == 1 else 0.9 * s.latency_s + 0.1 * lat
         s.gravity_source, s.gravity_reason = result.gravity_source, result.gravity_reason
         s.persons = len(result.persons)
-        return FrameOutputs(result, cam, gravity_frame, place, bodies, outputs.tf_message(self.kit, tfs))
+        out = FrameOutputs(result, cam, gravity_frame, place, bodies, outputs.tf_message(self.kit, tfs))
+        s.stages.add("build", time.perf_counter() - t1)
+        return out
 
     def markers(self, out: FrameOutputs, mesh: bool = True) -> Any:
         return outputs.marker_array(self.kit, out.result, self.pipeline.topology, out.placement, mesh=mesh)
@@ -440,6 +484,7 @@ class WhmrHost:
                 "frames_dropped_queue": str(s.frames_dropped),
                 "persons": str(s.persons),
                 "engine": engine,
+                **s.stages.values(),
             },
             engine,
         )

@@ -8,9 +8,11 @@ Lifecycle (rclpy.lifecycle): configure reads parameters, loads the engine and bo
 publishers; activate subscribes and starts the worker; deactivate unsubscribes; cleanup releases the
 engine. With ``autostart`` (default) the node configures and activates itself at start-up.
 
-Threads: subscription callbacks only convert and buffer (IMU, CameraInfo, detections) or put the image
-into a one-slot latest-frame queue (a replaced frame is counted as dropped); one worker thread runs the
-pipeline and publishes, so a slow engine adds latency to nothing but itself and never blocks the executor.
+Threads: the image callback only puts the message into a one-slot latest-frame queue (a replaced frame
+is counted as dropped) and detections are buffered by theirs; one worker thread converts, runs the pipeline
+and publishes, so a slow engine adds latency to nothing but itself and never blocks the executor. The IMU
+and CameraInfo never wake the executor: their subscriptions are in a callback group it skips, and the
+worker takes what they hold in one batch before each image (``_TakenByWorker``).
 """
 
 from __future__ import annotations
@@ -22,9 +24,17 @@ from typing import Any
 import numpy as np
 import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.callback_groups import CallbackGroup
+from rclpy.exceptions import InvalidHandle
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
 
 from whmr_core.body.topology import BodyTopology
 from whmr_core.config_io import ConfigError
@@ -53,6 +63,28 @@ _LATCHED_QOS = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
 )
 _TF_QOS = QoSProfile(depth=100)  # what tf2_ros.TransformBroadcaster offers
+# Sensor-data QoS holding 1 s of a 200 Hz IMU: the worker takes the readings once per image, not each one.
+_BATCHED_QOS = QoSProfile(
+    depth=200,
+    history=HistoryPolicy.KEEP_LAST,
+    reliability=ReliabilityPolicy.BEST_EFFORT,
+    durability=DurabilityPolicy.VOLATILE,
+)
+
+
+class _TakenByWorker(CallbackGroup):
+    """Subscriptions the executor never waits on nor runs: the worker takes their messages in one batch
+    before each image. rclpy's executors rebuild their wait set in Python on every wake-up; a 200 Hz IMU
+    woke it 200 times a second, which on 2 cores halved the images answered."""
+
+    def can_execute(self, entity: Any) -> bool:
+        return False
+
+    def beginning_execution(self, entity: Any) -> bool:
+        return False
+
+    def ending_execution(self, entity: Any) -> None:
+        pass
 
 
 def _descriptor(spec: ParameterSpec) -> ParameterDescriptor:
@@ -109,11 +141,13 @@ class WhmrNode(LifecycleNode):
         self._params: WhmrParams | None = None
         self._scheduler: OutputScheduler | None = None
         self._cv = threading.Condition()
-        self._slot: tuple[Any, float] | None = None
+        self._slot: tuple[Any, float, int] | None = None  # image, monotonic and ROS time of its arrival
         self._dropped_in_queue = 0  # images replaced in the slot before the worker took them
         self._stop = False
         self._worker: threading.Thread | None = None
         self._subs: list[Any] = []
+        self._batched: list[tuple[Any, Any]] = []  # (subscription, callback) the worker takes from
+        self._take_lock = threading.Lock()  # the worker and the diagnostics timer both take
         self._pubs: dict[str, Any] = {}
         self._timer = None
         self._tf_buffer: Any = None
@@ -279,14 +313,20 @@ class WhmrNode(LifecycleNode):
         k, params, host = self._kit, self._params, self._host
         assert params is not None and host is not None
         sensor = qos_profile_sensor_data
-        inputs = [
-            ("sensor_msgs/msg/Image", "image", self._on_image),
-            ("sensor_msgs/msg/CameraInfo", "camera_info", host.on_camera_info),
-            ("sensor_msgs/msg/Imu", "imu", host.on_imu),
-        ]
+        inputs = [("sensor_msgs/msg/Image", "image", self._on_image)]
         if params.node.use_detections:
             inputs.append(("vision_msgs/msg/Detection2DArray", "detections", host.on_detections))
         self._subs = [self.create_subscription(k.cls(t), topic, cb, sensor) for t, topic, cb in inputs]
+        batched = [
+            ("sensor_msgs/msg/CameraInfo", "camera_info", host.on_camera_info),
+            ("sensor_msgs/msg/Imu", "imu", host.on_imu),
+        ]
+        group = _TakenByWorker()
+        self._batched = [
+            (self.create_subscription(k.cls(t), topic, cb, _BATCHED_QOS, callback_group=group), cb)
+            for t, topic, cb in batched
+        ]
+        self._subs += [sub for sub, _ in self._batched]
         self._stop = False
         self._slot = None
         self._worker = threading.Thread(target=self._work, name="whmr-inference", daemon=True)
@@ -295,18 +335,19 @@ class WhmrNode(LifecycleNode):
         return super().on_activate(state)
 
     def _teardown_active(self) -> None:
+        with self._cv:
+            self._stop = True
+            self._cv.notify_all()
+        if self._worker is not None:  # before the subscriptions it takes from go
+            self._worker.join(timeout=10.0)
+            self._worker = None
+        self._batched = []
         for s in self._subs:
             self.destroy_subscription(s)
         self._subs = []
         if self._timer is not None:
             self.destroy_timer(self._timer)
             self._timer = None
-        with self._cv:
-            self._stop = True
-            self._cv.notify_all()
-        if self._worker is not None:
-            self._worker.join(timeout=10.0)
-            self._worker = None
 
     def _teardown_configured(self) -> None:
         for p in self._pubs.values():
@@ -333,10 +374,11 @@ class WhmrNode(LifecycleNode):
     # --- callbacks (executor thread) --------------------------------------------------------------
 
     def _on_image(self, msg: Any) -> None:
+        arrived = (msg, time.monotonic(), self.get_clock().now().nanoseconds)
         with self._cv:
             if self._slot is not None:
                 self._dropped_in_queue += 1  # the worker is busy: the newest frame wins
-            self._slot = (msg, time.monotonic())
+            self._slot = arrived
             self._cv.notify()
 
     def _lookup(self, target: str, source: str, stamp_ns: int | None):
@@ -362,6 +404,7 @@ class WhmrNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         host, scheduler = self._host, self._scheduler
         if host is not None and scheduler is not None:
+            self._take_batched()  # without images too: bad IMU or CameraInfo are counted, K kept fresh
             host.stats.frames_dropped = self._dropped_in_queue
             scheduler.tick(self.get_clock().now().nanoseconds, self.get_name())
 
@@ -374,20 +417,37 @@ class WhmrNode(LifecycleNode):
                     self._cv.wait()
                 if self._stop:
                     return
-                msg, received = self._slot  # type: ignore[misc]
+                msg, received, received_ns = self._slot  # type: ignore[misc]
                 self._slot = None
             try:
-                self._handle(msg, received)
+                self._handle(msg, received, received_ns)
             except Exception as e:  # the node never dies on one frame
                 self.get_logger().error(f"frame failed: {e!r}", throttle_duration_sec=5.0)
 
-    def _handle(self, msg: Any, received: float) -> None:
+    def _take_batched(self) -> None:
+        """Hand the IMU readings and CameraInfo that came since the last image to the host, oldest first."""
+        with self._take_lock:
+            for sub, callback in self._batched:
+                try:
+                    with sub.handle:
+                        while (taken := sub.handle.take_message(sub.msg_type, sub.raw)) is not None:
+                            callback(taken[0])
+                except InvalidHandle:  # destroyed by a deactivate while this frame ran
+                    return
+
+    def _handle(self, msg: Any, received: float, received_ns: int) -> None:
         host, scheduler = self._host, self._scheduler
         if host is None or scheduler is None:
             return
+        stages = host.stats.stages
+        t0 = time.monotonic()
+        stages.add("queue", t0 - received)
+        self._take_batched()
+        stages.add("inputs", time.monotonic() - t0)
         prepared = host.on_image(msg, received)
         if prepared is None:
             return
+        stages.add("receipt", (received_ns - prepared.frame.stamp_ns) * 1e-9)
         out = host.process(prepared)
         if out is not None:
             scheduler.on_frame(out, prepared)

@@ -16,6 +16,7 @@ a bag, the node's ROS clock, sim time included), and a clock that jumps back res
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -92,16 +93,20 @@ class OutputScheduler:
         """Publish one processed frame's outputs; throttles run on the image stamp."""
         stamp = out.result.stamp_ns
         sink, host = self.sink, self.host
+        t0 = time.perf_counter()
         if not self._topology_sent:
             sink.publish("topology", host.topology(stamp))
             self._topology_sent = True
         sink.publish("bodies", out.bodies)
         sink.publish("tf", out.tf)
+        if self.rates.overlay and sink.wanted("overlay"):
+            sink.publish("overlay", host.overlay(out, prepared))
+        t1 = time.perf_counter()
+        host.stats.stages.add("publish", t1 - t0)
         # Check the listener before the throttle, so a subscriber that joins gets markers at once.
         if sink.wanted("markers") and self._markers.due(stamp):
             sink.publish("markers", host.markers(out, mesh=self.rates.markers_mesh))
-        if self.rates.overlay and sink.wanted("overlay"):
-            sink.publish("overlay", host.overlay(out, prepared))
+            host.stats.stages.add("markers", time.perf_counter() - t1)
 
     def tick(self, now_ns: int, node_name: str = "whmr") -> bool:
         """Publish diagnostics when due at ``now_ns``; True when it did."""
