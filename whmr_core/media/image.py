@@ -315,6 +315,9 @@ def add_model_arguments(p: argparse.ArgumentParser, mesh_default: str) -> None:
         "file, or none (whole image)",
     )
     p.add_argument(
+        "--no-fit", action="store_true", help="the network's bodies alone (no fit to the 2D keypoints)"
+    )
+    p.add_argument(
         "--movenet-sides",
         default=None,
         help="MultiPose input sizes, e.g. 256 or 256,512 (a second size for small people; default: the "
@@ -363,6 +366,7 @@ def pipeline_from_args(args: argparse.Namespace, base: PipelineConfig | None = N
         kw = {"detector": "yolo", "detector_model": det, "detector_score": score,
               "whole_image_fallback": False}  # fmt: skip
     kw["keypoints"] = str(args.keypoints)
+    kw["fit"] = not args.no_fit
     config = replace(base or PipelineConfig(), per_person_focal=bool(args.per_person_focal), **kw)
     engine = load_engine(args.engine, args.model, threads=args.threads)
     return Pipeline(engine, load_topology(args.body_model, engine=engine), config)

@@ -54,6 +54,10 @@ class PipelineConfig:
         "2D keypoints (COCO-17) per person: thunder (MoveNet Thunder on each person's crop, any box source), "
         "detector (the MultiPose detector's own; none for other box sources) or none",
     )
+    fit: bool = setting(
+        True, "fit each body to its 2D keypoints (pose, shape, translation); false: the network's body alone"
+    )
+    fit_iterations: int = setting(10, "L-BFGS iterations of the keypoint fit", low=1)
     per_person_focal: bool = setting(
         False, "without K: each person's own predicted focal (the paper); false: one fused focal per image"
     )

@@ -9,7 +9,10 @@ steps of one frame, each in its own module:
   4. each person decoded (``decode``): focal length and translation (without K one focal length for the
      whole image, ``focal_fusion``, unless ``per_person_focal``), meshes in the camera optical frame and in
      the gravity frame ``<camera>_gravity``;
-  5. track ids (``whmr_core.tracking``: IoU + Hungarian), with optional One Euro smoothing per track.
+  5. 2D keypoints per person (MoveNet Thunder on each box, or the detector's own) and the keypoint fit
+     (``whmr_core.fitting``): each body's pose, shape and translation made to agree with its keypoints,
+     warm-started from the track's previous fit; a fit that falls back keeps the network's body;
+  6. track ids (``whmr_core.tracking``: IoU + Hungarian), with optional One Euro smoothing per track.
 
 A person whose outputs are not finite or not physical is dropped with a reason: nothing non-finite ever
 leaves the pipeline.
@@ -96,6 +99,11 @@ class Pipeline:
 
             self.keypoint_model = ThunderKeypoints()
         self._last_stamp: int | None = None
+        self._fitter_parts = None
+        self._fits: dict = {}  # track id -> its last fit (warm start)
+        self.fit_fallbacks = 0  # persons whose fit fell back to the network's body (diagnostics)
+        self.fit_failures = 0
+        self.fit_note = ""
 
     @property
     def detector(self):
@@ -106,6 +114,7 @@ class Pipeline:
         self.tracker.reset()
         self.box_policy.reset()
         self._last_stamp = None
+        self._fits = {}
 
     def process(self, frame: Frame) -> FrameResult:
         """Run one frame. Raises ``InputError`` for an unusable frame; per-person problems drop the person."""
@@ -147,6 +156,7 @@ class Pipeline:
                     f_px[ok] = geometry.focal_to_pixels(torch.as_tensor(focal[ok]), wh).numpy()
                 f = fuse_focal(f_px, boxes.scores)
                 camera_K = None if f is None else shared_camera(f, (w, h))
+            placed = []  # (index, track, box, outputs, camera) of the persons with a usable body
             for i, track in enumerate(tracks):
                 box = PersonBox(
                     boxes.boxes[i].copy(), float(boxes.scores[i]), boxes.source, centres[i], sides[i]
@@ -155,11 +165,19 @@ class Pipeline:
                 try:
                     check_outputs(o, self.topology)
                     camera = solve_camera(o, box, (w, h), camera_K, self.config.max_depth_m, K is not None)
+                except UnusablePerson as e:
+                    dropped.append(DroppedPerson(str(e), boxes.boxes[i], track.track_id))
+                    continue
+                placed.append((i, track, box, o, camera))
+            fit_status = self._fit(placed, keypoints)
+            for (i, track, box, o, camera), status in zip(placed, fit_status, strict=True):
+                try:
                     if self.config.smoothing:
                         o, camera = self._smooth(track, o, camera, stamp)
                     person = compose_person(o, box, camera, R_c, track.track_id)
-                    if keypoints is not None:
-                        person = dataclasses.replace(person, keypoints_2d=keypoints[i])
+                    person = dataclasses.replace(
+                        person, keypoints_2d=None if keypoints is None else keypoints[i], fit=status
+                    )
                 except UnusablePerson as e:
                     dropped.append(DroppedPerson(str(e), boxes.boxes[i], track.track_id))
                     continue
@@ -192,6 +210,68 @@ class Pipeline:
         if self.config.keypoints == "detector" and boxes.keypoints is not None:
             return boxes.keypoints
         return None
+
+    def _fit(self, placed: list, keypoints: np.ndarray | None) -> list[str]:
+        """Fit the placed persons' bodies to their keypoints (in place in ``placed``); one status each:
+        "fitted", "fallback: <reason>" (the network's body kept) or "off"."""
+        fitter = self._fitter() if keypoints is not None and placed else None
+        if fitter is None:
+            return ["off"] * len(placed)
+        body_fitter, fitted_outputs = fitter
+        idx = [p[0] for p in placed]
+        K = np.repeat(np.eye(3)[None], len(placed), axis=0)  # each person's camera, as it was placed
+        for k, (_, _, _, _, camera) in enumerate(placed):
+            K[k, 0, 0], K[k, 1, 1] = camera.focal_xy
+            K[k, :2, 2] = camera.principal_point
+        warm = [self._fits.get(p[1].track_id) for p in placed]
+        try:
+            result = body_fitter(
+                np.stack([p[3].rotmats for p in placed]),
+                np.stack([p[3].betas.reshape(-1) for p in placed]),
+                np.stack([p[4].translation for p in placed]),
+                keypoints[idx, :, :2],
+                keypoints[idx, :, 2],
+                K,
+                warm_start=warm,
+            )
+        except (ValueError, RuntimeError) as e:  # never lose the frame to the fit: the network's bodies
+            self.fit_failures += len(placed)
+            return [f"fallback: fit failed: {e}"] * len(placed)
+        status = []
+        live = {}
+        for k, (i, track, box, o, camera) in enumerate(placed):
+            fit = result.person(k)
+            if not fit.fitted:
+                self.fit_fallbacks += 1
+                status.append(f"fallback: {fit.fallback_reason}")
+                continue
+            o = fitted_outputs(o, fit)
+            camera = dataclasses.replace(camera, translation=np.array(fit.translation, dtype=np.float64))
+            placed[k] = (i, track, box, o, camera)
+            live[track.track_id] = fit
+            status.append("fitted")
+        self._fits = live  # warm starts for the tracks seen in this frame only
+        return status
+
+    def _fitter(self):
+        """(BodyFitter, FittedOutputs) for the engine's body, built on first use; None when fitting is off
+        or the engine does not record an SMPL-format body."""
+        if not self.config.fit or self.fit_note:
+            return None
+        if self._fitter_parts is None:
+            body_spec = getattr(self.engine, "body", "")
+            if not body_spec:
+                self.fit_note = "fit off: the engine does not record its body model"
+                return None
+            from whmr_core.body.resolve import resolve
+            from whmr_core.fitting import BodyFitter, FitConfig, FittedOutputs
+
+            body = resolve(body_spec).load()
+            self._fitter_parts = (
+                BodyFitter(body, FitConfig(iterations=self.config.fit_iterations)),
+                FittedOutputs(body),
+            )
+        return self._fitter_parts
 
     @staticmethod
     def _smooth(track, o, camera, stamp: int):
