@@ -87,8 +87,14 @@ def test_a_decompression_bomb_is_refused_before_it_is_decoded(tmp_path, monkeypa
     decoded = []
     real = cv2.imdecode
     monkeypatch.setattr(image_files.cv2, "imdecode", lambda *a: decoded.append(1) or real(*a))
-    with pytest.raises(image_files.ImageFileError, match=r"bomb.png: 160x120 pixels, more than"):
+    with pytest.raises(
+        image_files.ImageFileError, match=r"bomb.png: 160x120 pixels, more than the 0.01 megapix"
+    ):
         image_files.read_image(bomb)
+    # A format only OpenCV reads (Radiance HDR here) has no header to check: not decoded either.
+    _, hdr = cv2.imencode(".hdr", np.ones((8, 8, 3), np.float32))
+    with pytest.raises(image_files.ImageFileError, match=r"^x.png: not an image whmr reads"):
+        image_files.decode_image(hdr.tobytes(), "x.png")
     assert not decoded
     monkeypatch.setattr(image_files, "MAX_IMAGE_BYTES", 100)
     with pytest.raises(image_files.ImageFileError, match=r"bomb.png: 0 MB, more than 0 MB"):

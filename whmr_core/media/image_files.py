@@ -37,11 +37,14 @@ class ImageFileError(ValueError):
     """An image file that cannot be used; the message names the file and the reason."""
 
 
-def _header_pixels(data: bytes) -> str:
-    """The pixel count the header claims ("W x H" or a number) if above ``MAX_IMAGE_PIXELS``, else "".
-    Pillow reads the header only; a format it does not know is left to OpenCV (which decodes it)."""
-    from PIL import Image
+def _header_problem(data: bytes) -> str:
+    """Why the image must not be decoded ("" if it may): its header claims more than ``MAX_IMAGE_PIXELS``
+    pixels, or holds no format Pillow knows. Pillow reads the header only; it knows every format of
+    ``IMAGE_SUFFIXES``, and a format only OpenCV reads (Radiance HDR, OpenEXR...) could not be checked
+    before OpenCV decodes up to its own 2^30-pixel limit."""
+    from PIL import Image, UnidentifiedImageError
 
+    limit = f"more than the {MAX_IMAGE_PIXELS / 10**6:g} megapixels whmr decodes"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit decides
         try:
@@ -49,27 +52,24 @@ def _header_pixels(data: bytes) -> str:
                 w, h = im.size
         except Image.DecompressionBombError as e:  # Pillow's own limit (2 x 89 MP) is above ours
             claimed = re.search(r"\((\d+) pixels\)", str(e))
-            return f"{int(claimed[1]):,} pixels" if claimed else "too many pixels"
-        except Exception:
-            return ""
-    return f"{w}x{h} pixels" if w * h > MAX_IMAGE_PIXELS else ""
+            return f"{int(claimed[1]):,} pixels, {limit}" if claimed else limit
+        except (UnidentifiedImageError, ValueError, OSError, SyntaxError) as e:
+            return f"not an image whmr reads ({' '.join(str(e).split()) or type(e).__name__})"
+    return f"{w}x{h} pixels, {limit}" if w * h > MAX_IMAGE_PIXELS else ""
 
 
 def decode_image(data: bytes, name: str = "image") -> np.ndarray:
     """(H, W, 3) RGB uint8 from an encoded image (EXIF orientation applied, grey and 16-bit converted);
     ImageFileError naming ``name`` if it is not an image or has more than ``MAX_IMAGE_PIXELS`` pixels
     (judged from the header, before decoding)."""
-    limit = f"more than the {MAX_IMAGE_PIXELS // 10**6} megapixels whmr decodes"
-    if claimed := _header_pixels(data):
-        raise ImageFileError(f"{name}: {claimed}, {limit}")
+    if problem := _header_problem(data):
+        raise ImageFileError(f"{name}: {problem}")
     try:
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
-    except cv2.error as e:  # OpenCV's own limits, a damaged stream
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as e:  # a damaged stream
         raise ImageFileError(f"{name}: not an image OpenCV can decode ({' '.join(str(e).split())})") from None
     if img is None:
         raise ImageFileError(f"{name}: not an image OpenCV can read")
-    if img.shape[0] * img.shape[1] > MAX_IMAGE_PIXELS:  # a format whose header Pillow could not read
-        raise ImageFileError(f"{name}: {img.shape[1]}x{img.shape[0]} pixels, {limit}")
     return np.ascontiguousarray(img[:, :, ::-1])
 
 
