@@ -506,3 +506,26 @@ def test_a_megabyte_of_tiny_values_is_refused_within_a_second_or_two(tmp_path):
     path.write_text("a: [" + ",".join(["1"] * (MAX_YAML_BYTES // 2 - 8)) + "]\n")
     with pytest.raises(ConfigError, match=f"more than {MAX_YAML_NODES:,} values"):
         read_yaml(path)
+
+
+# --- body model files ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spoil", "match"),
+    [
+        (lambda d: d.update(f=d["f"][:0]), "faces f: none"),  # was numpy's "zero-size array ..."
+        (lambda d: d.update(weights=d["weights"].astype(str)), "weights must hold numbers, got dtype <U"),
+    ],
+    ids=["no-faces", "text-weights"],
+)
+def test_body_model_errors_name_the_file(tmp_path, spoil, match):
+    from whmr_core.body.io import read_model_file
+    from whmr_core.body.model import load_body_model, shipped_model_path
+
+    arrays = dict(read_model_file(shipped_model_path("lowres")))
+    spoil(arrays)
+    path = tmp_path / "spoilt.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match=f"^{path}: {match}"):
+        load_body_model(path)

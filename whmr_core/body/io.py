@@ -190,6 +190,11 @@ def validate_model_arrays(arrays: dict[str, Any], source: str | Path) -> dict[st
         # Models without pose correctives (the shipped one) store none; smplx needs the full-size buffer.
         out["posedirs"] = np.zeros((nv, 3, NUM_POSE_BASIS), np.float32)
     f = out["f"]
+    if f.size == 0:  # min()/max() of nothing raised an error that named no file
+        raise ValueError(f"{source}: faces f: none (the mesh has no triangles)")
+    for key in ("v_template", "shapedirs", "J_regressor", "weights", "posedirs"):
+        if not (np.issubdtype(out[key].dtype, np.floating) or np.issubdtype(out[key].dtype, np.integer)):
+            raise ValueError(f"{source}: {key} must hold numbers, got dtype {out[key].dtype}")
     if not np.issubdtype(f.dtype, np.integer) or f.min() < 0 or f.max() >= nv:
         raise ValueError(f"{source}: faces f must be integer indices in [0, {nv}), got {f.dtype} in "
                          f"[{f.min()}, {f.max()}]")  # fmt: skip
