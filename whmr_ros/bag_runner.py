@@ -176,7 +176,7 @@ class _BagSink:
         self.log_time = 0  # the log time of the image being answered
 
     def publish(self, name: str, msg: Any) -> None:
-        raw = self.store.serialize_cdr(msg, msg.__msgtype__)
+        raw = msg if isinstance(msg, bytes) else self.store.serialize_cdr(msg, msg.__msgtype__)
         try:
             self.writer.write(self.connections[name], self.log_time, raw)
         except Exception as e:  # the output itself failed (disk full): fatal, not one frame's problem

@@ -452,7 +452,10 @@ class WhmrHost:
         return out
 
     def markers(self, out: FrameOutputs, mesh: bool = True) -> Any:
-        return outputs.marker_array(self.kit, out.result, self.pipeline.topology, out.placement, mesh=mesh)
+        """The MarkerArray as CDR bytes (``outputs.marker_array_cdr``): publishers and bag writers take it."""
+        return outputs.marker_array_cdr(
+            self.kit, out.result, self.pipeline.topology, out.placement, mesh=mesh
+        )
 
     def overlay(self, out: FrameOutputs, prepared: PreparedFrame) -> Any:
         return outputs.overlay_image(

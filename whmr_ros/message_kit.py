@@ -60,6 +60,10 @@ class MessageKit(ABC):
     @abstractmethod
     def byte(self, value: int) -> Any: ...
 
+    @abstractmethod
+    def serialize(self, msg: Any, msgtype: str) -> bytes:
+        """The message as CDR bytes with their encapsulation header (what DDS and bags carry)."""
+
     @property
     def types(self) -> Mapping[str, Any]:
         """Type name -> class, for ``whmr_ros.conversions`` builders."""
@@ -127,6 +131,9 @@ class RosbagsKit(MessageKit):
     def byte(self, value: int) -> int:
         return int(value)
 
+    def serialize(self, msg: Any, msgtype: str) -> bytes:
+        return bytes(self.store.serialize_cdr(msg, msgtype))
+
 
 class RclpyKit(MessageKit):
     """Messages of the installed ROS 2 Python packages (``visualization_msgs.msg.Marker`` ...)."""
@@ -164,3 +171,8 @@ class RclpyKit(MessageKit):
 
     def byte(self, value: int) -> bytes:
         return bytes([int(value)])
+
+    def serialize(self, msg: Any, msgtype: str) -> bytes:
+        from rclpy.serialization import serialize_message
+
+        return serialize_message(msg)
