@@ -57,7 +57,6 @@ def raw_pixels(rgb16: np.ndarray, encoding: str) -> np.ndarray:
         "rgba16": ("RGBA", 16),
         "bgra16": ("BGRA", 16),
         "mono16": ("L", 16),
-        "16UC1": ("L", 16),
     }[encoding]
     src = rgb16 if depth == 16 else (rgb16 >> 8)
     dtype = np.uint16 if depth == 16 else np.uint8

@@ -454,7 +454,7 @@ def test_a_named_path_that_names_nothing_makes_the_run_exit_1(tmp_path, capsys, 
     assert rc == 0
 
 
-# --- given detections -------------------------------------------------------------------------------------
+# --- given detections --------------------------------------------------------------------------------------
 
 
 def test_a_box_of_size_1e308_is_dropped_not_taken_as_the_whole_image():
@@ -508,7 +508,7 @@ def test_a_megabyte_of_tiny_values_is_refused_within_a_second_or_two(tmp_path):
         read_yaml(path)
 
 
-# --- body model files ---------------------------------------------------------------------------------------
+# --- body model files ------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -529,3 +529,17 @@ def test_body_model_errors_name_the_file(tmp_path, spoil, match):
     np.savez(path, **arrays)
     with pytest.raises(ValueError, match=f"^{path}: {match}"):
         load_body_model(path)
+
+
+# --- ROS images ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("encoding", "dtype"), [("16UC1", np.uint16), ("32FC1", np.float32)])
+def test_a_depth_image_is_refused_as_one_not_read_as_a_grey_photo(encoding, dtype):
+    from test_conversions import make_image
+
+    from whmr_ros.conversions import MessageError, image_to_rgb
+
+    msg = make_image(np.full((H, W), 1500, dtype), encoding)
+    with pytest.raises(MessageError, match=f"{encoding} is a depth image \\(REP 118"):
+        image_to_rgb(msg)

@@ -56,7 +56,8 @@ class _Encoding:
     order: str  # channel letters: "RGB", "BGRA", "L" (luminance) ...
 
 
-# sensor_msgs/image_encodings names; 8UC1/16UC1 are the generic names drivers use for mono images.
+# sensor_msgs/image_encodings names; 8UC1 is the generic name drivers use for mono8. 16UC1 is not here:
+# it is what depth cameras publish (REP 118), and read as a grey photo it gave bodies in noise.
 ENCODINGS: dict[str, _Encoding] = {
     "rgb8": _Encoding("u1", 3, "RGB"),
     "bgr8": _Encoding("u1", 3, "BGR"),
@@ -69,8 +70,8 @@ ENCODINGS: dict[str, _Encoding] = {
     "rgba16": _Encoding("u2", 4, "RGBA"),
     "bgra16": _Encoding("u2", 4, "BGRA"),
     "mono16": _Encoding("u2", 1, "L"),
-    "16UC1": _Encoding("u2", 1, "L"),
 }
+DEPTH_ENCODINGS = {"16UC1": "millimetres", "32FC1": "metres"}  # REP 118 depth images
 
 
 def _get(msg: object, name: str, path: str) -> Any:
@@ -145,6 +146,12 @@ def _checked_image(msg: object) -> tuple[_Encoding, int, int, int, np.ndarray]:
     """(encoding, height, width, step, data bytes) of a well-formed Image; MessageError naming the field."""
     encoding = _get(msg, "encoding", "encoding")
     enc = ENCODINGS.get(encoding) if isinstance(encoding, str) else None
+    if encoding in DEPTH_ENCODINGS:
+        raise MessageError(
+            "encoding",
+            f"{encoding} is a depth image (REP 118: depth in {DEPTH_ENCODINGS[encoding]}), not a camera "
+            "picture: give whmr the colour or mono stream (a 16-bit mono camera: mono16)",
+        )
     if enc is None:
         raise MessageError(
             "encoding", f"unsupported encoding {encoding!r} (supported: {', '.join(ENCODINGS)})"
