@@ -311,3 +311,27 @@ def test_fitted_outputs_repose_the_network_outputs(model, fitter, scene):
     # A fallback leaves the outputs untouched.
     unfitted = dataclasses.replace(r.person(0), fitted=False, fallback_reason="test")
     assert fitted_outputs(o, unfitted) is o
+
+
+def test_batched_lbfgs_rows_are_independent_and_converge():
+    from whmr_core.fitting.lbfgs import minimise
+
+    # Per row a different ill-conditioned quadratic 0.5 (x - c)^T A (x - c), its minimum at c.
+    gen = torch.Generator().manual_seed(0)
+    q = torch.linalg.qr(torch.randn(3, 5, 5, generator=gen))[0]
+    a = q @ torch.diag_embed(torch.tensor([[1.0, 2.0, 5.0, 10.0, 30.0]]).expand(3, 5)) @ q.transpose(1, 2)
+    c = torch.randn(3, 5, generator=gen)
+
+    def fun(x):
+        d = x - c[: len(x)] if len(x) == 3 else x - c[1:2]
+        aa = a if len(x) == 3 else a[1:2]
+        return 0.5 * (d[:, None, :] @ aa @ d[:, :, None]).reshape(-1)
+
+    x, e, its = minimise(fun, torch.zeros(3, 5), 40)
+    torch.testing.assert_close(x, c, atol=1e-3, rtol=0)
+    assert its <= 40 and (e < 1e-6).all()
+    alone, _, _ = minimise(fun, torch.zeros(1, 5), 40)
+    torch.testing.assert_close(alone[0], x[1], atol=1e-6, rtol=0)
+    # A row whose energy is not finite stays where it started.
+    x, e, _ = minimise(lambda x: fun(x) + torch.tensor([0.0, float("nan"), 0.0]), torch.zeros(3, 5), 10)
+    assert (x[1] == 0).all() and torch.isnan(e[1])

@@ -12,8 +12,8 @@ threshold, else 0) and the person's size s (the larger side of the confident key
 
 rho(e) = sigma^2 e^2 / (sigma^2 + e^2) (Geman-McClure): quadratic for small errors, bounded for outliers.
 theta are the 23 body joints' rotation vectors; the root is the network's root times a free rotation.
-L-BFGS (strong Wolfe line search) runs a few iterations on all persons at once (the energies add up, each
-person's parameters only reach its own term). docs/fitting.md has the weights and timings.
+A batched L-BFGS (``lbfgs.minimise``: per person history, step and Armijo acceptance, one evaluation per
+iteration) runs a few iterations on all persons at once. docs/fitting.md has the weights and timings.
 
 Safety: a person with too few confident keypoints, a camera that is not one, or a fit that is not finite,
 whose energy grew, or whose translation jumped gets the network's body back unchanged, with the reason.
@@ -32,6 +32,7 @@ import torch
 from whmr_core.body.keypoints import COCO17_NAMES
 from whmr_core.body.skeleton import SMPL_FLIP_PERM
 from whmr_core.fitting.body import KeypointBody, matmul3
+from whmr_core.fitting.lbfgs import minimise
 from whmr_core.fitting.priors import DEFAULT_PRIOR_PATH, PosePrior, joint_limit_energy, joint_limits_rad
 from whmr_core.rotations import matrix_to_axis_angle
 
@@ -45,7 +46,7 @@ _LEFT_HIP, _RIGHT_HIP = COCO17_NAMES.index("left_hip"), COCO17_NAMES.index("righ
 class FitConfig:
     """Fit settings; the energy's terms are in the module docstring, defaults in docs/fitting.md."""
 
-    iterations: int = 10  # L-BFGS iterations (each one to a few energy evaluations)
+    iterations: int = 12  # L-BFGS iterations (one energy-and-gradient evaluation each)
     confidence_threshold: float = 0.3  # keypoints below it are ignored
     min_keypoints: int = 6  # confident keypoints needed to fit at all
     robust_sigma: float = 0.2  # Geman-McClure scale, fraction of the person's size
@@ -104,7 +105,7 @@ class FitResult:
     # the result; NaN where no keypoint is confident.
     reprojection_px_before: np.ndarray  # (N,)
     reprojection_px_after: np.ndarray  # (N,)
-    iterations: int  # L-BFGS iterations run (shared by the batch)
+    iterations: int  # L-BFGS iterations run (the batch's, the same for every person)
     energy_before: np.ndarray = field(repr=False)  # (N,) E at the start (NaN where not fitted)
     energy_after: np.ndarray = field(repr=False)  # (N,)
 
@@ -125,19 +126,26 @@ class FitResult:
         )
 
 
+# Levi-Civita symbol: the cross-product matrix of v is -(EPS * v).sum(-1).
+_LEVI_CIVITA = torch.zeros(3, 3, 3)
+for _i, _j, _k in ((0, 1, 2), (1, 2, 0), (2, 0, 1)):
+    _LEVI_CIVITA[_i, _j, _k], _LEVI_CIVITA[_i, _k, _j] = 1.0, -1.0
+
+
 def _exp(rotvec: torch.Tensor) -> torch.Tensor:
-    """Rodrigues (...,3) -> (...,3,3), smooth at zero (a fit starts there)."""
-    theta2 = (rotvec * rotvec).sum(-1, keepdim=True)[..., None]
-    small = theta2 < 1e-8
-    t2 = torch.where(small, torch.ones_like(theta2), theta2)
-    t = torch.sqrt(t2)
-    a = torch.where(small, 1 - theta2 / 6, torch.sin(t) / t)
-    b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(t)) / t2)
-    x, y, z = rotvec.unbind(-1)
-    zero = torch.zeros_like(x)
-    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(*rotvec.shape[:-1], 3, 3)
+    """Rodrigues (...,3) -> (...,3,3): R = I + sinc(t) [v]x + (1 - cos t)/t^2 ([v]x^2 = v v^T - t^2 I).
+
+    Written with torch.sinc (smooth through t = 0, where a fit starts) in a handful of ops: the fit
+    evaluates it dozens of times per frame.
+    """
+    theta2 = (rotvec * rotvec).sum(-1)[..., None, None]
+    theta = torch.sqrt(theta2 + 1e-12)
+    a = torch.sinc(theta / torch.pi)  # sin(t) / t
+    b = 0.5 * torch.sinc(theta / (2 * torch.pi)) ** 2  # (1 - cos t) / t^2
+    cross = -(_LEVI_CIVITA.to(rotvec) * rotvec[..., None, None, :]).sum(-1)
+    outer = rotvec[..., :, None] * rotvec[..., None, :]
     eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device)
-    return eye + a * k + b * matmul3(k, k)
+    return eye * (1 - b * theta2) + a * cross + b * outer
 
 
 _M = torch.diag(torch.tensor([-1.0, 1.0, 1.0]))  # body-frame left/right reflection
@@ -444,11 +452,17 @@ class BodyFitter:
 
         def data_energy(pts: torch.Tensor, t: torch.Tensor, rows: int = 1) -> torch.Tensor:
             """2D (+3D) keypoint term; ``rows`` stacked candidates of the m persons."""
-            cam, target, w = k_cam.repeat(rows, 1, 1), kp.repeat(rows, 1, 1), w2d.repeat(rows, 1)
-            e2 = ((project(pts, t, cam) - target) ** 2).sum(-1) / (size.repeat(rows)[:, None] ** 2)
+
+            def rep(a: torch.Tensor) -> torch.Tensor:
+                return a.repeat(rows, *([1] * (a.dim() - 1)))
+
+            cam, target, w, sz = (
+                (k_cam, kp, w2d, size) if rows == 1 else (rep(k_cam), rep(kp), rep(w2d), rep(size))
+            )
+            e2 = ((project(pts, t, cam) - target) ** 2).sum(-1) / (sz[:, None] ** 2)
             energy = (w * _rho(e2, cfg.robust_sigma)).sum(1) / w.sum(1)
             if kp3 is not None and cfg.w_keypoints_3d > 0:
-                y, w3 = (a.repeat(rows, *([1] * (a.dim() - 1))) for a in kp3)
+                y, w3 = kp3 if rows == 1 else (rep(kp3[0]), rep(kp3[1]))
                 x_c = pts - 0.5 * (pts[:, _LEFT_HIP] + pts[:, _RIGHT_HIP])[:, None]
                 y_c = y - 0.5 * (y[:, _LEFT_HIP] + y[:, _RIGHT_HIP])[:, None]
                 d2 = ((x_c - y_c) ** 2).sum(-1)
@@ -477,11 +491,13 @@ class BodyFitter:
             t_anchor = torch.where(mirrored[:, None], t_c[-1], t_c[0])
             theta_anchor = matrix_to_axis_angle(anchor[:, 1:])
 
+        component = None  # the prior's best component for each start, once the start is chosen
+
         def energy(
             rot: torch.Tensor, theta: torch.Tensor, beta: torch.Tensor, t: torch.Tensor
         ) -> torch.Tensor:
             e = data_energy(self.body(rot, beta), t)
-            e = e + cfg.w_pose_prior * self.prior(theta)
+            e = e + cfg.w_pose_prior * self.prior(theta, component)
             e = e + cfg.w_joint_limits * joint_limit_energy(theta, self.limits_lo, self.limits_hi)
             e = e + cfg.w_init_pose * ((theta - theta_anchor) ** 2).sum((-1, -2))
             e = e + cfg.w_shape * ((beta - beta_net) ** 2).sum(-1)
@@ -515,43 +531,30 @@ class BodyFitter:
                         init_rot[a], init_beta[a], init_t[a] = w_rot[a], w_beta[a], w_t[a]
                         source[a] = "warm_start"
             theta0 = matrix_to_axis_angle(init_rot[:, 1:])
+            component = self.prior.best_component(theta0)
             e_start = energy(torch.cat([init_rot[:, :1], _exp(theta0)], 1), theta0, init_beta, init_t)
 
-        with torch.inference_mode(False), torch.enable_grad():
-            root0 = init_rot[:, 0]
-            omega = torch.zeros(m, 3, requires_grad=True)
-            theta = theta0.clone().requires_grad_(True)
-            beta = init_beta.clone().requires_grad_(True)
-            dt = torch.zeros(m, 3, requires_grad=True)  # translation change in units of the start depth
-            depth0 = init_t[:, 2:3].clone()
+        # The unknowns per person, flat: root change omega (3, camera frame), body pose theta (69), betas,
+        # translation change in units of the start depth (3); all of order 1.
+        root0 = init_rot[:, 0]
+        depth0 = init_t[:, 2:3].clone()
+        nb = init_beta.shape[1]
 
-            def unpack() -> tuple[torch.Tensor, torch.Tensor]:
-                rot = torch.cat([matmul3(_exp(omega), root0)[:, None], _exp(theta)], 1)
-                return rot, init_t + dt * depth0
+        def unpack(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+            theta = x[:, 3:72].reshape(m, 23, 3)
+            rot = torch.cat([matmul3(_exp(x[:, :3]), root0)[:, None], _exp(theta)], 1)
+            return rot, theta, x[:, 72 : 72 + nb], init_t + x[:, 72 + nb :] * depth0
 
-            opt = torch.optim.LBFGS(
-                [omega, theta, beta, dt],
-                lr=1.0,
-                max_iter=cfg.iterations,
-                history_size=10,
-                tolerance_grad=1e-7,
-                tolerance_change=1e-10,
-                line_search_fn="strong_wolfe",
-            )
+        def scaled_energy(x: torch.Tensor) -> torch.Tensor:
+            # Scaled so that a keypoint error of sigma weighs about 1 (the optimiser's first step and
+            # tolerances assume gradients of order 1).
+            return energy(*unpack(x)) / cfg.robust_sigma**2
 
-            def closure() -> torch.Tensor:
-                opt.zero_grad()
-                rot, t = unpack()
-                # Scaled so that a keypoint error of sigma weighs about 1: L-BFGS's first step and
-                # tolerances assume gradients of order 1.
-                total = energy(rot, theta, beta, t).sum() / cfg.robust_sigma**2
-                total.backward()
-                return total
-
-            opt.step(closure)
-            state = opt.state[opt._params[0]]
+        x0 = torch.cat([torch.zeros(m, 3), theta0.reshape(m, -1), init_beta, torch.zeros(m, 3)], 1)
+        with torch.inference_mode(False):
+            x, _, iterations = minimise(scaled_energy, x0, cfg.iterations, history=10)
             with torch.no_grad():
-                rot, t = unpack()
+                rot, theta, beta, t = unpack(x)
                 e_end = energy(rot, theta, beta, t)
         return {
             "rotmats": rot.detach(),
@@ -562,5 +565,5 @@ class BodyFitter:
             "energy_after": e_end,
             "mirrored": mirrored,
             "init_source": source,
-            "iterations": int(state.get("n_iter", 0)),
+            "iterations": iterations,
         }

@@ -50,12 +50,27 @@ class PosePrior(nn.Module):
         const = torch.from_numpy(arrays["nll_const"])
         self.register_buffer("nll_const", const - const.min(), persistent=False)
 
-    def forward(self, body_pose: torch.Tensor) -> torch.Tensor:
-        diff = body_pose.reshape(body_pose.shape[0], 1, -1) - self.means  # (N,K,69)
+    def forward(self, body_pose: torch.Tensor, component: torch.Tensor | None = None) -> torch.Tensor:
+        """Energy of the best component, or of ``component`` (N,) per pose: a fit picks the component at
+        its start and keeps it (a fraction of the cost, and no switching between modes mid-fit)."""
+        x = body_pose.reshape(body_pose.shape[0], 1, -1)
+        if component is None:
+            means, chol, const = self.means, self.precision_chol, self.nll_const
+        else:
+            means, chol = self.means[component, None], self.precision_chol[component, None]
+            const = self.nll_const[component, None]
+        diff = x - means  # (N,K,69)
         # Mahalanobis distance with precision = L L^T: |L^T d|^2.
-        z = (diff.unsqueeze(-1) * self.precision_chol).sum(-2)  # (N,K,69)
-        nll = 0.5 * (z * z).sum(-1) + self.nll_const
+        z = (diff.unsqueeze(-1) * chol).sum(-2)  # (N,K,69)
+        nll = 0.5 * (z * z).sum(-1) + const
         return nll.min(-1).values
+
+    def best_component(self, body_pose: torch.Tensor) -> torch.Tensor:
+        """(N,) index of the component with the lowest energy for each pose."""
+        with torch.no_grad():
+            diff = body_pose.reshape(body_pose.shape[0], 1, -1) - self.means
+            z = (diff.unsqueeze(-1) * self.precision_chol).sum(-2)
+            return (0.5 * (z * z).sum(-1) + self.nll_const).argmin(-1)
 
 
 def joint_limits_rad(dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
