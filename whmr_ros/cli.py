@@ -175,6 +175,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="also evaluate with this much IMU tilt error on the camera rotation (e.g. 3 5)",
     )  # fmt: skip
     ev.set_defaults(func=_runs("whmr_core.evaluation:eval_main"))
+
+    data = sub.add_parser("data", help="training data files: what they hold and what whmr reads of them")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="check")
+    check = data_sub.add_parser(
+        "check", help="a file's format, its keys, what whmr uses, what it ignores, and the labels it gives"
+    )
+    check.add_argument("file", help="annotation .npz, a webdataset .tar or a folder of them")
+    check.add_argument(
+        "--ignore", nargs="*", default=[], metavar="KEY", help="keys to leave out (ignore_fields)"
+    )
+    check.set_defaults(func=_runs("whmr_core.data.formats:check_main"))
     for command in sub.choices.values():  # ``whmr bag ... --debug`` works as well as ``whmr --debug bag``
         command.add_argument(
             "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS

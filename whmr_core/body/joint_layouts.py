@@ -12,6 +12,7 @@ Sources of the orders (tables of names, facts of each format):
 - ``spin24``: SPIN's 24 ground-truth joints (``constants.JOINT_NAMES[25:]``), the ``part``/``S`` arrays of
   SPIN/PyMAF/CLIFF/EFT npz files: LSP-14, MPII pelvis and thorax, H36M spine, jaw and head, face points.
 - ``spin49``: SPIN's 25 OpenPose joints followed by those 24 (``constants.JOINT_NAMES``).
+- ``hmr2_44``: the first 44 of those 49, 4D-Humans' ``keypoints_2d``/``keypoints_3d``.
 - ``openpose25``: OpenPose BODY_25 (the ``openpose`` arrays of SPIN files).
 - ``coco17``: COCO keypoints (``whmr_core.body.keypoints``).
 - ``h36m17``: Human3.6M's 17 joints in the data set's (and MMPose's) order, right leg first: the order of
@@ -152,6 +153,13 @@ LAYOUTS: dict[str, JointLayout] = {
         JointLayout(
             "spin49",
             tuple(_op(n) for n in _OPENPOSE25) + _SPIN24,
+            root=(25 + 2, 25 + 3),
+            aliases=_SPIN24_ALIASES
+            + tuple((_op(n), "neck" if n == "neck_openpose" else n) for n in _OPENPOSE25),
+        ),
+        JointLayout(  # 4D-Humans (HMR 2.0) tars: SPIN-49 without its last 5 (face) points
+            "hmr2_44",
+            tuple(_op(n) for n in _OPENPOSE25) + _SPIN24[:19],
             root=(25 + 2, 25 + 3),
             aliases=_SPIN24_ALIASES
             + tuple((_op(n), "neck" if n == "neck_openpose" else n) for n in _OPENPOSE25),

@@ -15,6 +15,7 @@ Any layout of ``whmr_core.body.joint_layouts`` may be named (coco17, openpose25,
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import tempfile
 import zipfile
@@ -22,6 +23,7 @@ import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +36,9 @@ __all__ = [
     "WHMR_FIELDS",
     "AnnotationError",
     "Annotations",
+    "annotations_from_columns",
     "annotations_from_scenes",
+    "load_npz",
     "read_annotations",
     "write_annotations",
 ]
@@ -69,6 +73,7 @@ _OTHER = {
     "partname": _Spec((), "U"),
     "focal_length": _Spec((None,), "f"),  # CLIFF: (N,) or (N,2); reshaped on read
     "cam_int": _Spec((3, 3), "f"),  # BEDLAM/CLIFF style full K
+    "smpl_2dkps": _Spec((24, 3), "f"),  # PyMAF / W-HMR release: 2D SMPL-24 joints (DensePose fits)
 }
 _WHMR = {
     "focal": _Spec((2,), "f"),
@@ -114,8 +119,11 @@ class Annotations:
 
     fields: Mapping[str, np.ndarray]
     layout: str
-    joints_layout: str  # "smpl24" or "spin24"
+    joints_layout: str  # a layout of whmr_core.body.joint_layouts ("smpl24", "spin24", ...)
     path: str | None = None
+    # Where the images are when not in an image folder (webdataset tars): ``read(index) -> bytes``.
+    image_source: Any = None
+    format: str = "whmr"  # the reader that made it (whmr_core.data.formats)
 
     def __len__(self) -> int:
         return len(self.fields["imgname"])
@@ -227,14 +235,11 @@ def _truncated_member(path: Path) -> str | None:
     return None if name is None else name.removesuffix(".npy")
 
 
-def read_annotations(
-    path: str | os.PathLike, *, extra_ignored: Sequence[str] = (), allow_pickle: bool = False
-) -> Annotations:
-    """Read and validate an annotation ``.npz`` (ours, or a standard SPIN/PyMAF/CLIFF file).
+def load_npz(path: str | os.PathLike, *, allow_pickle: bool = False) -> dict[str, np.ndarray]:
+    """Every array of an npz, checked readable. Object arrays (strings saved without a fixed width, as some
+    releases' ``imgname``) are unpickled safely (``safe_pickle``: numpy and plain data only)."""
+    from whmr_core.data.safe_pickle import UnsafePickleError, load_npz_member
 
-    ``extra_ignored`` names further fields a user's file may carry (kept but not validated); any other
-    unknown field is an error. ``allow_pickle`` only for trusted files whose strings are object arrays.
-    """
     p = Path(path)
     if not p.is_file():
         raise AnnotationError(p, None, None, "file not found")
@@ -249,13 +254,47 @@ def read_annotations(
             try:
                 fields[name] = npz[name]
             except ValueError as e:
-                if "allow_pickle" in str(e):
+                if "allow_pickle" not in str(e):
+                    raise AnnotationError(p, None, name, f"unreadable ({e})") from e
+                try:
+                    fields[name] = load_npz_member(str(p), name)
+                except (UnsafePickleError, pickle.UnpicklingError, ValueError, EOFError) as err:
                     raise AnnotationError(
-                        p, None, name, "object array; pass allow_pickle=True if trusted"
-                    ) from e
-                raise AnnotationError(p, None, name, f"unreadable ({e})") from e
+                        p, None, name, f"object array that is not plain data ({err})"
+                    ) from err
             except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as e:
                 raise AnnotationError(p, None, name, f"truncated or corrupt ({e})") from e
+    return fields
+
+
+def annotations_from_columns(
+    columns: Mapping[str, np.ndarray],
+    *,
+    path: str | os.PathLike | None,
+    joints_layout: str,
+    format: str,
+    image_source: Any = None,
+) -> Annotations:
+    """Columns a format reader made (whmr field names), validated as a standard file into ``Annotations``."""
+    fields = {k: np.asarray(v) for k, v in columns.items()}
+    where = None if path is None else str(path)
+    if "imgname" not in fields:
+        raise AnnotationError(where, None, "imgname", "missing (required in every annotation file)")
+    layout = _validate(fields, where, ())
+    _check_joints(fields, joints_layout, where)
+    return Annotations(fields, layout, joints_layout, where, image_source=image_source, format=format)
+
+
+def read_annotations(
+    path: str | os.PathLike, *, extra_ignored: Sequence[str] = (), allow_pickle: bool = False
+) -> Annotations:
+    """Read and validate an annotation ``.npz`` (ours, or a standard SPIN/PyMAF/CLIFF file).
+
+    ``extra_ignored`` names further fields a user's file may carry (kept but not validated); any other
+    unknown field is an error. ``allow_pickle`` only for trusted files whose strings are object arrays.
+    """
+    p = Path(path)
+    fields = load_npz(p, allow_pickle=allow_pickle)
     if "imgname" not in fields:
         raise AnnotationError(p, None, "imgname", "missing (required in every annotation file)")
     layout = _validate(fields, str(p), extra_ignored)

@@ -41,7 +41,7 @@ from whmr_core.body.joint_layouts import (
 )
 from whmr_core.body.skeleton import SMPL_FLIP_PERM
 from whmr_core.crops import normalise_pixels
-from whmr_core.data.annotations import AnnotationError, Annotations, read_annotations
+from whmr_core.data.annotations import AnnotationError, Annotations
 from whmr_core.data.augment import (
     AugmentConfig,
     AugmentParams,
@@ -51,6 +51,7 @@ from whmr_core.data.augment import (
     crop_matrix,
     sample_augment_params,
 )
+from whmr_core.data.formats import read_dataset
 from whmr_core.geometry import glob_info
 
 __all__ = ["HumanDataset", "targets_from_annotations"]
@@ -85,6 +86,11 @@ def targets_from_annotations(ann: Annotations, i: int, image_wh: tuple[int, int]
     layout = get_layout(ann.joints_layout)
     part = ann.get("part")
     kp = np.zeros((len(SUPERVISION_NAMES), 3)) if part is None else to_supervision(part[i], layout)
+    smpl_2d = ann.get("smpl_2dkps")
+    if smpl_2d is not None:  # 2D SMPL joints (PyMAF / W-HMR release): where part has no label
+        fill = to_supervision(smpl_2d[i], "smpl24")
+        take = (kp[:, 2] <= 0) & (fill[:, 2] > 0)
+        kp[take] = fill[take]
     j3d = None
     if ann.get("S") is not None:
         j3d = to_supervision(ann["S"][i], layout)
@@ -141,7 +147,7 @@ class HumanDataset(torch.utils.data.Dataset):
         with_maps: bool = False,
         skip_bad: bool = False,
     ) -> None:
-        self.ann = read_annotations(annotation_file, extra_ignored=extra_ignored)
+        self.ann = read_dataset(annotation_file, ignore=extra_ignored)
         self.image_dir = Path(image_dir)
         self.crop_res = int(crop_res)
         self.augment = augment
@@ -152,7 +158,7 @@ class HumanDataset(torch.utils.data.Dataset):
         # Training: a sample whose image (or map) cannot be read is replaced by the next readable one and
         # counted in the item's ``bad_samples``; the trainer stops past its limit.
         self.skip_bad = bool(skip_bad)
-        if check_images:
+        if check_images and self.ann.image_source is None:
             # Fail at start-up, naming the first missing image, rather than mid-epoch.
             for i, name in enumerate(self.ann["imgname"]):
                 if not (self.image_dir / str(name)).is_file():
@@ -175,7 +181,12 @@ class HumanDataset(torch.utils.data.Dataset):
     def load_image(self, index: int) -> np.ndarray:
         """RGB uint8 full image of row ``index``."""
         path = self.image_dir / str(self.ann["imgname"][index])
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if self.ann.image_source is not None:  # inside a tar: decoded from its bytes
+            path = Path(str(self.ann["imgname"][index]))
+            data = np.frombuffer(self.ann.image_source.read(index), np.uint8)
+            img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        else:
+            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if img is None:
             raise AnnotationError(self.ann.path, index, "imgname", f"image missing or unreadable: {path}")
         return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)

@@ -44,6 +44,8 @@ class DataConfig:
     # Samples whose image cannot be read are skipped (replaced by the next one) with a warning; past this
     # many (per process) the run stops: the data, not a few files, is broken.
     max_bad_samples: int = setting(100, "unreadable samples skipped before the run stops", low=0)
+    # Keys of the annotation files whmr does not know and should leave out (``whmr data check`` lists them).
+    ignore_fields: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_settings(self)

@@ -150,12 +150,19 @@ def build_datasets(cfg: TrainConfig, crop_res: int) -> tuple[Any, Any | None]:
         seed=cfg.seed,
         with_maps=d.maps,
         skip_bad=True,
+        extra_ignored=d.ignore_fields,
     )
     val = None
     if d.val:
         if not Path(d.val).is_file():
             raise FileNotFoundError(f"data.val: annotation file not found: {d.val}")
-        val = HumanDataset(d.val, d.val_images or d.train_images, crop_res=crop_res, augment=None)
+        val = HumanDataset(
+            d.val,
+            d.val_images or d.train_images,
+            crop_res=crop_res,
+            augment=None,
+            extra_ignored=d.ignore_fields,
+        )
         if d.val_max_samples is not None and len(val) > d.val_max_samples:
             val = torch.utils.data.Subset(val, range(d.val_max_samples))
     return train, val

@@ -1,0 +1,231 @@
+"""Readers of the paper's data formats: tiny files with each format's real keys, made from the same synthetic
+people, read back to the same labels as whmr's own file; unknown keys refused unless ignored; tars streamed;
+pickles read safely; ``whmr data check``."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import tarfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from test_training import tiny_data  # noqa: F401  (the shared fixture)
+
+from whmr_core.body.joint_layouts import get_layout
+from whmr_core.data.annotations import AnnotationError, read_annotations
+from whmr_core.data.augment import AugmentParams
+from whmr_core.data.dataset import HumanDataset
+from whmr_core.data.formats import describe, read_dataset
+from whmr_core.rotations import axis_angle_to_matrix
+from whmr_ros.cli import main as whmr_main
+
+
+def _relayout(smpl24: np.ndarray, layout: str) -> np.ndarray:
+    """(N,24,C) SMPL-24 labels in ``layout``'s order; joints that are not SMPL joints get confidence 0."""
+    lay = get_layout(layout)
+    out = np.zeros((len(smpl24), len(lay), smpl24.shape[-1]))
+    for k, t in enumerate(lay.to):
+        if t is not None and t < 24:
+            out[:, k] = smpl24[:, t]
+    return out
+
+
+@pytest.fixture(scope="module")
+def whmr_file(tiny_data):  # noqa: F811
+    return read_annotations(tiny_data / "train.npz")
+
+
+def _same_smpl_points(path: Path, images: Path, reference: Path, joints: list[int] | None = None):
+    """Items of ``path`` and of the whmr ``reference`` agree on the SMPL points both label."""
+    got = HumanDataset(path, images, crop_res=64)
+    ref = HumanDataset(reference, reference.parent, crop_res=64)
+    assert len(got) == len(ref)
+    for i in (0, len(ref) - 1):
+        a, b = got.item(i, AugmentParams()), ref.item(i, AugmentParams())
+        both = (a["keypoints_full"][:24, 2] > 0) & (b["keypoints_full"][:24, 2] > 0)
+        assert int(both.sum()) >= 12
+        assert np.allclose(a["keypoints_full"][:24][both, :2], b["keypoints_full"][:24][both, :2], atol=1e-3)
+        assert np.allclose(a["pose"], b["pose"], atol=1e-5) and np.allclose(a["betas"], b["betas"], atol=1e-5)
+    return got, ref
+
+
+def test_cliff_pseudo_gt(tiny_data, whmr_file, tmp_path):  # noqa: F811
+    a = whmr_file
+    n = len(a)
+    path = tmp_path / "coco2014part_cliffGT.npz"
+    np.savez(
+        path, imgname=a["imgname"].astype(object), center=a["center"], scale=a["scale"],
+        part=_relayout(a["part"], "spin24"), pose=a["pose"], shape=a["shape"], has_smpl=np.ones(n),
+        focal_l=a["focal"][:, 0], global_t=a["transl_cam"], annot_id=np.arange(n),
+    )  # fmt: skip
+    ann = read_dataset(path)
+    assert ann.format == "cliff" and ann.joints_layout == "spin24"
+    assert np.allclose(ann["transl_cam"], a["transl_cam"]) and np.allclose(
+        ann["focal_length"][:, 0], a["focal"][:, 0]
+    )
+    got, _ = _same_smpl_points(path, tiny_data, tiny_data / "train.npz")
+    assert float(got[0]["has_K"]) == 1 and np.allclose(got[0]["focal"][0], a["focal"][0, 0], rtol=1e-5)
+
+
+def test_whmr_release_smpl_2dkps_fill_what_part_lacks(tiny_data, whmr_file, tmp_path):  # noqa: F811
+    a = whmr_file
+    part = _relayout(a["part"], "spin24")
+    part[:, :6, 2] = 0  # the legs unlabelled in part: the SMPL 2D joints give them
+    path = tmp_path / "coco_2014_train.npz"
+    np.savez(
+        path, imgname=a["imgname"], center=a["center"], scale=a["scale"], part=part, pose=a["pose"],
+        shape=a["shape"], smpl_2dkps=a["part"], focal_l=a["focal"][:, 0], openpose=np.zeros((len(a), 25, 3)),
+    )  # fmt: skip
+    assert read_dataset(path).format == "whmr-release"
+    got, ref = _same_smpl_points(path, tiny_data, tiny_data / "train.npz")
+    item = got.item(0, AugmentParams())
+    assert np.allclose(
+        item["keypoints_full"][:24], ref.item(0, AugmentParams())["keypoints_full"][:24], atol=1e-3
+    )
+
+
+def test_bedlam_gives_gravity_and_world_labels(tiny_data, whmr_file, tmp_path):  # noqa: F811
+    a = whmr_file
+    n = len(a)
+    flip_y = np.diag([1.0, -1.0, -1.0])  # BEDLAM's world is y-up; G is y-down
+    ext = np.tile(np.eye(4), (n, 1, 1))
+    ext[:, :3, :3] = a["cam_rotation"] @ flip_y
+    ext[:, :3, 3] = np.random.default_rng(0).normal(size=(n, 3))
+    k = np.tile(np.eye(3), (n, 1, 1))
+    k[:, [0, 1], [0, 1]] = a["focal"]
+    k[:, :2, 2] = a["principal_point"]
+    path = tmp_path / "bedlam_train.npz"
+    smplx_pose = np.concatenate([a["pose"][:, :66], np.full((n, 99), 0.3)], axis=1)  # SMPL-X: 55 joints
+    np.savez(
+        path, imgname=a["imgname"], center=a["center"], scale=a["scale"], pose_cam=smplx_pose,
+        pose_world=np.zeros((n, 165)), shape=np.concatenate([a["shape"], np.ones((n, 1))], axis=1),
+        trans_cam=a["transl_cam"] - ext[:, :3, 3], trans_world=np.zeros((n, 3)), cam_int=k, cam_ext=ext,
+        gtkps=a["part"][:, :, :2], gender=np.array(["neutral"] * n),
+    )  # fmt: skip
+    ann = read_dataset(path)
+    assert ann.format == "bedlam" and ann.joints_layout == "smpl24"
+    assert np.allclose(ann["cam_rotation"], a["cam_rotation"], atol=1e-6)
+    assert np.allclose(ann["transl_cam"], a["transl_cam"], atol=1e-9)
+    r_world = axis_angle_to_matrix(__import__("torch").as_tensor(ann["global_orient_world"]))
+    r_ref = axis_angle_to_matrix(__import__("torch").as_tensor(a["global_orient_world"]))
+    assert np.allclose(r_world.numpy(), r_ref.numpy(), atol=1e-5)
+    assert (ann["pose"][:, 66:] == 0).all() and ann["shape"].shape == (n, 10)
+    ds = HumanDataset(path, tiny_data, crop_res=64)
+    s = ds.item(0, AugmentParams())
+    assert float(s["has_world"]) == 1 and float(s["has_K"]) == 1 and float(s["has_gravity"]) == 1
+
+
+def _pitch_roll(r_c: np.ndarray) -> tuple[float, float]:
+    """Inverse of data.cameras.camera_rotation: R_c's rows are the camera axes in G."""
+    z0 = r_c[2]
+    p = math.atan2(z0[1], z0[2])
+    x0, y0 = np.array([1.0, 0, 0]), np.array([0.0, math.cos(p), -math.sin(p)])
+    return p, math.atan2(float(r_c[0] @ y0), float(r_c[0] @ x0))
+
+
+def test_spec_pitch_and_roll(tiny_data, whmr_file, tmp_path):  # noqa: F811
+    a = whmr_file
+    pr = np.array([_pitch_roll(r) for r in a["cam_rotation"]])
+    path = tmp_path / "spec-syn_train.npz"
+    np.savez(
+        path, imgname=a["imgname"], center=a["center"], scale=a["scale"], part=_relayout(a["part"], "spin24"),
+        pose=a["pose"], shape=a["shape"], focal_length=a["focal"][:, 0], cam_pitch=pr[:, 0],
+        cam_roll=pr[:, 1], cam_rotmat=a["cam_rotation"], cam_vfov=np.ones(len(a)),
+    )  # fmt: skip
+    ann = read_dataset(path)
+    assert ann.format == "spec"
+    assert np.allclose(ann["cam_rotation"], a["cam_rotation"], atol=1e-6)
+    _same_smpl_points(path, tiny_data, tiny_data / "train.npz")
+
+
+def _write_tars(root: Path, tiny: Path, a, layout_part: np.ndarray, s3d: np.ndarray) -> Path:
+    shards = root / "aic-train"
+    shards.mkdir()
+    names = sorted(set(a["imgname"]))
+    for t, chunk in enumerate((names[:4], names[4:])):
+        with tarfile.open(shards / f"{t:06d}.tar", "w") as tar:
+            for name in chunk:
+                key = Path(name).stem
+                _, jpg = cv2.imencode(".jpg", cv2.imread(str(tiny / name)), [cv2.IMWRITE_JPEG_QUALITY, 100])
+                people = [
+                    {
+                        "center": a["center"][i],
+                        "scale": np.array([a["scale"][i], a["scale"][i] * 0.8]),
+                        "keypoints_2d": layout_part[i],
+                        "keypoints_3d": s3d[i],
+                        "body_pose": a["pose"][i],
+                        "betas": a["shape"][i],
+                        "has_body_pose": np.array(1.0),
+                        "has_betas": np.array(1.0),
+                        "extra_info": {"source": "synthetic"},
+                    }
+                    for i in np.flatnonzero(a["imgname"] == name)
+                ]
+                for member, data in (
+                    (f"{key}.jpg", jpg.tobytes()),
+                    (f"{key}.data.pyd", pickle.dumps(people)),
+                ):
+                    info = tarfile.TarInfo(member)
+                    info.size = len(data)
+                    tar.addfile(info, __import__("io").BytesIO(data))
+    return shards
+
+
+def test_4dhumans_tars_are_streamed_and_read_safely(tiny_data, whmr_file, tmp_path):  # noqa: F811
+    a = whmr_file
+    s = np.concatenate([a["joints3d_cam"], np.ones((len(a), 24, 1))], axis=2)
+    shards = _write_tars(tmp_path, tiny_data, a, _relayout(a["part"], "hmr2_44"), _relayout(s, "hmr2_44"))
+    ann = read_dataset(shards)
+    assert ann.format == "hmr2-tars" and ann.joints_layout == "hmr2_44" and len(ann) == len(a)
+    assert not any(p.suffix == ".jpg" for p in tmp_path.rglob("*"))  # nothing unpacked
+    ds = HumanDataset(shards, tmp_path / "unused", crop_res=64)
+    order = [
+        int(np.flatnonzero(a["imgname"] == Path(n).name.replace(".jpg", ".png"))[0]) for n in ann["imgname"]
+    ]
+    ref = HumanDataset(tiny_data / "train.npz", tiny_data, crop_res=64)
+    item, want = ds.item(0, AugmentParams()), ref.item(order[0], AugmentParams())
+    both = (item["keypoints_full"][:24, 2] > 0) & (want["keypoints_full"][:24, 2] > 0)
+    assert int(both.sum()) >= 12
+    assert np.allclose(
+        item["keypoints_full"][:24][both, :2], want["keypoints_full"][:24][both, :2], atol=1e-3
+    )
+    assert float(item["has_joints3d"]) == 1 and float(item["has_smpl"]) == 1
+    # The same (noise) picture, through JPEG: strongly correlated with it, not with another one's.
+    corr = np.corrcoef(item["img"].flatten(), want["img"].flatten())[0, 1]
+    other = np.corrcoef(item["img"].flatten(), ref.item(order[-1], AugmentParams())["img"].flatten())[0, 1]
+    assert corr > 0.8 and corr > other + 0.3, (corr, other)
+    # A .data.pyd that names a class (the way a pickle runs code) is refused, naming the member.
+    evil = tmp_path / "evil.tar"
+    with tarfile.open(evil, "w") as tar:
+        for member, data in (("x.jpg", b"\xff\xd8"), ("x.data.pyd", pickle.dumps([{"p": Path("/")}]))):
+            info = tarfile.TarInfo(member)
+            info.size = len(data)
+            tar.addfile(info, __import__("io").BytesIO(data))
+    with pytest.raises(AnnotationError, match=r"x.data.pyd: unreadable \(refusing to load pathlib"):
+        read_dataset(evil)
+
+
+def test_unknown_keys_refused_unless_ignored_and_data_check(tiny_data, whmr_file, tmp_path, capsys):  # noqa: F811
+    a = whmr_file
+    path = tmp_path / "cliff_extra.npz"
+    np.savez(
+        path, imgname=a["imgname"], center=a["center"], scale=a["scale"], part=_relayout(a["part"], "spin24"),
+        focal_l=a["focal"][:, 0], global_t=a["transl_cam"], my_notes=np.zeros(len(a)),
+    )  # fmt: skip
+    with pytest.raises(AnnotationError, match=r"my_notes.*unknown to the cliff format"):
+        read_dataset(path)
+    assert len(read_dataset(path, ignore=["my_notes"])) == len(a)
+    text = describe(path, ignore=["my_notes"])
+    assert "format: cliff" in text and "global_t (8, 3) float64: transl_cam" in text.replace(
+        f"({len(a)}, 3)", "(8, 3)"
+    )
+    assert "my_notes" in text and "ignored (ignore_fields)" in text
+    assert whmr_main(["data", "check", str(path), "--ignore", "my_notes"]) == 0
+    out = capsys.readouterr().out
+    assert "joints layout: spin24" in out and "labels: 2D joints" in out
+    assert whmr_main(["data", "check", str(path)]) == 2  # one line naming the key, no traceback
+    err = capsys.readouterr().err
+    assert "my_notes" in err and "Traceback" not in err
