@@ -37,7 +37,11 @@ class FittedOutputs:
             self.layer = BodyLayer(body_model, assets)
             self.joint_regressor = assets.joint_regressor.double().numpy()
 
-    def __call__(self, outputs: PersonOutputs, fit: Any) -> PersonOutputs:
+    def __call__(
+        self, outputs: PersonOutputs, fit: Any, gravity_from_camera: np.ndarray | None = None
+    ) -> PersonOutputs:
+        """``gravity_from_camera`` (R_c^T): the fitted root is taken to the gravity frame by calibration
+        alone; None: by the network's OrientCorrect correction."""
         if not fit.fitted:
             return outputs
         rotmats = np.asarray(fit.rotmats, dtype=np.float64)
@@ -50,7 +54,9 @@ class FittedOutputs:
         vertices = verts[0].double().numpy()
         joints = self.joint_regressor @ vertices
         # OrientCorrect's correction of the camera-frame root, as the network applies it (network.py).
-        delta = outputs.world_root @ outputs.cam_root.T
+        delta = (
+            outputs.world_root @ outputs.cam_root.T if gravity_from_camera is None else gravity_from_camera
+        )
         cam_root = rotmats[0]
         pelvis = joints[:1]
         return dataclasses.replace(
