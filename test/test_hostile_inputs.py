@@ -259,7 +259,7 @@ def test_frames_refused_for_one_reason_are_counted_and_warned_about_once(
     rc, _, err = video_cmd(
         capsys, str(clip), "--out", str(tmp_path / "out"), "--no-overlay", "--K=100,100,900,60"
     )
-    assert rc == 0
+    assert rc == 1 and "whmr video: error: no frame processed (all 5 frames dropped)" in err
     assert sum("dropped" in r.getMessage() for r in caplog.records) == 1
     assert "whmr video: warning: 5 frames dropped: " in err
     summary = json.loads((tmp_path / "out" / "clip_summary.json").read_text())

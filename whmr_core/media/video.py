@@ -209,6 +209,7 @@ def add_video_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def video_main(args: argparse.Namespace) -> int:
+    """``whmr video``: 0 when frames were processed, 1 when none was, 2 when the source cannot be opened."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     K = intrinsics_matrix(tuple(args.K) if args.K else None)  # type: ignore[arg-type]
     cap, _, _ = open_source(args.source)  # ValueError: one line on stderr, exit 2 (cli.main)
@@ -237,4 +238,8 @@ def video_main(args: argparse.Namespace) -> int:
         print(f"whmr video: warning: {n} frames dropped: {reason}", file=sys.stderr)
     if s.ended_early:
         print(f"whmr video: warning: {s.ended_early}; processed what was readable", file=sys.stderr)
+    if not s.processed:  # a run that produced nothing is no success, whatever the reason
+        why = "no frame could be read" if not s.frames else f"all {s.frames} frames dropped"
+        print(f"whmr video: error: no frame processed ({why})", file=sys.stderr)
+        return 1
     return 0
