@@ -57,6 +57,9 @@ __all__ = ["Pipeline", "StampWentBackError"]
 # Smoothed per track: the pelvis-centred body, its rotations (filtered as rotations) and the translation.
 _SMOOTHED = ("vertices", "joints", "world_vertices", "world_joints", "cam_root", "world_root", "rotmats")
 _ROTATIONS = ("cam_root", "world_root", "rotmats")
+# The keypoint fit's pull towards the network's depth, with K (metric) and without (relative scale).
+METRIC_DEPTH_WEIGHT = 1.0
+RELATIVE_DEPTH_WEIGHT = 1e-3
 
 
 class StampWentBackError(InputError):
@@ -170,7 +173,7 @@ class Pipeline:
                     continue
                 placed.append((i, track, box, o, camera))
             gravity_known = frame.camera_rotation is not None or frame.gravity is not None
-            fit_status = self._fit(placed, keypoints, R_c, gravity_known)
+            fit_status = self._fit(placed, keypoints, R_c, gravity_known, K is not None)
             for (i, track, box, o, camera), status in zip(placed, fit_status, strict=True):
                 try:
                     if self.config.smoothing:
@@ -213,7 +216,7 @@ class Pipeline:
         return None
 
     def _fit(
-        self, placed: list, keypoints: np.ndarray | None, R_c: np.ndarray, gravity_known: bool
+        self, placed: list, keypoints: np.ndarray | None, R_c: np.ndarray, gravity_known: bool, metric: bool
     ) -> list[str]:
         """Fit the placed persons' bodies to their keypoints (in place in ``placed``); one status each:
         "fitted", "fallback: <reason>" (the network's body kept) or "off"."""
@@ -221,6 +224,11 @@ class Pipeline:
         if fitter is None:
             return ["off"] * len(placed)
         body_fitter, fitted_outputs = fitter
+        # With K the network's depth is metric and holds against the 2D fit's depth ambiguity (w_depth 1:
+        # the demo's root position error stays 205 mm, 288 mm at 1e-3); without K it is relative, and a
+        # person cut by the image edge needs the fit to scale the body (a portrait's squeezed whole body).
+        weight = METRIC_DEPTH_WEIGHT if metric else RELATIVE_DEPTH_WEIGHT
+        body_fitter.config = dataclasses.replace(body_fitter.config, w_depth=weight)
         idx = [p[0] for p in placed]
         K = np.repeat(np.eye(3)[None], len(placed), axis=0)  # each person's camera, as it was placed
         for k, (_, _, _, _, camera) in enumerate(placed):
@@ -274,9 +282,7 @@ class Pipeline:
 
             body = resolve(body_spec).load()
             self._fitter_parts = (
-                # w_depth 1: the network's depth (metric with K) holds against the 2D fit's depth
-                # ambiguity; at the default 1e-3 the demo's root position error grew 204 -> 288 mm.
-                BodyFitter(body, FitConfig(iterations=self.config.fit_iterations, w_depth=1.0)),
+                BodyFitter(body, FitConfig(iterations=self.config.fit_iterations)),
                 FittedOutputs(body),
             )
         return self._fitter_parts
