@@ -430,6 +430,9 @@ class WhmrHost:
             return None
         for d in result.dropped:
             self.problem("person", f"dropped: {d.reason}")
+        for p in result.persons:  # the network's body published instead: counted, never silent
+            if p.fit.startswith("fallback"):
+                self.problem("fit", f"track {p.track_id}: {p.fit}")
         if result.box_source == "whole_image":  # never silent: a whole-image "person" is a guess
             self.problem("boxes", "no detections, detector or track: the whole image taken as one person")
         t1 = time.perf_counter()
