@@ -202,6 +202,12 @@ def evaluate(
         else:
             keep("mpjpe", M.mpjpe(out.joints, gt_joints[:, :24]) * 1000, has_body24)
             keep("pa_mpjpe", M.pa_mpjpe(out.joints, gt_joints[:, :24]) * 1000, has_body24)
+            # No 24 labelled joints but SMPL labels (BEDLAM, AGORA files): the joints of the labelled mesh.
+            from_mesh = has_smpl & ~has_body24
+            if from_mesh.any():
+                mesh_joints = model.regress_joints(gt_verts)[0]
+                keep("mpjpe", M.mpjpe(out.joints, mesh_joints) * 1000, from_mesh)
+                keep("pa_mpjpe", M.pa_mpjpe(out.joints, mesh_joints) * 1000, from_mesh)
         keep("pve", M.pve(out.vertices, gt_verts) * 1000, has_smpl)
         pelvis = model.joint_regressors[:1]
         keep("root_cam_deg", M.rotation_angle_deg(out.cam_root, pose[:, 0]), has_smpl)

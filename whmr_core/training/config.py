@@ -20,13 +20,51 @@ __all__ = [
     "ITERATION_REDUCTIONS",
     "DataConfig",
     "LossWeights",
+    "MixSet",
     "StageConfig",
     "TrainConfig",
+    "ValSet",
     "load_train_config",
 ]
 
 # Reductions over the iterations of a deeply supervised term (``TrainConfig.iteration_losses``).
 ITERATION_REDUCTIONS = ("sum", "mean")
+
+
+@dataclass(frozen=True)
+class MixSet:
+    """One training set of a mix: its annotation file (any format of ``whmr_core.data.formats``), images
+    and share of every epoch's samples (ratios are normalised over the mix)."""
+
+    name: str = ""
+    train: str = ""
+    images: str = ""
+    ratio: float = setting(1.0, "share of each epoch's samples", low=0, low_open=True)
+    ignore_fields: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+        if not self.name or not self.train:
+            raise ConfigError("mix: every set needs a name and a train file")
+
+
+@dataclass(frozen=True)
+class ValSet:
+    """One validation set and the protocol it is scored with (``whmr_core.evaluation.PROTOCOLS``)."""
+
+    name: str = ""
+    file: str = ""
+    images: str = ""
+    protocol: str = "synthetic"
+    max_samples: int | None = None
+
+    def __post_init__(self) -> None:
+        from whmr_core.evaluation import PROTOCOLS
+
+        if not self.name or not self.file:
+            raise ConfigError("validation: every set needs a name and a file")
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"validation {self.name}: protocol must be one of {sorted(PROTOCOLS)}")
 
 
 @dataclass(frozen=True)
@@ -46,9 +84,33 @@ class DataConfig:
     max_bad_samples: int = setting(100, "unreadable samples skipped before the run stops", low=0)
     # Keys of the annotation files whmr does not know and should leave out (``whmr data check`` lists them).
     ignore_fields: tuple[str, ...] = ()
+    # Several training sets at fixed ratios, instead of ``train``/``train_images``.
+    mix: tuple[MixSet, ...] = ()
+    epoch_size: int | None = None  # samples an epoch of a mix draws (default: the sets' total)
+    val_protocol: str = "synthetic"  # the protocol ``val`` is scored with
+    # Further validation sets, each with its protocol; every validation writes their metrics.
+    validation: tuple[ValSet, ...] = ()
+    # The metric of the first validation set whose lowest value keeps a checkpoint in stage{k}/best.
+    best_metric: str = "mpjpe"
 
     def __post_init__(self) -> None:
         check_settings(self)
+        if self.mix and self.train:
+            raise ConfigError("data: give either train (one set) or mix (several), not both")
+        for kind, names in (
+            ("mix", [m.name for m in self.mix]),
+            ("validation", [v.name for v in self.validation]),
+        ):
+            if len(set(names)) != len(names):
+                raise ConfigError(f"{kind}: set names must be unique, got {names}")
+        if self.epoch_size is not None and self.epoch_size < 1:
+            raise ConfigError(f"data.epoch_size: must be >= 1, got {self.epoch_size}")
+
+    def validation_sets(self) -> tuple[ValSet, ...]:
+        """``val`` (named "val") first, then ``validation``."""
+        first = () if not self.val else (ValSet("val", self.val, self.val_images or self.train_images or "",
+                                                self.val_protocol, self.val_max_samples),)  # fmt: skip
+        return first + self.validation
 
 
 @dataclass(frozen=True)
@@ -164,6 +226,14 @@ def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None)
         train_images=_resolve(base, d.train_images) or "",
         val=_resolve(base, d.val),
         val_images=_resolve(base, d.val_images),
+        mix=tuple(
+            replace(m, train=_resolve(base, m.train) or "", images=_resolve(base, m.images) or "")
+            for m in d.mix
+        ),
+        validation=tuple(
+            replace(v, file=_resolve(base, v.file) or "", images=_resolve(base, v.images) or "")
+            for v in d.validation
+        ),
     )
     model = cfg.model
     if model.endswith((".yaml", ".yml")):

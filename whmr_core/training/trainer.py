@@ -23,7 +23,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -50,8 +50,18 @@ log = logging.getLogger(__name__)
 class ResumableSampler(Sampler[int]):
     """A seeded permutation per epoch, split across ranks, that can start mid-epoch at a batch offset."""
 
-    def __init__(self, size: int, seed: int, *, rank: int = 0, world: int = 1, shuffle: bool = True) -> None:
+    def __init__(
+        self,
+        size: int,
+        seed: int,
+        *,
+        rank: int = 0,
+        world: int = 1,
+        shuffle: bool = True,
+        order: Callable[[int, int], list[int]] | None = None,
+    ) -> None:
         self.size, self.seed, self.rank, self.world, self.shuffle = size, seed, rank, world, shuffle
+        self.order = order  # (seed, epoch) -> the epoch's indices (a mix's draws); None: a permutation
         self.epoch = 0
         self.start = 0  # samples of this rank already consumed in the current epoch
 
@@ -59,7 +69,9 @@ class ResumableSampler(Sampler[int]):
         self.epoch, self.start = epoch, start
 
     def _order(self) -> list[int]:
-        if not self.shuffle:
+        if self.order is not None:
+            order = self.order(self.seed, self.epoch)
+        elif not self.shuffle:
             order = list(range(self.size))
         else:
             g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
@@ -133,39 +145,53 @@ def build_network(cfg: TrainConfig) -> torch.nn.Module:
     return build_model(cfg.model, body=body)
 
 
-def build_datasets(cfg: TrainConfig, crop_res: int) -> tuple[Any, Any | None]:
+def build_datasets(cfg: TrainConfig, crop_res: int) -> tuple[Any, list[tuple[Any, Any]]]:
+    """The training set (one ``HumanDataset``, or a ``MixedDataset`` of ``data.mix``) and the validation
+    sets as (``ValSet``, dataset) pairs."""
     from whmr_core.data.augment import AugmentConfig
     from whmr_core.data.dataset import HumanDataset
+    from whmr_core.data.mixing import MixedDataset
 
     d = cfg.data
-    if not d.train or not Path(d.train).is_file():
-        raise FileNotFoundError(f"data.train: annotation file not found: {d.train or '(not set)'}")
-    if not d.train_images or not Path(d.train_images).is_dir():
-        raise FileNotFoundError(f"data.train_images: image folder not found: {d.train_images or '(not set)'}")
-    train = HumanDataset(
-        d.train,
-        d.train_images,
-        crop_res=crop_res,
-        augment=AugmentConfig() if d.augment else None,
-        seed=cfg.seed,
-        with_maps=d.maps,
-        skip_bad=True,
-        extra_ignored=d.ignore_fields,
-    )
-    val = None
-    if d.val:
-        if not Path(d.val).is_file():
-            raise FileNotFoundError(f"data.val: annotation file not found: {d.val}")
-        val = HumanDataset(
-            d.val,
-            d.val_images or d.train_images,
+
+    def training(name: str, file: str, images: str, ignore: tuple[str, ...]) -> HumanDataset:
+        if not file or not Path(file).exists():
+            raise FileNotFoundError(f"{name}: annotation file not found: {file or '(not set)'}")
+        tars = Path(file).suffix == ".tar" or Path(file).is_dir()
+        if not tars and (not images or not Path(images).is_dir()):
+            raise FileNotFoundError(f"{name}: image folder not found: {images or '(not set)'}")
+        return HumanDataset(
+            file,
+            images or file,
+            crop_res=crop_res,
+            augment=AugmentConfig() if d.augment else None,
+            seed=cfg.seed,
+            with_maps=d.maps,
+            skip_bad=True,
+            extra_ignored=(*d.ignore_fields, *ignore),
+        )
+
+    if d.mix:
+        sets = [training(f"data.mix {m.name}", m.train, m.images, m.ignore_fields) for m in d.mix]
+        size = d.epoch_size or sum(len(s) for s in sets)
+        train: Any = MixedDataset(sets, [m.name for m in d.mix], [m.ratio for m in d.mix], size)
+    else:
+        train = training("data.train", d.train, d.train_images, ())
+    vals = []
+    for v in d.validation_sets():
+        if not Path(v.file).exists():
+            raise FileNotFoundError(f"validation {v.name}: annotation file not found: {v.file}")
+        ds: Any = HumanDataset(
+            v.file,
+            v.images or Path(v.file).parent,
             crop_res=crop_res,
             augment=None,
             extra_ignored=d.ignore_fields,
         )
-        if d.val_max_samples is not None and len(val) > d.val_max_samples:
-            val = torch.utils.data.Subset(val, range(d.val_max_samples))
-    return train, val
+        if v.max_samples is not None and len(ds) > v.max_samples:
+            ds = torch.utils.data.Subset(ds, range(v.max_samples))
+        vals.append((v, ds))
+    return train, vals
 
 
 @dataclass
@@ -216,7 +242,7 @@ class Trainer:
             # One set of BatchNorm statistics over all ranks' samples (the per-rank batch is small).
             self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.model = self.model.to(self.device)
-        self.train_set, self.val_set = build_datasets(cfg, max(self.model.crop_hw))
+        self.train_set, self.val_sets = build_datasets(cfg, max(self.model.crop_hw))
         self.is_main = self.rank == 0
         self.writer = None
         if self.is_main:
@@ -416,13 +442,13 @@ class Trainer:
                     lr=f"{st.scheduler.get_last_lr()[0]:.2g}",
                     img_s=f"{self.cfg.batch_size * self.world / dt:.1f}",
                 )
-                self._log_step(st, losses)
+                self._log_step(st, losses, raw.get("source"))
                 if st.step % self.cfg.checkpoint_every == 0 or st.step == st.total:
                     self._save_stage(st, "last")
                 if st.step >= st.total or st.step - st.epoch * spe >= spe:
                     break
             if st.step - st.epoch * spe >= spe or st.step >= st.total:
-                self.validate(stage, st.epoch, st.step)
+                self.validate(stage, st.epoch, st.step, st)
         bar.close()
         if st.skipped:
             log.warning("stage %d: %d of %d steps skipped (non-finite loss)", stage, st.skipped, st.step)
@@ -453,11 +479,14 @@ class Trainer:
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=False,
             )
-        steps_per_epoch = len(self.train_set) // self.world // cfg.batch_size
+        epoch_size = getattr(self.train_set, "epoch_size", len(self.train_set))
+        steps_per_epoch = epoch_size // self.world // cfg.batch_size
         if steps_per_epoch == 0:
             raise ValueError(
-                f"batch_size {cfg.batch_size} is larger than the training set ({len(self.train_set)} samples)"
+                f"batch_size {cfg.batch_size} is larger than the training set ({epoch_size} samples)"
             )
+        if hasattr(self.train_set, "describe") and self.is_main:
+            log.info("stage %d data mix: %s", stage, self.train_set.describe())
         total = scfg.epochs * steps_per_epoch
         if scfg.max_steps is not None:
             total = min(total, scfg.max_steps)
@@ -478,7 +507,11 @@ class Trainer:
             scaler=torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16),
             amp_dtype=amp_dtype if use_amp else None,
             sampler=ResumableSampler(
-                len(self.train_set), cfg.seed + 1000 * stage, rank=self.rank, world=self.world
+                epoch_size,
+                cfg.seed + 1000 * stage,
+                rank=self.rank,
+                world=self.world,
+                order=getattr(self.train_set, "epoch_order", None),
             ),
             steps_per_epoch=steps_per_epoch,
             total=total,
@@ -568,9 +601,19 @@ class Trainer:
         st.step += 1
         return {k: v.detach() for k, v in losses.items()}
 
-    def _log_step(self, st: _StageRun, losses: dict[str, torch.Tensor]) -> None:
+    def _log_step(self, st: _StageRun, losses: dict[str, torch.Tensor], source: Any = None) -> None:
         if self.writer is None or st.step % self.cfg.log_every != 0:
             return
+        if source is not None:  # a mix: each set's share of this batch, next to its configured ratio
+            names = self.train_set.names
+            counts = torch.bincount(source.reshape(-1), minlength=len(names)).tolist()
+            for name, c, n in zip(names, counts, self.train_set.counts, strict=True):
+                self.writer.add_scalar(
+                    f"stage{st.stage}/data/batch_share/{name}", c / max(sum(counts), 1), st.step
+                )
+                self.writer.add_scalar(
+                    f"stage{st.stage}/data/ratio/{name}", n / sum(self.train_set.counts), st.step
+                )
         for k, v in losses.items():
             self.writer.add_scalar(f"stage{st.stage}/loss/{k}", float(v), st.step)
         self.writer.add_scalar(f"stage{st.stage}/lr", st.scheduler.get_last_lr()[0], st.step)
@@ -583,31 +626,51 @@ class Trainer:
             {"stage": st.stage, "step": st.step, "epoch": st.epoch, "skipped_steps": st.skipped},
         )
 
-    def validate(self, stage: int, epoch: int, step: int) -> dict[str, float] | None:
-        if self.val_set is None or not self.is_main:
+    def validate(
+        self, stage: int, epoch: int, step: int, st: _StageRun | None = None
+    ) -> dict[str, float] | None:
+        """Every validation set with its protocol; returns the first set's metrics. With ``st``, a new
+        lowest ``data.best_metric`` on the first set saves ``stage{k}/best``."""
+        if not self.val_sets or not self.is_main:
             return None
-        loader = DataLoader(
-            self.val_set,
-            batch_size=min(self.cfg.batch_size, 64),
-            shuffle=False,
-            collate_fn=_collate,
-            num_workers=0,
-            # Its own generator: validating must not draw from the global RNG, or a run resumed after a
-            # validated epoch's end would diverge from an uninterrupted one.
-            generator=torch.Generator().manual_seed(0),
-        )
-
-        metrics = evaluate(CropAdapter(self.model), loader, device=self.device)
-        line = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
-        log.info("stage %d epoch %d step %d: %s", stage, epoch, step, line)
-        print(f"[val] stage {stage} epoch {epoch}: {line}", flush=True)
-        if self.writer is not None:
-            for k, v in metrics.items():
-                if not math.isnan(v):
-                    self.writer.add_scalar(f"stage{stage}/val/{k}", v, step)
+        results: list[tuple[str, dict[str, float]]] = []
+        for vset, ds in self.val_sets:
+            loader = DataLoader(
+                ds,
+                batch_size=min(self.cfg.batch_size, 64),
+                shuffle=False,
+                collate_fn=_collate,
+                num_workers=0,
+                # Its own generator: validating must not draw from the global RNG, or a run resumed after a
+                # validated epoch's end would diverge from an uninterrupted one.
+                generator=torch.Generator().manual_seed(0),
+            )
+            metrics = evaluate(CropAdapter(self.model), loader, device=self.device, protocol=vset.protocol)
+            results.append((vset.name, metrics))
+            line = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+            label = "" if vset.name == "val" else f" {vset.name} ({vset.protocol})"
+            log.info("stage %d epoch %d step %d%s: %s", stage, epoch, step, label, line)
+            print(f"[val] stage {stage} epoch {epoch}{label}: {line}", flush=True)
+            if self.writer is not None:
+                prefix = "val" if vset.name == "val" else f"val_{vset.name}"
+                for k, v in metrics.items():
+                    if not math.isnan(v):
+                        self.writer.add_scalar(f"stage{stage}/{prefix}/{k}", v, step)
         history = json.loads(self.metrics_file.read_text()) if self.metrics_file.is_file() else []
-        history.append({"stage": stage, "epoch": epoch, "step": step, **metrics})
+        for name, metrics in results:
+            history.append({"stage": stage, "epoch": epoch, "step": step, "set": name, **metrics})
         tmp = self.metrics_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(history, indent=2))
         tmp.replace(self.metrics_file)
-        return metrics
+        first_name, first = results[0]
+        key = self.cfg.data.best_metric
+        if st is not None and key in first and not math.isnan(first[key]):
+            earlier = [
+                h for h in history[: -len(results)] if h.get("stage") == stage and h.get("set") == first_name
+            ]
+            best = min((h[key] for h in earlier if key in h), default=math.inf)
+            if first[key] < best:
+                self._save_stage(st, "best")
+                log.info("stage %d: best %s %.4g on %s so far: saved %s", stage, key, first[key], first_name,
+                         self._stage_dir(stage) / "best")  # fmt: skip
+        return first

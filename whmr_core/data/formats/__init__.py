@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from whmr_core.data.annotations import (
@@ -67,7 +68,7 @@ def read_dataset(path: str | os.PathLike, *, ignore: Sequence[str] = ()) -> Anno
     cols = load_npz(p)
     fmt = detect_npz_format(set(cols))
     if fmt.name in ("whmr", "spin"):
-        return read_annotations(p, extra_ignored=ignore)
+        return replace(read_annotations(p, extra_ignored=ignore), format=fmt.name)
     cols = {k: v for k, v in cols.items() if k not in set(ignore)}
     unknown = sorted(set(cols) - set(fmt.keys))
     if unknown:
