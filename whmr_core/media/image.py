@@ -325,10 +325,10 @@ def add_model_arguments(p: argparse.ArgumentParser, mesh_default: str) -> None:
     )
     p.add_argument(
         "--keypoints",
-        default="thunder",
-        choices=("thunder", "detector", "none"),
-        help="2D keypoints per person: thunder (MoveNet Thunder on each person, default), detector "
-        "(MultiPose's own), none",
+        default="auto",
+        choices=("auto", "thunder", "detector", "none"),
+        help="2D keypoints per person: auto (MultiPose's own with its boxes, else MoveNet Thunder on each "
+        "box; default), thunder, detector, none",
     )
     p.add_argument(
         "--detector-score",

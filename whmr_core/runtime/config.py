@@ -16,7 +16,7 @@ from whmr_core.config_io import ConfigError, check_settings, dataclass_from_dict
 __all__ = ["DETECTOR_KINDS", "KEYPOINT_SOURCES", "PipelineConfig"]
 
 DETECTOR_KINDS = ("auto", "movenet", "blazepose", "yolo", "none")
-KEYPOINT_SOURCES = ("thunder", "detector", "none")
+KEYPOINT_SOURCES = ("auto", "thunder", "detector", "none")
 
 
 @dataclass
@@ -50,9 +50,10 @@ class PipelineConfig:
         0, "a second MultiPose input size for small or edge people (persons merged); 0: none", low=0
     )
     keypoints: str = setting(
-        "thunder",
-        "2D keypoints (COCO-17) per person: thunder (MoveNet Thunder on each person's crop, any box source), "
-        "detector (the MultiPose detector's own; none for other box sources) or none",
+        "auto",
+        "2D keypoints (COCO-17) per person: auto (the MultiPose detector's own where its boxes are used, "
+        "else MoveNet Thunder on each box), thunder (Thunder on every box), detector (the detector's own "
+        "only) or none",
     )
     fit: bool = setting(
         True, "fit each body to its 2D keypoints (pose, shape, translation); false: the network's body alone"

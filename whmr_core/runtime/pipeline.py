@@ -96,11 +96,7 @@ class Pipeline:
 
             detector = BlazePoseDetector(score_threshold=c.detector_score, max_persons=2 * c.max_persons)
         self.box_policy = BoxPolicy(c, detector)
-        self.keypoint_model = None
-        if c.keypoints == "thunder":
-            from whmr_core.runtime.movenet import ThunderKeypoints
-
-            self.keypoint_model = ThunderKeypoints()
+        self._thunder = None  # MoveNet Thunder, loaded on first use
         self._last_stamp: int | None = None
         self._fitter_parts = None
         self._fits: dict = {}  # track id -> its last fit (warm start)
@@ -209,10 +205,15 @@ class Pipeline:
 
     def _keypoints(self, image: np.ndarray, boxes) -> np.ndarray | None:
         """(N, 17, 3) COCO-17 keypoints of the frame's persons, or None when no keypoint source applies."""
-        if self.keypoint_model is not None and len(boxes.boxes):
-            return self.keypoint_model(image, boxes.boxes)
-        if self.config.keypoints == "detector" and boxes.keypoints is not None:
-            return boxes.keypoints
+        mode = self.config.keypoints
+        if mode in ("auto", "detector") and boxes.keypoints is not None:
+            return boxes.keypoints  # MultiPose's own: about as good as Thunder's, and free
+        if mode in ("auto", "thunder") and len(boxes.boxes):
+            if self._thunder is None:
+                from whmr_core.runtime.movenet import ThunderKeypoints
+
+                self._thunder = ThunderKeypoints()
+            return self._thunder(image, boxes.boxes)
         return None
 
     def _fit(

@@ -1,0 +1,68 @@
+"""The Pipeline's keypoint step and fit with the shipped network and models, on a real photo: keypoints per
+person whatever the box source, a fitted body that reprojects nearer its keypoints than the network's, and a
+fit without enough keypoints that falls back to the network's body exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from whmr_core.body.keypoints import COCO17_SMPL_JOINT
+from whmr_core.runtime.config import PipelineConfig
+from whmr_core.runtime.frames import Detections, Frame
+from whmr_core.runtime.pipeline import Pipeline
+
+PHOTO = Path(__file__).parent / "data" / "photos" / "astronaut.jpg"
+BOX = [20.0, 14.0, 362.0, 511.5]  # person_boxes.json
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from whmr_core.runtime.factory import default_engine, load_topology
+
+    engine = default_engine()
+    return engine, load_topology(engine=engine)
+
+
+def _run(shipped, box, **config):
+    engine, topology = shipped
+    image = cv2.cvtColor(cv2.imread(str(PHOTO)), cv2.COLOR_BGR2RGB)
+    pipe = Pipeline(engine, topology, PipelineConfig(detector="none", **config))
+    result = pipe.process(Frame(image, 0, detections=Detections.of([box])))
+    (person,) = result.persons
+    return person, pipe
+
+
+def _limb_error_px(person) -> float:
+    kp = person.keypoints_2d
+    errs = [
+        np.linalg.norm(kp[k, :2] - person.joints_2d[j])
+        for k, j in COCO17_SMPL_JOINT.items()
+        if kp[k, 2] >= 0.3
+    ]
+    return float(np.median(errs))
+
+
+@pytest.mark.slow
+def test_given_boxes_get_keypoints_and_a_fit_nearer_to_them(shipped):
+    alone, _ = _run(shipped, BOX, fit=False)
+    fitted, pipe = _run(shipped, BOX)
+    assert alone.fit == "off" and fitted.fit == "fitted" and pipe.fit_fallbacks == 0
+    kp = fitted.keypoints_2d
+    assert kp.shape == (17, 3) and (kp[:7, 2] >= 0.3).all()  # face and shoulders of a portrait
+    np.testing.assert_array_equal(kp, alone.keypoints_2d)  # the same Thunder keypoints either way
+    assert _limb_error_px(fitted) < 0.8 * _limb_error_px(alone)
+    assert np.isfinite(fitted.vertices_camera).all() and fitted.translation_camera[2] > 0
+
+
+@pytest.mark.slow
+def test_a_box_without_a_person_falls_back_to_the_network_body(shipped):
+    sky = [380.0, 0.0, 511.0, 120.0]  # the photo's top-right corner: a flag and a wall, nobody
+    alone, _ = _run(shipped, sky, fit=False)
+    fell, pipe = _run(shipped, sky)
+    assert fell.fit.startswith("fallback: ") and pipe.fit_fallbacks == 1
+    np.testing.assert_array_equal(fell.vertices_camera, alone.vertices_camera)
+    np.testing.assert_array_equal(fell.local_rotations, alone.local_rotations)
