@@ -229,3 +229,56 @@ def test_unknown_keys_refused_unless_ignored_and_data_check(tiny_data, whmr_file
     assert whmr_main(["data", "check", str(path)]) == 2  # one line naming the key, no traceback
     err = capsys.readouterr().err
     assert "my_notes" in err and "Traceback" not in err
+
+
+def test_humman_sequence_posed_in_each_camera(tmp_path):
+    import json
+
+    import torch
+
+    from whmr_core.body import resolve
+    from whmr_core.data.cameras import camera_rotation
+
+    seq = tmp_path / "p000455_a000986"
+    (seq / "smpl_params").mkdir(parents=True)
+    (seq / "kinect_color" / "kinect_000").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for f in range(2):
+        np.savez(
+            seq / "smpl_params" / f"{f:06d}.npz", global_orient=rng.normal(0, 0.3, 3),
+            body_pose=rng.normal(0, 0.1, 69), betas=rng.normal(0, 0.5, 10), transl=rng.normal(0, 0.2, 3),
+        )  # fmt: skip
+        cv2.imwrite(
+            str(seq / "kinect_color" / "kinect_000" / f"{f:06d}.png"), np.zeros((480, 640, 3), np.uint8)
+        )
+    r = camera_rotation(20.0, 5.0)
+    k = [[600.0, 0, 320], [0, 600.0, 240], [0, 0, 1]]
+    cams = {
+        "kinect_color_000": {"K": k, "D": [0] * 5, "R": r.tolist(), "T": [0.1, -0.2, 3.5]},
+        "kinect_depth_000": {},
+    }
+    (seq / "cameras.json").write_text(json.dumps(cams))
+    ann = read_dataset(tmp_path, body="lowres")
+    assert (
+        ann.format == "humman"
+        and len(ann) == 2
+        and ann["imgname"][0] == "p000455_a000986/kinect_color/kinect_000/000000.png"
+    )
+    # The camera-frame parameters pose the same body where the world ones put it, seen by the camera.
+    model = resolve("lowres").load()
+    p = {
+        k: torch.as_tensor(v, dtype=torch.float32)
+        for k, v in (("pose", ann["pose"]), ("shape", ann["shape"]))
+    }
+    with torch.no_grad():
+        transl = torch.as_tensor(ann["transl_cam"], dtype=torch.float32)
+        cam = model(
+            global_orient=p["pose"][:, :3], body_pose=p["pose"][:, 3:], betas=p["shape"], transl=transl
+        )
+    cam = cam.joints[:, :24]
+    assert np.abs(cam.numpy() - ann["S"][..., :3]).max() < 1e-4
+    proj = ann["S"][..., :3] @ np.asarray(k).T
+    assert np.allclose(proj[..., :2] / proj[..., 2:], ann["part"][..., :2], atol=1e-6)
+    item = HumanDataset(tmp_path, tmp_path, crop_res=64, body="lowres")[0]
+    assert float(item["has_smpl"]) == 1 and float(item["has_K"]) == 1 and float(item["has_world"]) == 0
+    assert "format: humman" in describe(tmp_path, body="lowres")

@@ -146,8 +146,9 @@ class HumanDataset(torch.utils.data.Dataset):
         extra_ignored: Sequence[str] = (),
         with_maps: bool = False,
         skip_bad: bool = False,
+        body: str = "full",
     ) -> None:
-        self.ann = read_dataset(annotation_file, ignore=extra_ignored)
+        self.ann = read_dataset(annotation_file, ignore=extra_ignored, body=body)
         self.image_dir = Path(image_dir)
         self.crop_res = int(crop_res)
         self.augment = augment

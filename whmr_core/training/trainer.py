@@ -157,7 +157,7 @@ def build_datasets(cfg: TrainConfig, crop_res: int) -> tuple[Any, list[tuple[Any
     def training(name: str, file: str, images: str, ignore: tuple[str, ...]) -> HumanDataset:
         if not file or not Path(file).exists():
             raise FileNotFoundError(f"{name}: annotation file not found: {file or '(not set)'}")
-        tars = Path(file).suffix == ".tar" or Path(file).is_dir()
+        tars = Path(file).suffix == ".tar" or Path(file).is_dir()  # tars, HuMMan: images inside
         if not tars and (not images or not Path(images).is_dir()):
             raise FileNotFoundError(f"{name}: image folder not found: {images or '(not set)'}")
         return HumanDataset(
@@ -169,6 +169,7 @@ def build_datasets(cfg: TrainConfig, crop_res: int) -> tuple[Any, list[tuple[Any
             with_maps=d.maps,
             skip_bad=True,
             extra_ignored=(*d.ignore_fields, *ignore),
+            body=cfg.body,
         )
 
     if d.mix:

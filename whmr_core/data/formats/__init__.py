@@ -14,6 +14,7 @@ an error unless the data config's ``ignore_fields`` names it. ``describe`` is ``
 | bedlam | BEDLAM training labels (``bedlam_train.npz`` etc., SMPL version) | ``bedlam`` |
 | spec | SPEC-SYN / SPEC-MTP npz (``spec-syn_train.npz``, ``mtp_train.npz``) | ``spec`` |
 | hmr2-tars | 4D-Humans webdataset shards (``*.tar`` of ``.jpg`` + ``.data.pyd``) | ``hmr2_tars`` |
+| humman | HuMMan sequences (``cameras.json``, ``smpl_params/*.npz``, colour images) | ``humman`` |
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from whmr_core.data.annotations import (
     load_npz,
     read_annotations,
 )
-from whmr_core.data.formats import bedlam, cliff, spec, spin, whmr_release
+from whmr_core.data.formats import bedlam, cliff, humman, spec, spin, whmr_release
 from whmr_core.data.formats.base import NpzFormat
 
 __all__ = ["NPZ_FORMATS", "NpzFormat", "check_main", "describe", "detect_npz_format", "read_dataset"]
@@ -53,10 +54,13 @@ def _is_tar_source(p: Path) -> bool:
     return p.suffix == ".tar" or (p.is_dir() and any(p.glob("*.tar")))
 
 
-def read_dataset(path: str | os.PathLike, *, ignore: Sequence[str] = ()) -> Annotations:
+def read_dataset(path: str | os.PathLike, *, ignore: Sequence[str] = (), body: str = "full") -> Annotations:
     """The annotations of ``path`` in whichever format it is (module docstring); ``ignore`` names keys of
-    the file to leave out (the data config's ``ignore_fields``)."""
+    the file to leave out (the data config's ``ignore_fields``); ``body`` poses formats that give only SMPL
+    parameters (HuMMan)."""
     p = Path(path)
+    if humman.is_humman(p):
+        return humman.read(p, body=body)
     if _is_tar_source(p):
         from whmr_core.data.formats import hmr2_tars
 
@@ -80,15 +84,16 @@ def read_dataset(path: str | os.PathLike, *, ignore: Sequence[str] = ()) -> Anno
     return annotations_from_columns(columns, path=p, joints_layout=layout, format=fmt.name)
 
 
-def describe(path: str | os.PathLike, *, ignore: Sequence[str] = ()) -> str:
+def describe(path: str | os.PathLike, *, ignore: Sequence[str] = (), body: str = "full") -> str:
     """What a file holds, what whmr uses of it and what it ignores (``whmr data check``)."""
     p = Path(path)
     lines = [f"{p}"]
-    if _is_tar_source(p):
+    if humman.is_humman(p) or _is_tar_source(p):
         from whmr_core.data.formats import hmr2_tars
 
-        lines.append(f"  format: hmr2-tars ({hmr2_tars.FILES})")
-        for key, what in hmr2_tars.KEYS.items():
+        name, module = ("humman", humman) if humman.is_humman(p) else ("hmr2-tars", hmr2_tars)
+        lines.append(f"  format: {name} ({module.FILES})")
+        for key, what in module.KEYS.items():
             lines.append(f"  {key}: {what}")
     else:
         cols = load_npz(p)
@@ -104,7 +109,7 @@ def describe(path: str | os.PathLike, *, ignore: Sequence[str] = ()) -> str:
             else:
                 what = "UNKNOWN: an error unless ignore_fields names it"
             lines.append(f"  {key} {tuple(arr.shape)} {arr.dtype}: {what}")
-    ann = read_dataset(p, ignore=ignore)
+    ann = read_dataset(p, ignore=ignore, body=body)
     lines.append(f"  people: {len(ann)}, joints layout: {ann.joints_layout}")
     lines.append(f"  labels: {_label_summary(ann)}")
     return "\n".join(lines)
