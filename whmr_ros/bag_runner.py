@@ -509,10 +509,13 @@ def build_bag_parser(parser: argparse.ArgumentParser | None = None) -> argparse.
     )  # fmt: skip
     p.add_argument(
         "--detector", default=None,
-        help="person boxes for images without detections: blazepose (the shipped one), a YOLO .onnx file, "
-        "or none (tracked boxes, then the whole image); default: the params file's, else blazepose "
+        help="person boxes for images without detections: movenet or blazepose (shipped), a YOLO .onnx "
+        "file, or none (tracked boxes, then the whole image); default: the params file's, else movenet "
         "(none when a detections topic is used)",
     )  # fmt: skip
+    p.add_argument(
+        "--no-fit", action="store_true", help="the network's bodies alone (no fit to the 2D keypoints)"
+    )
     p.add_argument("--overlay", default="", help="write an overlay image topic with this name")
     p.add_argument(
         "--copy", nargs="*", default=[], metavar="TOPIC", help="input topics to copy to the output"
@@ -565,8 +568,10 @@ def run_from_args(args: argparse.Namespace) -> int:
     pipeline = params.pipeline if params else PipelineConfig()
     if args.detector:  # the flag beats the params file
         det = str(args.detector)
-        kind = det if det in ("blazepose", "none") else "yolo"
+        kind = det if det in ("movenet", "blazepose", "none") else "yolo"
         pipeline = replace(pipeline, detector=kind, detector_model=det if kind == "yolo" else "")
+    if args.no_fit:
+        pipeline = replace(pipeline, fit=False)
     config = BagRunConfig(
         topics=topics,
         pipeline=pipeline,
