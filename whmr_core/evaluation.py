@@ -293,6 +293,10 @@ class CropAdapter(torch.nn.Module):
 def _annotation_file(data: Any) -> Any:
     """The annotation file to evaluate: ``data`` itself, or a ``whmr synth`` folder's val.npz, else its
     train.npz (said, as those numbers are not held out)."""
+    if data.is_dir() and (
+        any(data.glob("*.tar")) or (data / "cameras.json").is_file() or any(data.glob("*/cameras.json"))
+    ):
+        return data  # webdataset shards or HuMMan sequences: the folder is the data set
     if not data.is_dir():
         if not data.is_file():
             raise FileNotFoundError(f"{data}: no annotation file (give a .npz or a whmr synth folder)")
