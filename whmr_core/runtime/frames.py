@@ -8,7 +8,7 @@ Frames and names: docs/frames.md. ``*_camera``: the camera optical frame (x righ
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -136,6 +136,8 @@ class FrameResult:
     K: np.ndarray | None
     inference_s: float  # wall time of the engine call
     focal_px: float | None = None  # the frame's one focal length (K's or the fused one); None: per person
+    # Wall time of each step, seconds: boxes (detector), keypoints, network (= inference_s), fit, decode.
+    stage_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def camera_from_gravity(self) -> np.ndarray:

@@ -126,13 +126,22 @@ class Pipeline:
             raise StampWentBackError(f"stamp {stamp} is before the previous frame's {self._last_stamp}")
         self._last_stamp = stamp
 
+        clock = [time.perf_counter()]
+        stage_s: dict[str, float] = {}
+
+        def lap(name: str) -> None:
+            clock.append(time.perf_counter())
+            stage_s[name] = stage_s.get(name, 0.0) + clock[-1] - clock[-2]
+
         boxes = self.box_policy.boxes(frame, image)
+        lap("boxes")
         dropped = list(boxes.dropped)
         tracks = self.tracker.update(boxes.boxes, stamp, boxes.scores)
         persons: list[PersonResult] = []
         inference_s = 0.0
         camera_K = K  # the camera the persons are placed with: K, or the image's fused focal length
         keypoints = self._keypoints(image, boxes)
+        lap("keypoints")
         if len(boxes.boxes):
             centres, sides = square_boxes(boxes.boxes, self.engine.crop_hw, self.config.box_scale)
             crops = extract_crops(image, centres, sides, self.engine.crop_hw)
@@ -144,6 +153,7 @@ class Pipeline:
                 crops, info.numpy().astype(np.float32), np.repeat(R_c[None], n, 0)
             )
             inference_s = time.perf_counter() - t0
+            lap("network")
             if K is None and not self.config.per_person_focal:
                 # One camera per image: the persons' focal predictions fused into one (focal_fusion);
                 # a non-finite prediction is left out here (its person is dropped below).
@@ -169,7 +179,9 @@ class Pipeline:
                     continue
                 placed.append((i, track, box, o, camera))
             gravity_known = frame.camera_rotation is not None or frame.gravity is not None
+            lap("decode")
             fit_status = self._fit(placed, keypoints, R_c, gravity_known, K is not None)
+            lap("fit")
             for (i, track, box, o, camera), status in zip(placed, fit_status, strict=True):
                 try:
                     if self.config.smoothing:
@@ -184,6 +196,7 @@ class Pipeline:
                 if track.confirmed:
                     persons.append(person)
         tracked = self.box_policy.remember(persons)
+        lap("decode")
         if boxes.source == "whole_image" and tracked is not None:
             # The whole image is no box to track by: re-box the track on its body, so that the next
             # frame's projected box matches it and the person keeps the id.
@@ -201,6 +214,7 @@ class Pipeline:
             K,
             inference_s,
             None if camera_K is None else float(camera_K[0, 0] + camera_K[1, 1]) / 2,
+            stage_s,
         )
 
     def _keypoints(self, image: np.ndarray, boxes) -> np.ndarray | None:
