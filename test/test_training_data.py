@@ -99,3 +99,28 @@ def test_model_files_are_relative_to_their_config_and_checkpoints_need_no_pretra
     assert all(
         (a == b).all() for a, b in zip(back.state_dict().values(), model.state_dict().values(), strict=True)
     )
+
+
+def test_validation_pictures_draw_the_predicted_mesh(tiny_data):  # noqa: F811
+    import torch
+
+    from whmr_core.body import resolve
+    from whmr_core.crops import IMAGENET_MEAN, IMAGENET_STD
+    from whmr_core.data.batch import collate
+    from whmr_core.training.pictures import mesh_pictures
+    from whmr_core.training.trainer import build_network
+
+    cfg = tiny_config(tiny_data)
+    torch.manual_seed(0)
+    model = build_network(cfg)
+    ds = HumanDataset(tiny_data / "train.npz", tiny_data, crop_res=max(model.crop_hw))
+    batch = collate([ds[i] for i in range(3)])
+    faces = np.asarray(resolve("lowres").load().faces)
+    pictures = mesh_pictures(model, batch, faces, count=2)
+    side = max(model.crop_hw)
+    assert pictures.shape == (2, side, side, 3) and pictures.dtype == np.uint8
+    crop = batch["img"][0].permute(1, 2, 0).numpy() * IMAGENET_STD + IMAGENET_MEAN
+    crop = np.clip(np.rint(crop * 255), 0, 255).astype(np.uint8)
+    changed = (pictures[0] != crop).any(axis=-1).mean()
+    assert 0.01 < changed < 0.9  # the mesh covers part of the crop, the rest is the crop itself
+    assert model.training  # the network's modes are restored

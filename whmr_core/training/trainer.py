@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
@@ -257,6 +258,8 @@ class Trainer:
                 log.warning("tensorboard is not installed: no event files will be written")
         self.metrics_file = self.out / "metrics.json"
         self.bad_samples = 0  # unreadable training samples skipped by this process
+        self._faces: np.ndarray | None = None  # the body's triangles, for the validation pictures
+        self._pictures_off = False
 
     # -- ranks ----------------------------------------------------------------------------------------------
     def _main_decides(self, decide: Any) -> Any:
@@ -326,6 +329,23 @@ class Trainer:
         if off and self.is_main:
             log.warning("stage %d: losses off: %s", stage, reasons)
         return active
+
+    def _log_pictures(self, stage: int, step: int) -> None:
+        """The predicted mesh over the first validation set's first crops, in TensorBoard."""
+        if self.writer is None or not self.val_sets or self._pictures_off:
+            return
+        from whmr_core.body import resolve
+        from whmr_core.training.pictures import mesh_pictures
+
+        if self._faces is None:
+            self._faces = np.asarray(resolve(self.cfg.body).load().faces, dtype=np.int64)
+        _, ds = self.val_sets[0]
+        batch = _collate([ds[i] for i in range(min(4, len(ds)))])
+        pictures = mesh_pictures(self.model, batch, self._faces)
+        if pictures is None:
+            self._pictures_off = True  # said once by mesh_pictures
+            return
+        self.writer.add_images(f"stage{stage}/val/meshes", pictures, step, dataformats="NHWC")
 
     def _count_bad_samples(self, st: _StageRun, raw: dict[str, Any]) -> None:
         """Add the batch's skipped unreadable samples (the dataset warned of each); stop past the limit."""
@@ -657,6 +677,7 @@ class Trainer:
                 for k, v in metrics.items():
                     if not math.isnan(v):
                         self.writer.add_scalar(f"stage{stage}/{prefix}/{k}", v, step)
+        self._log_pictures(stage, step)
         history = json.loads(self.metrics_file.read_text()) if self.metrics_file.is_file() else []
         for name, metrics in results:
             history.append({"stage": stage, "epoch": epoch, "step": step, "set": name, **metrics})
