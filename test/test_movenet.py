@@ -140,3 +140,14 @@ def test_real_models_find_the_person_and_its_keypoints_on_real_photos(photo_boxe
     assert inside.all()
     # Left and right as the person sees them: in these frontal portraits the left shoulder is on the right.
     assert kp[5, 0] > kp[6, 0]
+
+
+def test_dark_images_are_brightened_for_the_pose_models_and_bright_ones_left_alone():
+    from whmr_core.runtime.movenet import BRIGHT_TARGET, exposure_normalised
+
+    bright = np.full((40, 40, 3), 200, np.uint8)
+    assert exposure_normalised(bright) is bright
+    dark = np.zeros((40, 40, 3), np.uint8)
+    dark[:20] = 4  # a low-light frame: values 0-4
+    out = exposure_normalised(dark)
+    assert out[0, 0, 0] == BRIGHT_TARGET and out[39, 0, 0] == 0

@@ -23,7 +23,7 @@ import numpy as np
 from whmr_core.runtime.detector import nms
 from whmr_core.runtime.pose_models import load_pose_session
 
-__all__ = ["MultiPoseDetector", "PoseSet", "ThunderKeypoints", "person_box"]
+__all__ = ["MultiPoseDetector", "PoseSet", "ThunderKeypoints", "exposure_normalised", "person_box"]
 
 KEYPOINT_SCORE = 0.3  # a keypoint at or above this counts as seen (MoveNet's own demos use 0.3)
 THUNDER_SIZE = 256
@@ -47,6 +47,21 @@ class PoseSet:
     @classmethod
     def empty(cls) -> PoseSet:
         return cls(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 17, 3)))
+
+
+DARK = 100  # an image whose bright end (99.5th percentile) is below this is brightened for the pose models
+BRIGHT_TARGET = 230
+
+
+def exposure_normalised(image: np.ndarray) -> np.ndarray:
+    """The image, brightened when it is dark (a gain that puts its 99.5th percentile at ``BRIGHT_TARGET``).
+
+    MoveNet was trained on well-exposed photos and finds nobody in a dark frame (a low-light data set's
+    frame with values 0-4 of 255) that it finds after this gain. Bright images are returned as they are."""
+    bright = float(np.percentile(image[::4, ::4], 99.5))
+    if bright >= DARK:
+        return image
+    return cv2.convertScaleAbs(image, alpha=BRIGHT_TARGET / max(bright, 1.0))
 
 
 def _torso(kp: np.ndarray, seen: np.ndarray) -> float | None:
@@ -136,6 +151,7 @@ class MultiPoseDetector:
         return PoseSet(boxes.astype(np.float64), out[:, 55].astype(np.float64), keypoints.astype(np.float64))
 
     def detect(self, image: np.ndarray) -> PoseSet:
+        image = exposure_normalised(image)
         sets = [self._run(image, side) for side in self.sides]
         boxes = np.concatenate([p.boxes for p in sets])
         scores = np.concatenate([p.scores for p in sets])
@@ -162,6 +178,8 @@ class ThunderKeypoints:
     def __call__(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         out = np.zeros((len(boxes), 17, 3))
+        if len(boxes):
+            image = exposure_normalised(image)
         for i, b in enumerate(boxes):
             cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
             side = CROP_SCALE * max(b[2] - b[0], b[3] - b[1], 1.0)
