@@ -7,7 +7,7 @@ surface landmarks of ``whmr_core.body.landmarks`` (vertex ids, found on any SMPL
 
 from __future__ import annotations
 
-from whmr_core.body.skeleton import SMPL_JOINT_NAMES
+from whmr_core.body.skeleton import SMPL_JOINT_NAMES, mirror_name
 
 __all__ = [
     "COCO17_FACE_LANDMARKS",
@@ -24,15 +24,8 @@ COCO17_NAMES: tuple[str, ...] = (
 )  # fmt: skip
 
 
-def _mirror(name: str) -> str:
-    for a, b in (("left_", "right_"), ("right_", "left_")):
-        if name.startswith(a):
-            return b + name[len(a) :]
-    return name
-
-
 # Keypoint k of a mirrored person is keypoint COCO17_FLIP_PERM[k].
-COCO17_FLIP_PERM: tuple[int, ...] = tuple(COCO17_NAMES.index(_mirror(n)) for n in COCO17_NAMES)
+COCO17_FLIP_PERM: tuple[int, ...] = tuple(COCO17_NAMES.index(mirror_name(n)) for n in COCO17_NAMES)
 
 # COCO keypoint index -> SMPL joint index, for the 12 limb points (shoulders to ankles).
 COCO17_SMPL_JOINT: dict[int, int] = {

@@ -7,7 +7,7 @@ topology message all read them from here.
 
 from __future__ import annotations
 
-__all__ = ["SMPL_FLIP_PERM", "SMPL_JOINT_NAMES", "SMPL_PARENTS", "kintree_table"]
+__all__ = ["SMPL_FLIP_PERM", "SMPL_JOINT_NAMES", "SMPL_PARENTS", "kintree_table", "mirror_name"]
 
 SMPL_JOINT_NAMES: tuple[str, ...] = (
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
@@ -22,7 +22,8 @@ SMPL_PARENTS: tuple[int, ...] = (
 )  # fmt: skip
 
 
-def _mirror(name: str) -> str:
+def mirror_name(name: str) -> str:
+    """A left_* name as right_* and back; other names as they are."""
     for a, b in (("left_", "right_"), ("right_", "left_")):
         if name.startswith(a):
             return b + name[len(a) :]
@@ -30,7 +31,7 @@ def _mirror(name: str) -> str:
 
 
 # Left <-> right joint swap of a mirrored body (joint j of the mirror is joint SMPL_FLIP_PERM[j]).
-SMPL_FLIP_PERM: tuple[int, ...] = tuple(SMPL_JOINT_NAMES.index(_mirror(n)) for n in SMPL_JOINT_NAMES)
+SMPL_FLIP_PERM: tuple[int, ...] = tuple(SMPL_JOINT_NAMES.index(mirror_name(n)) for n in SMPL_JOINT_NAMES)
 
 
 def kintree_table(root: int = 4294967295) -> list[list[int]]:
