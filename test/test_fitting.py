@@ -113,9 +113,9 @@ def test_fit_reprojects_onto_the_keypoints(fitter, scene):
     assert r.fitted.all() and r.fallback_reason == (None,) * 4
     assert r.init_source == ("network",) * 4 and not r.mirrored.any()
     before, after = r.reprojection_px_before, r.reprojection_px_after
-    # The start misses by ~30-45 px (mean), the fit lands within a few noise levels (2 px noise).
+    # The start misses by 30-45 px (mean), the fit lands within about two noise levels (2 px noise).
     assert (before > 25).all()
-    assert (after < 0.5 * before).all() and np.median(after) < 15.0
+    assert (after < 8.0).all() and np.median(after) < 6.0
     # The recomputed error agrees with an independent projection of the fitted body.
     with torch.no_grad():
         pts = fitter.body(
@@ -209,7 +209,7 @@ def test_joint_limit_energy_is_the_squared_excess():
 def test_pose_prior_pulls_an_extreme_pose_back():
     prior = PosePrior()
     rng = np.random.default_rng(3)
-    usual = torch.tensor(np.stack([sample_pose(rng, "standing")[1:] for _ in range(8)]), dtype=torch.float32)
+    usual = torch.tensor(np.stack([sample_pose(rng, "standing")[1:] for _ in range(4)]), dtype=torch.float32)
     extreme = usual.clone()
     extreme[:, 3, 0] = -1.2  # left knee bent backwards
     extreme[:, 15, 2] = 1.5  # left shoulder pushed up past the head
@@ -217,13 +217,13 @@ def test_pose_prior_pulls_an_extreme_pose_back():
     assert (e_usual >= 0).all() and (e_extreme > e_usual + 20).all()
     # Gradient steps on the prior alone bring the joints back towards the generator's poses.
     x = extreme.clone().requires_grad_(True)
-    opt = torch.optim.SGD([x], lr=2e-3)
-    for _ in range(50):
+    opt = torch.optim.SGD([x], lr=3e-3)
+    for _ in range(40):
         opt.zero_grad()
         prior(x).sum().backward()
         opt.step()
     assert (prior(x.detach()) < 0.5 * e_extreme).all()
-    assert (x.detach()[:, 3, 0] > -0.8).all() and (x.detach()[:, 15, 2] < 1.1).all()
+    assert (x.detach()[:, 3, 0] > -0.6).all() and (x.detach()[:, 15, 2] < 1.2).all()
 
 
 def test_mirror_bodies_is_the_depth_ambiguity_twin(fitter, scene):
@@ -247,7 +247,7 @@ def test_mirrored_keypoints_are_detected_and_fitted(fitter, scene):
     kp = scene["keypoints"][:, list(COCO17_FLIP_PERM)]
     r = fitter(scene["rot"], scene["betas"], scene["t"], kp, scene["conf"], K)
     assert r.mirrored.all() and r.init_source == ("mirrored",) * 4
-    assert (r.reprojection_px_before > 40).all() and (r.reprojection_px_after < 12).all()
+    assert (r.reprojection_px_before > 40).all() and (r.reprojection_px_after < 9).all()
     # The true assignment is not called mirrored.
     r = fitter(scene["rot"], scene["betas"], scene["t"], scene["keypoints"], scene["conf"], K)
     assert not r.mirrored.any() and (r.reprojection_px_after < 5).all()
@@ -335,3 +335,26 @@ def test_batched_lbfgs_rows_are_independent_and_converge():
     # A row whose energy is not finite stays where it started.
     x, e, _ = minimise(lambda x: fun(x) + torch.tensor([0.0, float("nan"), 0.0]), torch.zeros(3, 5), 10)
     assert (x[1] == 0).all() and torch.isnan(e[1])
+
+
+def test_3d_keypoints_fix_what_2d_cannot(fitter, scene):
+    """Camera-axis 3D keypoints (any origin, 2 cm noise) bring the body's hip-centred shape closer to the
+    truth than the 2D keypoints alone; the network body's depth-flipped twin is found and undone."""
+    rng = np.random.default_rng(0)
+    k3 = scene["points"] + np.array([0.3, -1.0, 2.0]) + rng.normal(0.0, 0.02, scene["points"].shape)
+
+    def err_mm(r):
+        with torch.no_grad():
+            p = fitter.body(torch.tensor(r.rotmats).float(), torch.tensor(r.betas).float()).numpy()
+
+        def rel(q):
+            return q - q[:, 11:13].mean(1, keepdims=True)
+
+        return 1000 * np.linalg.norm(rel(p) - rel(scene["points"]), axis=-1).mean(1)
+
+    r2 = fitter(*_net(scene), scene["keypoints"], scene["conf"], K)
+    r3 = fitter(*_net(scene), scene["keypoints"], scene["conf"], K, keypoints_3d=k3)
+    assert r3.fitted.all() and err_mm(r3).mean() < 0.8 * err_mm(r2).mean()
+    twin = mirror_bodies(torch.tensor(scene["rot"])).numpy()
+    r = fitter(twin, scene["betas"], scene["t"], scene["keypoints"], scene["conf"], K, keypoints_3d=k3)
+    assert r.mirrored.all() and (err_mm(r) < 30).all()

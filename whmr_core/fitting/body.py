@@ -103,6 +103,19 @@ class KeypointBody(nn.Module):
             js = np.flatnonzero(touches[k])
             sel[k, : len(js)], sel[k, len(js) :], valid[k, : len(js)] = js, js[0], True
         mask = valid[..., None]
+        # moves[j, k]: turning joint j moves point k (j is an ancestor of, or one of, the joints it touches).
+        moves = np.zeros((nj, len(COCO17_NAMES)), dtype=bool)
+        for k in range(len(COCO17_NAMES)):
+            for j in np.flatnonzero(touches[k]):
+                while j >= 0:
+                    moves[j, k] = True
+                    j = parents[j]
+        self.register_buffer("moves", torch.tensor(moves), persistent=False)
+        # How far each point moves per unit of each beta, at rest (the fit's preconditioner; posing
+        # barely changes it). Points are linear in beta: x_k(e_b) - x_k(0) over the rest mesh.
+        rest_rows = rows @ shapedirs[used].transpose(2, 0, 1)  # (B,17,3)
+        buf_np = np.linalg.norm(rest_rows, axis=-1)  # (B,17) metres
+        self.register_buffer("beta_motion", torch.tensor(buf_np, dtype=torch.float32), persistent=False)
 
         def buf(name: str, x: np.ndarray, dtype: torch.dtype = torch.float32) -> None:
             # Contiguous copies: a strided buffer sends small products down a slow path.
@@ -123,6 +136,11 @@ class KeypointBody(nn.Module):
             buf("point_d", take(d, sel[..., None, None], 1) * mask[..., None])  # (17,S,3,F)
 
     def forward(self, rotmats: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
+        return self.posed(rotmats, betas)[0]
+
+    def posed(self, rotmats: torch.Tensor, betas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(points (N,17,3), joints (N,J,3)): the points and the posed joints (NaN for joints no point
+        needs), model frame."""
         n = rotmats.shape[0]
         rest = self.joints_template + (self.joints_shapedirs * betas[:, None, None]).sum(-1)  # (N,Jn,3)
         # Forward kinematics on 3x4 transforms [G | p]: child = parent @ [[R_local, offset], [0 0 0 1]],
@@ -145,7 +163,10 @@ class KeypointBody(nn.Module):
             feat = (rotmats[:, 1:] - eye).reshape(n, 1, 1, 1, -1)
             c = c + (self.point_d * feat).sum(-1)
         c4 = torch.cat([c - self.point_a * rest[:, self.point_joint], self.point_a.expand(n, -1, -1, -1)], -1)
-        return (g[:, self.point_joint] * c4.unsqueeze(-2)).sum((-1, 2))
+        points = (g[:, self.point_joint] * c4.unsqueeze(-2)).sum((-1, 2))
+        joints = torch.full((n, self.num_joints, 3), float("nan"), dtype=points.dtype, device=points.device)
+        joints[:, self.order_idx] = g[..., 3]
+        return points, joints
 
 
 def matmul3(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

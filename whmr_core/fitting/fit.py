@@ -46,7 +46,7 @@ _LEFT_HIP, _RIGHT_HIP = COCO17_NAMES.index("left_hip"), COCO17_NAMES.index("righ
 class FitConfig:
     """Fit settings; the energy's terms are in the module docstring, defaults in docs/fitting.md."""
 
-    iterations: int = 12  # L-BFGS iterations (one energy-and-gradient evaluation each)
+    iterations: int = 10  # L-BFGS iterations (one energy-and-gradient evaluation each)
     confidence_threshold: float = 0.3  # keypoints below it are ignored
     min_keypoints: int = 6  # confident keypoints needed to fit at all
     robust_sigma: float = 0.2  # Geman-McClure scale, fraction of the person's size
@@ -426,6 +426,49 @@ class BodyFitter:
             return f"fit diverged: translation jumped {jump:.3g} m (depth {float(t0[2]):.3g} m)"
         return None
 
+    def _preconditioner(
+        self,
+        rot: torch.Tensor,
+        betas: torch.Tensor,
+        t: torch.Tensor,
+        w2d: torch.Tensor,
+        k_cam: torch.Tensor,
+        size: torch.Tensor,
+    ) -> torch.Tensor:
+        """(m,85) diagonal scale of the unknowns: how far the keypoints move (in person sizes) per unit.
+
+        L-BFGS starts from a multiple of the identity and learns curvature over several steps; the root
+        turns every keypoint while a forearm turns two, so without scaling most of a short fit is spent
+        learning that. Per unknown, the confidence-weighted RMS keypoint displacement at the start:
+        lever arms (keypoint - joint) for rotations, f/z for sideways translation, the spread about the
+        centre for depth, the rest body's shape directions for betas; plus a floor (0.1) for unknowns no
+        keypoint sees.
+        """
+        m = rot.shape[0]
+        pts, joints = self.body.posed(rot, betas)
+        pts, joints = pts + t[:, None], joints + t[:, None]
+        w = w2d / w2d.sum(1, keepdim=True)  # (m,17)
+        px_per_m = k_cam[:, 0, 0] / (t[:, 2] * size)  # keypoint motion in sizes per metre, at the body
+        lever2 = ((pts[:, None] - joints[:, :, None]) ** 2).sum(-1)  # (m,J,17)
+        moved = self.body.moves[None] & torch.isfinite(lever2)
+        rot_scale = torch.sqrt((torch.where(moved, lever2, torch.zeros_like(lever2)) * w[:, None]).sum(-1))
+        rot_scale = rot_scale * px_per_m[:, None]  # (m,J): root first, then the 23 body joints
+        centre = (w[..., None] * pts).sum(1, keepdim=True)
+        spread = torch.sqrt((w * ((pts - centre)[..., :2] ** 2).sum(-1)).sum(1))
+        depth = t[:, 2]
+        trans_scale = torch.stack([px_per_m * depth, px_per_m * depth, px_per_m * spread], 1)
+        beta_scale = torch.sqrt((w[:, None] * self.body.beta_motion**2).sum(-1)) * px_per_m[:, None]
+        raw = torch.cat(
+            [
+                rot_scale[:, :1].expand(m, 3),
+                rot_scale[:, 1:].repeat_interleave(3, 1),
+                beta_scale,
+                trans_scale,
+            ],
+            1,
+        )
+        return torch.sqrt(raw**2 + 0.01)
+
     def _fit(
         self,
         rot_net: torch.Tensor,
@@ -491,13 +534,13 @@ class BodyFitter:
             t_anchor = torch.where(mirrored[:, None], t_c[-1], t_c[0])
             theta_anchor = matrix_to_axis_angle(anchor[:, 1:])
 
-        component = None  # the prior's best component for each start, once the start is chosen
+        prior_energy = self.prior  # the whole mixture, then the start's best component (below)
 
         def energy(
             rot: torch.Tensor, theta: torch.Tensor, beta: torch.Tensor, t: torch.Tensor
         ) -> torch.Tensor:
             e = data_energy(self.body(rot, beta), t)
-            e = e + cfg.w_pose_prior * self.prior(theta, component)
+            e = e + cfg.w_pose_prior * prior_energy(theta)
             e = e + cfg.w_joint_limits * joint_limit_energy(theta, self.limits_lo, self.limits_hi)
             e = e + cfg.w_init_pose * ((theta - theta_anchor) ** 2).sum((-1, -2))
             e = e + cfg.w_shape * ((beta - beta_net) ** 2).sum(-1)
@@ -531,7 +574,7 @@ class BodyFitter:
                         init_rot[a], init_beta[a], init_t[a] = w_rot[a], w_beta[a], w_t[a]
                         source[a] = "warm_start"
             theta0 = matrix_to_axis_angle(init_rot[:, 1:])
-            component = self.prior.best_component(theta0)
+            prior_energy = self.prior.component_energy(self.prior.best_component(theta0))
             e_start = energy(torch.cat([init_rot[:, :1], _exp(theta0)], 1), theta0, init_beta, init_t)
 
         # The unknowns per person, flat: root change omega (3, camera frame), body pose theta (69), betas,
@@ -545,16 +588,20 @@ class BodyFitter:
             rot = torch.cat([matmul3(_exp(x[:, :3]), root0)[:, None], _exp(theta)], 1)
             return rot, theta, x[:, 72 : 72 + nb], init_t + x[:, 72 + nb :] * depth0
 
-        def scaled_energy(x: torch.Tensor) -> torch.Tensor:
-            # Scaled so that a keypoint error of sigma weighs about 1 (the optimiser's first step and
-            # tolerances assume gradients of order 1).
-            return energy(*unpack(x)) / cfg.robust_sigma**2
-
         x0 = torch.cat([torch.zeros(m, 3), theta0.reshape(m, -1), init_beta, torch.zeros(m, 3)], 1)
+        with torch.inference_mode(False), torch.no_grad():
+            scale = self._preconditioner(init_rot, init_beta, init_t, w2d, k_cam, size)
+
+        def scaled_energy(y: torch.Tensor) -> torch.Tensor:
+            # The optimiser works on y = scale * x: every unknown moves the keypoints about as much per unit
+            # (see _preconditioner), and the energy is scaled so that a keypoint error of sigma weighs
+            # about 1 (its first step and tolerances assume gradients of order 1).
+            return energy(*unpack(y / scale)) / cfg.robust_sigma**2
+
         with torch.inference_mode(False):
-            x, _, iterations = minimise(scaled_energy, x0, cfg.iterations, history=10)
+            y, _, iterations = minimise(scaled_energy, x0 * scale, cfg.iterations, history=10)
             with torch.no_grad():
-                rot, theta, beta, t = unpack(x)
+                rot, theta, beta, t = unpack(y / scale)
                 e_end = energy(rot, theta, beta, t)
         return {
             "rotmats": rot.detach(),

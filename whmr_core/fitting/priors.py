@@ -12,6 +12,7 @@ shifted so that the best pose of the best component costs 0.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -51,26 +52,34 @@ class PosePrior(nn.Module):
         self.register_buffer("nll_const", const - const.min(), persistent=False)
 
     def forward(self, body_pose: torch.Tensor, component: torch.Tensor | None = None) -> torch.Tensor:
-        """Energy of the best component, or of ``component`` (N,) per pose: a fit picks the component at
-        its start and keeps it (a fraction of the cost, and no switching between modes mid-fit)."""
-        x = body_pose.reshape(body_pose.shape[0], 1, -1)
+        """Energy of the best component, or of ``component`` (N,) per pose (a fit picks the component at
+        its start and keeps it: a fraction of the cost, and no switching between modes mid-fit)."""
         if component is None:
-            means, chol, const = self.means, self.precision_chol, self.nll_const
-        else:
-            means, chol = self.means[component, None], self.precision_chol[component, None]
-            const = self.nll_const[component, None]
-        diff = x - means  # (N,K,69)
-        # Mahalanobis distance with precision = L L^T: |L^T d|^2.
-        z = (diff.unsqueeze(-1) * chol).sum(-2)  # (N,K,69)
-        nll = 0.5 * (z * z).sum(-1) + const
-        return nll.min(-1).values
+            # One component at a time: (N,69,69) products stay below ATen's parallel grain (N <= 6).
+            return torch.stack([self._nll(body_pose, k) for k in range(len(self.means))], -1).min(-1).values
+        return self._nll(body_pose, component)
 
     def best_component(self, body_pose: torch.Tensor) -> torch.Tensor:
         """(N,) index of the component with the lowest energy for each pose."""
         with torch.no_grad():
-            diff = body_pose.reshape(body_pose.shape[0], 1, -1) - self.means
-            z = (diff.unsqueeze(-1) * self.precision_chol).sum(-2)
-            return (0.5 * (z * z).sum(-1) + self.nll_const).argmin(-1)
+            return torch.stack([self._nll(body_pose, k) for k in range(len(self.means))], -1).argmin(-1)
+
+    def component_energy(self, component: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``f(body_pose) -> (N,)``: the energy of ``component`` (N,) per pose, parameters gathered once."""
+        means, chol, const = self.means[component], self.precision_chol[component], self.nll_const[component]
+
+        def energy(body_pose: torch.Tensor) -> torch.Tensor:
+            z = ((body_pose.reshape(len(means), -1) - means).unsqueeze(-1) * chol).sum(-2)
+            return 0.5 * (z * z).sum(-1) + const
+
+        return energy
+
+    def _nll(self, body_pose: torch.Tensor, k: int | torch.Tensor) -> torch.Tensor:
+        """(N,) shifted negative log-likelihood of component ``k`` (one index, or one per pose)."""
+        diff = body_pose.reshape(body_pose.shape[0], -1) - self.means[k]  # (N,69)
+        # Mahalanobis distance with precision = L L^T: |L^T d|^2.
+        z = (diff.unsqueeze(-1) * self.precision_chol[k]).sum(-2)
+        return 0.5 * (z * z).sum(-1) + self.nll_const[k]
 
 
 def joint_limits_rad(dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
