@@ -282,3 +282,48 @@ def test_humman_sequence_posed_in_each_camera(tmp_path):
     item = HumanDataset(tmp_path, tmp_path, crop_res=64, body="lowres")[0]
     assert float(item["has_smpl"]) == 1 and float(item["has_K"]) == 1 and float(item["has_world"]) == 0
     assert "format: humman" in describe(tmp_path, body="lowres")
+
+
+def test_h36m_protocol_scores_a_file_with_s_only(tiny_data, whmr_file, tmp_path):  # noqa: F811
+    """An H36M-style file with 3D joints and no SMPL labels is scored on its labelled 14 joints (it once
+    printed an empty table with rc 0); a file with neither is an error."""
+    import argparse
+
+    import torch
+    from torch.utils.data import DataLoader
+
+    from whmr_core.data.batch import collate
+    from whmr_core.evaluation import CropAdapter, eval_main, evaluate
+    from whmr_core.model import build_model
+
+    a = whmr_file
+    s = np.concatenate([a["joints3d_cam"], np.ones((len(a), 24, 1))], axis=2)
+    spin = {
+        "imgname": a["imgname"], "center": a["center"], "scale": a["scale"],
+        "part": _relayout(a["part"], "spin24"), "S": _relayout(s, "spin24"),
+    }  # fmt: skip
+    # What H36M files label beyond SMPL's joints: the hips' midpoint (SPIN's MPII pelvis) and a head top.
+    lay = get_layout("spin24")
+    spin["S"][:, lay.names.index("pelvis_mpii")] = np.concatenate(
+        [(a["joints3d_cam"][:, 1] + a["joints3d_cam"][:, 2]) / 2, np.ones((len(a), 1))], axis=1
+    )
+    spin["S"][:, lay.names.index("head_top_lsp")] = np.concatenate(
+        [a["joints3d_cam"][:, 15] - [0, 0.12, 0], np.ones((len(a), 1))], axis=1
+    )
+    path = tmp_path / "h36m_valid_protocol2.npz"
+    np.savez(path, **spin)
+    torch.manual_seed(0)
+    from whmr_core.body import resolve
+
+    model = build_model("small-cpu", body=resolve("lowres").load()).eval()
+    loader = DataLoader(
+        HumanDataset(path, tiny_data, crop_res=max(model.crop_hw)), batch_size=4, collate_fn=collate
+    )
+    m = evaluate(CropAdapter(model), loader, protocol="h36m")
+    assert m["samples"] == len(a) and np.isfinite(m["mpjpe"]) and np.isfinite(m["pa_mpjpe"])
+    np.savez(tmp_path / "empty.npz", imgname=a["imgname"], center=a["center"], scale=a["scale"])
+    args = argparse.Namespace(
+        data=str(tmp_path / "empty.npz"), images=str(tiny_data), checkpoint=None, protocol="h36m",
+        joint_regressor=None, max_samples=None, batch_size=4, gravity_noise=None, json=None,
+    )  # fmt: skip
+    assert eval_main(args) == 1
