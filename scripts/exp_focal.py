@@ -98,7 +98,7 @@ def _grid_argmin(joints, scale, t_xy_full, batch, conf, grid, principal_point=No
     from whmr_core import geometry as G
 
     n = joints.shape[0]
-    target = G.normalise_full_image(batch.keypoints_full[..., :2], batch.image_wh)
+    target = G.normalise_full_image(batch.keypoints_full[:, :24, :2], batch.image_wh)
     w = G.full2d_weights(batch.bbox_size, batch.image_wh)[:, None, :]
     pp = G.image_centre(batch.image_wh) if principal_point is None else principal_point
     losses = []
@@ -138,9 +138,10 @@ def cmd_probe(args: argparse.Namespace) -> None:
     truth, grads = [], []
     for raw in DataLoader(ds, batch_size=32, collate_fn=collate):
         b = Batch.from_collated(raw)
-        conf = b.keypoints_full[..., 2]
+        # whmr synth labels the SMPL-24 part of the supervision points (joint_layouts): the first 24.
+        conf = b.keypoints_full[:, :24, 2]
         f_true = raw["focal"].mean(-1).double()
-        joints_gt = b.joints3d[..., :3]
+        joints_gt = b.joints3d[:, :24, :3]
         root = joints_gt[:, 0]
         s_true = 2 * f_true.float() / (b.bbox_size * root[:, 2])  # the crop scale consistent with f
         rel_gt = joints_gt - root[:, None]
@@ -168,7 +169,8 @@ def cmd_probe(args: argparse.Namespace) -> None:
             transl = G.full_image_translation(out.cam_crop, b.center, b.bbox_size, b.image_wh, t)
             proj = G.perspective_project(out.joints, transl, f, G.image_centre(b.image_wh))
             g_full = torch.autograd.grad(
-                300.0 * L.full2_keypoint_loss(proj, b.keypoints_full[..., :2], b.image_wh, b.bbox_size, conf),
+                300.0
+                * L.full2_keypoint_loss(proj, b.keypoints_full[:, :24, :2], b.image_wh, b.bbox_size, conf),
                 log_tz,
                 retain_graph=True,
             )[0]
@@ -224,8 +226,8 @@ def _cache(model: torch.nn.Module, ann: Path, images: Path, max_samples: int | N
             "joints": out.joints,
             "cam_crop": out.cam_crop,
             "tz": out.tz,
-            "joints_true": b.joints3d[..., :3],
-            "keypoints_full": b.keypoints_full,
+            "joints_true": b.joints3d[:, :24, :3],  # the SMPL-24 supervision points
+            "keypoints_full": b.keypoints_full[:, :24],
             "center": b.center,
             "bbox_size": b.bbox_size,
             "image_wh": b.image_wh,
