@@ -1,22 +1,26 @@
 """``BodyFitter``: the network's bodies fitted to 2D keypoints (and optional 3D ones), batched over persons.
 
-Per person p, with COCO-17 points X_k(theta, beta) of the body model (``KeypointBody``), translation t,
+Per person, with COCO-17 points X_k(theta, beta) of the body model (``KeypointBody``), translation t,
 camera K (fx, fy, cx, cy), detected keypoints x_k with confidences c_k (w_k = c_k where c_k >= the
 threshold, else 0) and the person's size s (the larger side of the confident keypoints' box):
 
-    E = sum_k w_k rho(|pi_K(X_k + t) - x_k| / s) / sum_k w_k          robust 2D reprojection
-      + w_3d sum_k w3_k rho3(|(X_k - X_hips) R... - (Y_k - Y_hips)|) / sum_k w3_k   optional 3D keypoints
-      + w_prior P(theta) + w_limits L(theta)                           pose prior, joint limits (priors.py)
+    E = sum_k w_k rho(|pi_K(X_k + t) - x_k| / s) / sum_k w_k                 robust 2D reprojection
+      + w_3d sum_k v_k rho3(|(X_k - X_hips) - (Y_k - Y_hips)|) / sum_k v_k    optional 3D keypoints Y
+      + w_prior P(theta) + w_limits L(theta)                                  pose prior, joint limits
       + w_pose |theta - theta_0|^2 + w_shape |beta - beta_0|^2 + w_depth log(t_z / t_z0)^2
-                                                                       stay near the network's body
+                                                                              stay near the network
 
-rho(e) = sigma^2 e^2 / (sigma^2 + e^2) (Geman-McClure): quadratic for small errors, bounded for outliers.
-theta are the 23 body joints' rotation vectors; the root is the network's root times a free rotation.
-A batched L-BFGS (``lbfgs.minimise``: per person history, step and Armijo acceptance, one evaluation per
-iteration) runs a few iterations on all persons at once. docs/fitting.md has the weights and timings.
+rho(e^2) = sigma^2 e^2 / (sigma^2 + e^2) (Geman-McClure): quadratic for small errors, bounded for outliers.
+theta are the 23 body joints' rotation vectors; the root is the start's root times a free rotation.
+Before the fit: the translation that best places the network body on the keypoints (closed form), the
+mirror check (the network body's depth-ambiguity twin, ``mirror_bodies``, against the keypoints), and
+the warm start where it has the lower energy. A batched L-BFGS (``lbfgs.minimise``: per person history,
+step and Armijo acceptance, one evaluation per iteration) on preconditioned unknowns (``_preconditioner``)
+runs a fixed number of iterations. docs/fitting.md has the weights and timings.
 
 Safety: a person with too few confident keypoints, a camera that is not one, or a fit that is not finite,
-whose energy grew, or whose translation jumped gets the network's body back unchanged, with the reason.
+whose energy grew, whose translation jumped, that came too near, or whose keypoints still miss by more
+than a quarter of the person's size gets the network's body back unchanged, with the reason.
 """
 
 from __future__ import annotations
