@@ -358,3 +358,26 @@ def test_3d_keypoints_fix_what_2d_cannot(fitter, scene):
     twin = mirror_bodies(torch.tensor(scene["rot"])).numpy()
     r = fitter(twin, scene["betas"], scene["t"], scene["keypoints"], scene["conf"], K, keypoints_3d=k3)
     assert r.mirrored.all() and (err_mm(r) < 30).all()
+
+
+def test_garbage_never_gives_a_non_finite_body(fitter, scene):
+    """Random keypoints anywhere (confident), a near-rotation start, an empty frame: finite bodies only."""
+    rng = np.random.default_rng(7)
+    rot = scene["rot_net"] + rng.normal(0.0, 0.01, scene["rot_net"].shape).astype(
+        np.float32
+    )  # not quite SO(3)
+    r = fitter(rot, scene["betas_net"], scene["t_net"], scene["keypoints"], scene["conf"], K)
+    assert r.fitted.all()
+    rr = r.rotmats @ np.swapaxes(r.rotmats, -1, -2)  # the start was not quite rotations, the fit is
+    np.testing.assert_allclose(rr, np.broadcast_to(np.eye(3), rr.shape), atol=1e-5)
+    for _ in range(3):
+        kp = rng.uniform([-500, -500], [1800, 1200], (4, 17, 2))
+        r = fitter(rot, scene["betas_net"], scene["t_net"], kp, scene["conf"], K)
+        for a in (r.rotmats, r.betas, r.translation):
+            assert np.isfinite(a).all()
+        assert all(
+            (reason is None) == fitted for reason, fitted in zip(r.fallback_reason, r.fitted, strict=True)
+        )
+    empty = fitter(np.zeros((0, 24, 3, 3)), np.zeros((0, 10)), np.zeros((0, 3)), np.zeros((0, 17, 2)),
+                   np.zeros((0, 17)), K)  # fmt: skip
+    assert len(empty) == 0 and empty.rotmats.shape == (0, 24, 3, 3) and empty.fallback_reason == ()

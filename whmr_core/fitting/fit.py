@@ -38,7 +38,7 @@ from whmr_core.body.skeleton import SMPL_FLIP_PERM
 from whmr_core.fitting.body import KeypointBody, matmul3
 from whmr_core.fitting.lbfgs import minimise
 from whmr_core.fitting.priors import DEFAULT_PRIOR_PATH, PosePrior, joint_limit_energy, joint_limits_rad
-from whmr_core.rotations import matrix_to_axis_angle
+from whmr_core.rotations import matrix_to_axis_angle, orthonormalise
 
 __all__ = ["BodyFitter", "FitConfig", "FitResult", "PersonFit", "mirror_bodies"]
 
@@ -355,8 +355,10 @@ class BodyFitter:
         active = [i for i in range(n) if reasons[i] is None]
         if active:
             idx = torch.tensor(active)
+            # The network's rotations are only nearly orthonormal: the fit starts from Gram-Schmidt's (as
+            # the Pipeline's decode does), so a fitted body is made of rotations.
             res = self._fit(
-                rot_net[idx], beta_net[idx], t_net[idx], kp[idx], w2d[idx], k_arr[idx],
+                orthonormalise(rot_net[idx]), beta_net[idx], t_net[idx], kp[idx], w2d[idx], k_arr[idx],
                 None if kp3 is None else (kp3[idx], w3d[idx]),
                 None if warm_start is None else [warm_start[i] for i in active],
             )  # fmt: skip
