@@ -327,13 +327,13 @@ def test_batched_lbfgs_rows_are_independent_and_converge():
         aa = a if len(x) == 3 else a[1:2]
         return 0.5 * (d[:, None, :] @ aa @ d[:, :, None]).reshape(-1)
 
-    x, e, its = minimise(fun, torch.zeros(3, 5), 40)
+    x, e0, e, its = minimise(fun, torch.zeros(3, 5), 40)
     torch.testing.assert_close(x, c, atol=1e-3, rtol=0)
-    assert its <= 40 and (e < 1e-6).all()
-    alone, _, _ = minimise(fun, torch.zeros(1, 5), 40)
+    assert its <= 40 and (e < 1e-6).all() and (e0 > 0.1).all()
+    alone, _, _, _ = minimise(fun, torch.zeros(1, 5), 40)
     torch.testing.assert_close(alone[0], x[1], atol=1e-6, rtol=0)
     # A row whose energy is not finite stays where it started.
-    x, e, _ = minimise(lambda x: fun(x) + torch.tensor([0.0, float("nan"), 0.0]), torch.zeros(3, 5), 10)
+    x, _, e, _ = minimise(lambda x: fun(x) + torch.tensor([0.0, float("nan"), 0.0]), torch.zeros(3, 5), 10)
     assert (x[1] == 0).all() and torch.isnan(e[1])
 
 

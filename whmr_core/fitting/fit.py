@@ -557,7 +557,6 @@ class BodyFitter:
         init_rot, init_beta, init_t = anchor.clone(), beta_net.clone(), t_anchor.clone()
         source = ["mirrored" if bool(mirrored[a]) else "network" for a in range(m)]
         with torch.inference_mode(False), torch.no_grad():
-            e0 = energy(anchor, theta_anchor, beta_net, t_anchor)
             usable = [
                 a
                 for a, p in enumerate(warm or [])
@@ -574,14 +573,17 @@ class BodyFitter:
                     w_rot[a] = torch.as_tensor(np.asarray(p.rotmats, np.float32))
                     w_beta[a] = torch.as_tensor(np.asarray(p.betas, np.float32))
                     w_t[a] = torch.as_tensor(np.asarray(p.translation, np.float32))
+                e0 = energy(anchor, theta_anchor, beta_net, t_anchor)
                 e_warm = energy(w_rot, matrix_to_axis_angle(w_rot[:, 1:]), w_beta, w_t)
                 for a in usable:
                     if torch.isfinite(e_warm[a]) and e_warm[a] < e0[a]:
                         init_rot[a], init_beta[a], init_t[a] = w_rot[a], w_beta[a], w_t[a]
                         source[a] = "warm_start"
-            theta0 = matrix_to_axis_angle(init_rot[:, 1:])
+            theta0 = theta_anchor.clone()
+            warm_rows = [a for a in range(m) if source[a] == "warm_start"]
+            if warm_rows:
+                theta0[warm_rows] = matrix_to_axis_angle(init_rot[warm_rows, 1:])
             prior_energy = self.prior.component_energy(self.prior.best_component(theta0))
-            e_start = energy(torch.cat([init_rot[:, :1], _exp(theta0)], 1), theta0, init_beta, init_t)
 
         # The unknowns per person, flat: root change omega (3, camera frame), body pose theta (69), betas,
         # translation change in units of the start depth (3); all of order 1.
@@ -605,10 +607,10 @@ class BodyFitter:
             return energy(*unpack(y / scale)) / cfg.robust_sigma**2
 
         with torch.inference_mode(False):
-            y, _, iterations = minimise(scaled_energy, x0 * scale, cfg.iterations, history=10)
+            y, e_start, e_end, iterations = minimise(scaled_energy, x0 * scale, cfg.iterations, history=10)
+            e_start, e_end = e_start * cfg.robust_sigma**2, e_end * cfg.robust_sigma**2
             with torch.no_grad():
-                rot, theta, beta, t = unpack(y / scale)
-                e_end = energy(rot, theta, beta, t)
+                rot, _, beta, t = unpack(y / scale)
         return {
             "rotmats": rot.detach(),
             "betas": beta.detach(),

@@ -22,14 +22,15 @@ FIRST_STEP = 0.1  # length of the first step (no curvature known yet), in units 
 
 def minimise(
     fun: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor, iterations: int, history: int = 6
-) -> tuple[torch.Tensor, torch.Tensor, int]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """Minimise each row's energy ``fun(x) -> (m,)`` over ``x`` (m,P), rows independent.
 
-    Returns (x, energy at x, iterations run). ``fun`` must build its energies from ``x`` with autograd (it
-    is called under ``torch.enable_grad``); rows with a non-finite energy never move.
+    Returns (x, energy at x0, energy at x, iterations run). ``fun`` must build its energies from ``x`` with
+    autograd (it is called under ``torch.enable_grad``); rows with a non-finite energy never move.
     """
     x = x0.detach().clone()
     e, g = _eval(fun, x)
+    e_start = e
     m = x.shape[0]
     s_hist: list[torch.Tensor] = []
     y_hist: list[torch.Tensor] = []
@@ -67,7 +68,7 @@ def minimise(
         step = torch.where(ok, torch.ones_like(step), step * SHRINK)
         if float((step[:, None] * d).abs().max()) < 1e-7:
             break
-    return x, e, done
+    return x, e_start, e, done
 
 
 def _eval(fun: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
