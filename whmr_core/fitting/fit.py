@@ -592,9 +592,10 @@ class BodyFitter:
         nb = init_beta.shape[1]
 
         def unpack(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-            theta = x[:, 3:72].reshape(m, 23, 3)
-            rot = torch.cat([matmul3(_exp(x[:, :3]), root0)[:, None], _exp(theta)], 1)
-            return rot, theta, x[:, 72 : 72 + nb], init_t + x[:, 72 + nb :] * depth0
+            pose = x[:, :72].reshape(m, 24, 3)  # root change, then the body joints
+            rot = _exp(pose)
+            rot = torch.cat([matmul3(rot[:, 0], root0)[:, None], rot[:, 1:]], 1)
+            return rot, pose[:, 1:], x[:, 72 : 72 + nb], init_t + x[:, 72 + nb :] * depth0
 
         x0 = torch.cat([torch.zeros(m, 3), theta0.reshape(m, -1), init_beta, torch.zeros(m, 3)], 1)
         with torch.inference_mode(False), torch.no_grad():
