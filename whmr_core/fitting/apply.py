@@ -6,6 +6,11 @@ Pipeline composes from them is recomputed here as the network computes it: the f
 network's OrientCorrect correction kept (delta = R_world R_cam^T from the network, applied to the fitted
 root: the fit moves the body in the camera frame, gravity stays where OrientCorrect put it). The crop
 camera, depth and focal outputs stay the network's; the translation is the fit's.
+
+The fitted mesh is the body model posed with the fit (``BodyLayer``). A hybrid network's published mesh
+is its vertex regressor's, not the body model posed with its own rotations and betas (on the shipped
+network the two differ by up to ~50 px in the keypoints of a test photo): a fit starts from the latter,
+and a fitted person's mesh is the parametric one.
 """
 
 from __future__ import annotations
