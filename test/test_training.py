@@ -381,7 +381,9 @@ def test_cli_errors_name_the_problem(tmp_path, tiny_data, capsys):
 def test_shipped_training_configs_parse(path):
     cfg = load_train_config(path)
     assert cfg.name == path.stem
-    assert Path(cfg.data.train).is_absolute()  # resolved against the config file, not the working directory
+    # Resolved against the config file, not the working directory (one set, or each set of a mix).
+    files = [cfg.data.train] if cfg.data.train else [m.train for m in cfg.data.mix]
+    assert files and all(Path(f).is_absolute() for f in files)
     from whmr_core.model.config import NAMED_CONFIGS, load_config
 
     # The model is a known config, or a model file beside the config that loads.
