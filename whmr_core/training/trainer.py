@@ -23,6 +23,7 @@ import logging
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -608,7 +609,9 @@ class Trainer:
                     f"stage {st.stage}: {st.skipped} steps with a non-finite loss (max_nonfinite_steps "
                     f"{limit}); last at step {st.step}"
                 )
-            st.scheduler.step()
+            with warnings.catch_warnings():  # the schedule follows the step count, taken or skipped
+                warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step")
+                st.scheduler.step()
             st.step += 1
             return {k: v.detach() for k, v in losses.items()}
 
