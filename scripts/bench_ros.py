@@ -9,8 +9,9 @@ bag's 200 Hz IMU, its detections (with ``--boxes detections``, the node's ``use_
 camera <- IMU transform, all stamped with the wall clock at publication, looping the bag. Each case reports:
 images answered (a ``~/bodies`` with that stamp), latency from publication to receipt (p50/p90, p50 per
 quarter of the run: it must not grow), bodies per answer, the node's CPU, the node's own per-stage times
-(from its ``/diagnostics``: stamp -> callback, queue wait, convert, Pipeline, message build, publish,
-markers), and with ``+rviz`` a subscriber to ``~/markers`` as RViz has (reliable, depth 10).
+(from its ``/diagnostics``: stamp -> taken by its worker, IMU/CameraInfo/detections batch, convert,
+Pipeline, message build, publish, markers), and with ``+rviz`` a subscriber to ``~/markers`` as RViz has
+(reliable, depth 10).
 
 Cases: ``N@HZ`` (N walkers at HZ, e.g. ``1@15``, ``3@30``), ``empty@HZ`` (a flat grey image: nobody to
 find, so the body network never runs), ``+rviz`` appended for the marker subscriber. ``--variant LABEL=WS``
@@ -38,7 +39,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "test"))
-STAGES = ("receipt", "queue", "inputs", "convert", "pipeline", "build", "publish", "markers")
+STAGES = ("wait", "inputs", "convert", "pipeline", "build", "publish", "markers")
 BAG_TOPICS = {
     "image": "/camera/image_raw",
     "camera_info": "/camera/camera_info",
@@ -284,13 +285,26 @@ def run_case(client: Client, pid: int, bag: Bag, rate: float, seconds: float, bo
         "p50_by_quarter_ms": [round(q, 1) for q in quarters],
         "bodies_per_answer": round(float(np.mean(bodies)), 2) if bodies else 0.0,
         "node_cpu_pct": round(100 * (cpu1 - cpu0) / (wall1 - wall0), 1),
+        "node_cpu_ms_per_answer": round(1e3 * (cpu1 - cpu0) / max(len(answered), 1), 1),
         "node_stage_ms": stages,
         "marker_arrays_received": markers,
         "load_avg_1min": round((load0 + os.getloadavg()[0]) / 2, 2),
     }
 
 
-def pipeline_alone(bag: Bag, boxes: str, threads: int, n: int = 40) -> float:
+def _pipeline_settings(params: list[str]) -> dict:
+    """``pipeline.NAME:=VALUE`` node parameters as PipelineConfig settings (YAML scalars, as ROS has them)."""
+    import yaml
+
+    out = {}
+    for p in params:
+        name, _, value = p.partition(":=")
+        if name.startswith("pipeline."):
+            out[name.removeprefix("pipeline.")] = yaml.safe_load(value)
+    return out
+
+
+def pipeline_alone(bag: Bag, boxes: str, threads: int, params: list[str], n: int = 40) -> float:
     """The Pipeline's median time per frame on the bag's frames (K, the truth's gravity, its boxes)."""
     from whmr_core.gravity import GravityEstimate
     from whmr_core.runtime.config import PipelineConfig
@@ -298,7 +312,10 @@ def pipeline_alone(bag: Bag, boxes: str, threads: int, n: int = 40) -> float:
     from whmr_core.runtime.frames import Detections
     from whmr_core.runtime.pipeline import Frame, Pipeline
 
-    cfg = PipelineConfig(detector="none") if boxes == "detections" else PipelineConfig()
+    settings = _pipeline_settings(params)
+    if boxes == "detections":
+        settings.setdefault("detector", "none")  # what the node does with a detections topic
+    cfg = PipelineConfig.from_mapping(settings)
     engine = load_engine("auto", "", threads=threads or None)
     pipe = Pipeline(engine, load_topology(engine=engine), cfg)
     times = []
@@ -334,7 +351,9 @@ def main() -> int:
                     help="the bag's detections (use_detections) or the node's built-in detector")  # fmt: skip
     ap.add_argument("--param", action="append", default=[], help="node parameter name:=value (repeatable)")
     ap.add_argument("--ws", default="/tmp/whmr_bench_ws", help="workspace of this checkout")
-    variant_help = "LABEL=WS[:REPO]: also a workspace built from REPO (default: WS/src/whmr)"
+    variant_help = (
+        "LABEL=WS[:REPO][@NAME:=VALUE,...]: also a workspace built from REPO (default: WS/src/whmr)"
+    )
     ap.add_argument("--variant", action="append", default=[], help=variant_help)
     ap.add_argument("--skip-this", action="store_true", help="run only the --variant workspaces")
     ap.add_argument("--reps", type=int, default=1, help="alternate the variants this many times")
@@ -344,16 +363,21 @@ def main() -> int:
     args = ap.parse_args()
 
     cases = [parse_case(c) for c in args.cases.split(",")]
-    variants = [("this", Path(args.ws), ROOT)]
+    variants = [("this", Path(args.ws), ROOT, [])]
     for v in args.variant:
         label, rest = v.split("=", 1)
+        rest, _, extra = rest.partition("@")
         ws, _, repo = rest.partition(":")
-        variants.append((label, Path(ws), Path(repo) if repo else Path(ws) / "src" / "whmr"))
-    envs = {label: build(ws, repo) for label, ws, repo in variants}
+        params = [p for p in extra.split(",") if p]
+        variants.append((label, Path(ws), Path(repo) if repo else Path(ws) / "src" / "whmr", params))
+    envs: dict[Path, dict[str, str]] = {}
+    for _, ws, repo, _ in variants:
+        if ws not in envs:
+            envs[ws] = build(ws, repo)
 
     from ros_helpers import Workspace, use_built_messages
 
-    use_built_messages(Workspace(Path(args.ws), Path(args.ws) / "install/whmr_ros", envs["this"]))
+    use_built_messages(Workspace(Path(args.ws), Path(args.ws) / "install/whmr_ros", envs[Path(args.ws)]))
     import rclpy
 
     cache = Path(args.cache)
@@ -372,9 +396,9 @@ def main() -> int:
     client = Client()
     report: dict = {"boxes": args.boxes, "params": args.param, "seconds": args.seconds, "runs": []}
     for rep in range(args.reps):
-        for label, ws, _ in variants[1:] if args.skip_this else variants:
-            env = dict(envs[label], ROS_DOMAIN_ID=domain)
-            proc = start_node(ws, env, args.param, args.boxes)
+        for label, ws, _, extra in variants[1:] if args.skip_this else variants:
+            env = dict(envs[ws], ROS_DOMAIN_ID=domain)
+            proc = start_node(ws, env, args.param + extra, args.boxes)
             try:
                 warm_up(client, bags[next(iter(bags))], args.boxes)
                 for who, hz, rviz in cases:
@@ -391,7 +415,9 @@ def main() -> int:
                     os.killpg(proc.pid, signal.SIGKILL)
     threads = next((int(p.split(":=")[1]) for p in args.param if p.startswith("threads:=")), 0)
     if not args.no_pipeline_alone:
-        report["pipeline_alone_ms"] = {w: pipeline_alone(b, args.boxes, threads) for w, b in bags.items()}
+        report["pipeline_alone_ms"] = {
+            w: pipeline_alone(b, args.boxes, threads, args.param) for w, b in bags.items()
+        }
         print(json.dumps({"pipeline_alone_ms": report["pipeline_alone_ms"]}), flush=True)
     report["load_average_end"] = os.getloadavg()
     if args.json:

@@ -81,6 +81,12 @@ def test_bad_inputs_name_the_tensor(onnx_file, change, name):
         eng.infer(**d)
 
 
+def test_idle_onnxruntime_threads_sleep_instead_of_spinning(onnx_file):
+    # Spinning threads took the CPU the ROS node's own threads need on 2 cores (docs/ros_node.md).
+    options = OnnxRuntimeEngine(onnx_file, threads=2).session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
 def test_bad_files_name_the_file(onnx_file, tmp_path):
     with pytest.raises(EngineError, match="not found"):
         OnnxRuntimeEngine(tmp_path / "missing.onnx")

@@ -162,10 +162,10 @@ class StageTimes:
     """Seconds each stage of the data path took per frame: summed since start (``total_s``, ``count``, for
     benchmarks that difference two readings) and the mean of the last ``window`` frames (diagnostics).
 
-    Stages: ``receipt`` (image stamp -> the node's callback: driver and DDS), ``queue`` (callback -> the
-    worker took it), ``inputs`` (the node's batch of IMU readings and CameraInfo), ``convert`` (message ->
-    Frame: pixels, K, gravity), ``pipeline``, ``build`` (bodies and TF messages), ``publish`` (bodies, TF,
-    overlay), ``markers`` (built and published, when due)."""
+    Stages: ``wait`` (image stamp -> the node's worker took it: driver, DDS and the previous frame; system
+    clock), ``inputs`` (the node's batch of IMU readings, CameraInfo and detections), ``convert`` (message
+    -> Frame: pixels, K, gravity), ``pipeline``, ``build`` (bodies and TF messages), ``publish`` (bodies,
+    TF, overlay), ``markers`` (built and published, when due)."""
 
     def __init__(self, window: int = 60) -> None:
         self._lock = threading.Lock()  # the worker adds, the diagnostics timer reads

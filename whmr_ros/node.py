@@ -8,11 +8,11 @@ Lifecycle (rclpy.lifecycle): configure reads parameters, loads the engine and bo
 publishers; activate subscribes and starts the worker; deactivate unsubscribes; cleanup releases the
 engine. With ``autostart`` (default) the node configures and activates itself at start-up.
 
-Threads: the image callback only puts the message into a one-slot latest-frame queue (a replaced frame
-is counted as dropped) and detections are buffered by theirs; one worker thread converts, runs the pipeline
-and publishes, so a slow engine adds latency to nothing but itself and never blocks the executor. The IMU
-and CameraInfo never wake the executor: their subscriptions are in a callback group it skips, and the
-worker takes what they hold in one batch before each image (``_TakenByWorker``).
+Threads: the input subscriptions (image, CameraInfo, IMU, detections) are in a callback group the executor
+skips (``_TakenByWorker``): one worker thread waits for images on its own wait set, takes the newest (older
+ones waiting are counted as dropped), then every IMU reading, CameraInfo and detection that came since in one
+batch, converts, runs the pipeline and publishes. The executor (parameters, lifecycle, TF, the diagnostics
+timer) is never woken by sensor data, and a slow engine adds latency to nothing but itself.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.callback_groups import CallbackGroup
 from rclpy.exceptions import InvalidHandle
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import (
@@ -72,10 +73,18 @@ _BATCHED_QOS = QoSProfile(
 )
 
 
+_WAKE_NS = 100_000_000  # the worker's longest wait for an image: how soon it sees a deactivate
+
+
+def _never_called(msg: Any) -> None:
+    raise AssertionError("the worker takes this subscription's messages; no executor runs it")
+
+
 class _TakenByWorker(CallbackGroup):
-    """Subscriptions the executor never waits on nor runs: the worker takes their messages in one batch
-    before each image. rclpy's executors rebuild their wait set in Python on every wake-up; a 200 Hz IMU
-    woke it 200 times a second, which on 2 cores halved the images answered."""
+    """Subscriptions the executor never waits on nor runs: the worker takes their messages. rclpy's
+    executors rebuild their wait set in Python on every wake-up; a 200 Hz IMU woke it 200 times a second,
+    which on 2 cores halved the images answered, and each image callback competed with the worker for the
+    GIL."""
 
     def can_execute(self, entity: Any) -> bool:
         return False
@@ -140,12 +149,11 @@ class WhmrNode(LifecycleNode):
         self._host: WhmrHost | None = None
         self._params: WhmrParams | None = None
         self._scheduler: OutputScheduler | None = None
-        self._cv = threading.Condition()
-        self._slot: tuple[Any, float, int] | None = None  # image, monotonic and ROS time of its arrival
-        self._dropped_in_queue = 0  # images replaced in the slot before the worker took them
+        self._dropped_in_queue = 0  # images that waited while the worker was busy and a newer one came
         self._stop = False
         self._worker: threading.Thread | None = None
         self._subs: list[Any] = []
+        self._image_sub: Any = None  # the worker waits on it and takes the newest image
         self._batched: list[tuple[Any, Any]] = []  # (subscription, callback) the worker takes from
         self._take_lock = threading.Lock()  # the worker and the diagnostics timer both take
         self._pubs: dict[str, Any] = {}
@@ -312,36 +320,38 @@ class WhmrNode(LifecycleNode):
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         k, params, host = self._kit, self._params, self._host
         assert params is not None and host is not None
-        sensor = qos_profile_sensor_data
-        inputs = [("sensor_msgs/msg/Image", "image", self._on_image)]
-        if params.node.use_detections:
-            inputs.append(("vision_msgs/msg/Detection2DArray", "detections", host.on_detections))
-        self._subs = [self.create_subscription(k.cls(t), topic, cb, sensor) for t, topic, cb in inputs]
+        group = _TakenByWorker()
         batched = [
             ("sensor_msgs/msg/CameraInfo", "camera_info", host.on_camera_info),
             ("sensor_msgs/msg/Imu", "imu", host.on_imu),
         ]
-        group = _TakenByWorker()
+        if params.node.use_detections:
+            batched.append(("vision_msgs/msg/Detection2DArray", "detections", host.on_detections))
         self._batched = [
             (self.create_subscription(k.cls(t), topic, cb, _BATCHED_QOS, callback_group=group), cb)
             for t, topic, cb in batched
         ]
-        self._subs += [sub for sub, _ in self._batched]
+        self._image_sub = self.create_subscription(
+            k.cls("sensor_msgs/msg/Image"),
+            "image",
+            _never_called,
+            qos_profile_sensor_data,
+            callback_group=group,
+        )
+        self._subs = [self._image_sub] + [sub for sub, _ in self._batched]
         self._stop = False
-        self._slot = None
         self._worker = threading.Thread(target=self._work, name="whmr-inference", daemon=True)
         self._worker.start()
         self._timer = self.create_timer(params.node.diagnostics_period_s, self._publish_diagnostics)
         return super().on_activate(state)
 
     def _teardown_active(self) -> None:
-        with self._cv:
-            self._stop = True
-            self._cv.notify_all()
+        self._stop = True  # the worker sees it within _WAKE_NS
         if self._worker is not None:  # before the subscriptions it takes from go
             self._worker.join(timeout=10.0)
             self._worker = None
         self._batched = []
+        self._image_sub = None
         for s in self._subs:
             self.destroy_subscription(s)
         self._subs = []
@@ -373,14 +383,6 @@ class WhmrNode(LifecycleNode):
 
     # --- callbacks (executor thread) --------------------------------------------------------------
 
-    def _on_image(self, msg: Any) -> None:
-        arrived = (msg, time.monotonic(), self.get_clock().now().nanoseconds)
-        with self._cv:
-            if self._slot is not None:
-                self._dropped_in_queue += 1  # the worker is busy: the newest frame wins
-            self._slot = arrived
-            self._cv.notify()
-
     def _lookup(self, target: str, source: str, stamp_ns: int | None):
         import tf2_ros
         from rclpy.time import Time
@@ -411,18 +413,40 @@ class WhmrNode(LifecycleNode):
     # --- worker thread ----------------------------------------------------------------------------
 
     def _work(self) -> None:
-        while True:
-            with self._cv:
-                while self._slot is None and not self._stop:
-                    self._cv.wait()
-                if self._stop:
-                    return
-                msg, received, received_ns = self._slot  # type: ignore[misc]
-                self._slot = None
+        wait_set = _rclpy.WaitSet(1, 0, 0, 0, 0, 0, self.context.handle)
+        while not self._stop:
             try:
-                self._handle(msg, received, received_ns)
+                taken = self._next_image(wait_set)
+            except Exception as e:  # the context shut down, or rcl failed: stop quietly when asked to
+                if self._stop or not self.context.ok():
+                    return
+                self.get_logger().error(f"waiting for images failed: {e!r}", throttle_duration_sec=5.0)
+                time.sleep(_WAKE_NS * 1e-9)
+                continue
+            if taken is None:
+                continue
+            try:
+                self._handle(*taken)
             except Exception as e:  # the node never dies on one frame
                 self.get_logger().error(f"frame failed: {e!r}", throttle_duration_sec=5.0)
+
+    def _next_image(self, wait_set: Any) -> tuple[Any, int] | None:
+        """The newest image waiting (older ones are counted as dropped) and when it was taken (system clock,
+        ns), after waiting up to ``_WAKE_NS`` for one; None when none came."""
+        sub = self._image_sub
+        if sub is None:
+            return None
+        with sub.handle:
+            wait_set.clear_entities()
+            wait_set.add_subscription(sub.handle)
+            wait_set.wait(_WAKE_NS)
+            newest, n = None, 0
+            while (taken := sub.handle.take_message(sub.msg_type, sub.raw)) is not None:
+                newest, n = taken, n + 1
+        if newest is None:
+            return None
+        self._dropped_in_queue += n - 1
+        return newest[0], time.time_ns()
 
     def _take_batched(self) -> None:
         """Hand the IMU readings and CameraInfo that came since the last image to the host, oldest first."""
@@ -435,19 +459,20 @@ class WhmrNode(LifecycleNode):
                 except InvalidHandle:  # destroyed by a deactivate while this frame ran
                     return
 
-    def _handle(self, msg: Any, received: float, received_ns: int) -> None:
+    def _handle(self, msg: Any, taken_ns: int) -> None:
         host, scheduler = self._host, self._scheduler
         if host is None or scheduler is None:
             return
         stages = host.stats.stages
         t0 = time.monotonic()
-        stages.add("queue", t0 - received)
         self._take_batched()
         stages.add("inputs", time.monotonic() - t0)
-        prepared = host.on_image(msg, received)
+        prepared = host.on_image(msg, t0)
         if prepared is None:
             return
-        stages.add("receipt", (received_ns - prepared.frame.stamp_ns) * 1e-9)
+        # Stamp -> taken: the driver, DDS and the wait for the previous frame (CycloneDDS's receipt time is
+        # the take's, so the two cannot be told apart here). System clock, as camera drivers stamp.
+        stages.add("wait", (taken_ns - prepared.frame.stamp_ns) * 1e-9)
         out = host.process(prepared)
         if out is not None:
             scheduler.on_frame(out, prepared)

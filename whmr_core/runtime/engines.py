@@ -135,6 +135,10 @@ class OnnxRuntimeEngine(Engine):
             raise EngineError(f"{self.path}: ONNX file not found")
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle intra-op threads sleep instead of spinning: spinning burnt the CPU the host's own threads
+        # (ROS executor, conversions, detector) need on a small robot computer; measured under ROS on 2
+        # cores, CPU per answered frame 84 -> 50 ms with 2 threads (scripts/bench_ros.py, docs/ros_node.md).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1
