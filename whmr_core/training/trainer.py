@@ -602,7 +602,7 @@ class Trainer:
             limit = self.cfg.max_nonfinite_steps
             log.warning(
                 "stage %d step %d: non-finite loss %s, step skipped (%d so far, limit %d)",
-                st.stage, st.step, float(loss), st.skipped, limit,
+                st.stage, st.step, float(loss.detach()), st.skipped, limit,
             )  # fmt: skip
             if st.skipped > limit:
                 raise FloatingPointError(
