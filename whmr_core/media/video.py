@@ -140,7 +140,7 @@ def run_video(
             stamp = int(pos_ms * 1e6) if pos_ms and pos_ms > 0 else round(index * 1e9 / fps)
             if is_camera:
                 stamp = int((time.perf_counter() - t_start) * 1e9)
-            rgb = np.ascontiguousarray(bgr[:, :, ::-1])
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)  # ~50x faster than numpy's reversed view copied
             t0 = time.perf_counter()
             try:
                 result = pipeline.process(Frame(rgb, stamp, K=K, gravity=gravity))
@@ -169,7 +169,7 @@ def run_video(
                     if not writer.isOpened():
                         raise ValueError(f"{shown(path)}: OpenCV cannot write an mp4 video here")
                     summary.files.append(str(path))
-                writer.write(np.ascontiguousarray(pic[:, :, ::-1]))
+                writer.write(cv2.cvtColor(pic, cv2.COLOR_RGB2BGR))
     except KeyboardInterrupt:
         log.warning("stopped by Ctrl-C after %d frames", summary.frames)
     else:
