@@ -33,7 +33,7 @@ import torch
 
 from whmr_core.body.keypoints import COCO17_NAMES
 from whmr_core.body.regressors import H36M_NAMES
-from whmr_core.body.skeleton import SMPL_JOINT_NAMES
+from whmr_core.body.skeleton import SMPL_JOINT_NAMES, mirror_name
 
 __all__ = [
     "LAYOUTS",
@@ -65,8 +65,10 @@ SUPERVISION_NAMES: tuple[str, ...] = (
 
 
 def _mirror(name: str) -> str:
-    swap = {"left": "right", "right": "left"}
-    return "_".join(swap.get(part, part) for part in name.split("_"))
+    """``skeleton.mirror_name``, also behind SPIN-49's ``op_`` prefix."""
+    if name.startswith("op_"):
+        return "op_" + mirror_name(name[3:])
+    return mirror_name(name)
 
 
 # Supervision point k of a mirrored person is point SUPERVISION_FLIP_PERM[k].
