@@ -100,3 +100,38 @@ def test_device_argument():
         assert parse_device("cuda:0") == torch.device("cuda", 0)
         with pytest.raises(ConfigError, match="each takes its own GPU"):
             parse_device("cuda:0", 0, world=2)
+
+
+def test_a_worker_ends_when_its_launcher_is_killed():
+    """torchrun killed with SIGKILL cannot stop its workers: each asks Linux to end it with its parent."""
+    import signal
+    import time
+
+    child = (
+        "from whmr_core.training.trainer import _end_with_launcher; import time; "
+        "_end_with_launcher(); print('ready', flush=True); time.sleep(120)"
+    )
+    parent = (
+        "import subprocess, sys, time; "
+        f"p = subprocess.Popen([sys.executable, '-c', {child!r}]); print(p.pid, flush=True); time.sleep(120)"
+    )
+    launcher = subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        worker = int(launcher.stdout.readline())
+        assert launcher.stdout.readline().strip() == "ready"
+        os.kill(launcher.pid, signal.SIGKILL)
+        launcher.wait(timeout=10)
+
+        def alive() -> bool:
+            try:
+                state = Path(f"/proc/{worker}/status").read_text()
+            except FileNotFoundError:
+                return False
+            return "\nState:\tZ" not in state  # a zombie has ended; only its parent has not reaped it
+
+        deadline = time.monotonic() + 10
+        while alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not alive()
+    finally:
+        launcher.kill()
