@@ -90,9 +90,10 @@ def test_whmr_release_smpl_2dkps_fill_what_part_lacks(tiny_data, whmr_file, tmp_
 def test_bedlam_gives_gravity_and_world_labels(tiny_data, whmr_file, tmp_path):  # noqa: F811
     a = whmr_file
     n = len(a)
-    flip_y = np.diag([1.0, -1.0, -1.0])  # BEDLAM's world is y-up; G is y-down
+    # BEDLAM's world has OpenCV axes (y down, its unreal2cv2), turned by a yaw the camera's heading adds.
+    yaw = np.array([[0.0, 0, -1], [0, 1, 0], [1, 0, 0]])  # 90 degrees about y: gravity stays +y
     ext = np.tile(np.eye(4), (n, 1, 1))
-    ext[:, :3, :3] = a["cam_rotation"] @ flip_y
+    ext[:, :3, :3] = a["cam_rotation"] @ yaw
     ext[:, :3, 3] = np.random.default_rng(0).normal(size=(n, 3))
     k = np.tile(np.eye(3), (n, 1, 1))
     k[:, [0, 1], [0, 1]] = a["focal"]

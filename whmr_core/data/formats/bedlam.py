@@ -10,7 +10,7 @@ training data), with the camera's intrinsics and extrinsics, so gravity and worl
 | trans_cam | (N,3) | with ``cam_ext``'s translation, ``transl_cam`` |
 | trans_world | (N,3) | ignored |
 | cam_int | (N,3,3) | ``cam_int`` (K in pixels) |
-| cam_ext | (N,4,4) | world -> camera: gravity (the y-up world's -y), so R_c and the world root |
+| cam_ext | (N,4,4) | world -> camera: gravity (the world's +y), so R_c and the world root |
 | gtkps | (N,J,2 or 3) | ``part``: the first 24 are SMPL-24 joints (confidence 1 when absent) |
 | gender, proj_verts, sub, valid_mask | | ignored |
 """
@@ -21,8 +21,9 @@ import numpy as np
 
 from whmr_core.data.formats.base import NpzFormat, gravity_labels, smpl72
 
-# BEDLAM's world frame is y-up (SMPL-X's): gravity points along -y.
-WORLD_DOWN = np.array([0.0, -1.0, 0.0])
+# BEDLAM's world frame is Unreal's turned into OpenCV axes (its ``unreal2cv2``: x right, y down, z forward),
+# so gravity points along +y; ``cam_ext`` rotates it into the camera (yaw about y, then pitch, then roll).
+WORLD_DOWN = np.array([0.0, 1.0, 0.0])
 
 KEYS = {
     "imgname": "imgname",

@@ -65,7 +65,7 @@ def _spin(a: Annotations) -> dict[str, np.ndarray]:
 def _bedlam(a: Annotations) -> dict[str, np.ndarray]:
     n = len(a)
     ext = np.tile(np.eye(4), (n, 1, 1))
-    ext[:, :3, :3] = a["cam_rotation"] @ np.diag([1.0, -1.0, -1.0])  # BEDLAM's world is y-up
+    ext[:, :3, :3] = a["cam_rotation"]  # BEDLAM's world has OpenCV axes (y down), like frame G
     k = np.tile(np.eye(3), (n, 1, 1))
     k[:, [0, 1], [0, 1]] = a["focal"]
     k[:, :2, 2] = a["principal_point"]
