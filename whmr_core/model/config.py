@@ -43,7 +43,9 @@ __all__ = [
 
 @dataclass(frozen=True)
 class BackboneConfig:
-    kind: Literal["resnet18", "resnet50", "vitb16"] = "resnet50"
+    # "movenet": MoveNet Thunder's MobileNetV2+FPN trunk, pose-pretrained on real people and frozen
+    # (backbones/movenet.py); its FPN maps at strides 16, 8, 4 feed the pyramid's three stages.
+    kind: Literal["resnet18", "resnet50", "vitb16", "movenet"] = "resnet50"
     # Crop the network sees, (height, width) in pixels. The crop is the centre of the square person box
     # resized to max(height, width): a 256x192 crop is the middle 192 columns of a 256x256 square crop.
     crop_hw: tuple[int, int] = (224, 224)
@@ -166,6 +168,8 @@ class ModelConfig:
             raise ConfigError(f"backbone.crop_hw: must be positive, got {self.backbone.crop_hw}")
         if self.backbone.kind.startswith("resnet") and (h % 32 or w % 32):
             raise ConfigError(f"backbone.crop_hw: ResNet needs multiples of 32, got {self.backbone.crop_hw}")
+        if self.backbone.kind == "movenet" and (h % 32 or w % 32):
+            raise ConfigError(f"backbone.crop_hw: MoveNet needs multiples of 32, got {self.backbone.crop_hw}")
         if self.backbone.kind == "vitb16" and (h % 16 or w % 16):
             raise ConfigError(
                 f"backbone.crop_hw: ViT-B/16 needs multiples of 16, got {self.backbone.crop_hw}"
@@ -232,7 +236,12 @@ def _named() -> dict[str, ModelConfig]:
         orient=OrientConfig(hidden=128),
         aux=AuxConfig(enabled=True, hidden=32),
     )
-    return {c.name: c for c in (r50, vitb, vitb_p, release, small)}
+    # small-cpu's heads on MoveNet Thunder's frozen pose-pretrained trunk (issue 23), 192x192 crops: the
+    # smallest at which its stride-4 FPN map (48x48) still resolves limbs; Thunder was trained at 256.
+    movenet = dataclasses.replace(
+        small, name="movenet-cpu", backbone=BackboneConfig(kind="movenet", crop_hw=(192, 192))
+    )
+    return {c.name: c for c in (r50, vitb, vitb_p, release, small, movenet)}
 
 
 NAMED_CONFIGS: dict[str, ModelConfig] = _named()
@@ -248,7 +257,7 @@ LEGACY_DEFAULTS = ModelConfig(
 
 def get_config(name: str) -> ModelConfig:
     """The named config (``r50-hybrid``, ``vitb-hybrid``, ``vitb-param``, ``vitb-param-release``,
-    ``small-cpu``)."""
+    ``small-cpu``, ``movenet-cpu``)."""
     try:
         return NAMED_CONFIGS[name]
     except KeyError:

@@ -21,6 +21,7 @@ from whmr_core.model.orient_correct import OrientCorrect
 from whmr_core.model.outputs import AuxOutput, IterationOutput, ModelOutput
 from whmr_core.model.pyramid import (
     FeaturePyramid,
+    MultiScalePyramid,
     PointFeatureMLP,
     box_to_crop_coords,
     fixed_grid,
@@ -116,7 +117,10 @@ class WHMR(nn.Module):
         self.detach_theta = config.regressor.detach
 
         self.backbone = build_backbone(config.backbone)
-        self.pyramid = FeaturePyramid(self.backbone.out_channels, pc.channels)
+        if getattr(self.backbone, "multi_scale", False):  # maps at strides 16, 8, 4 (MoveNet's FPN)
+            self.pyramid: nn.Module = MultiScalePyramid(self.backbone.feature_channels, pc.channels)
+        else:
+            self.pyramid = FeaturePyramid(self.backbone.out_channels, pc.channels)
         self.point_mlps = nn.ModuleList(
             PointFeatureMLP(pc.channels, pc.mlp_dims, pc.point_mlp) for _ in range(3)
         )

@@ -24,6 +24,7 @@ __all__ = [
     "RELEASE_BOX_PIXELS",
     "RELEASE_FOCAL",
     "FeaturePyramid",
+    "MultiScalePyramid",
     "PointFeatureMLP",
     "box_to_crop_coords",
     "fixed_grid",
@@ -101,6 +102,35 @@ class FeaturePyramid(nn.Module):
             x = blk(x)
             maps.append(x)
         return maps
+
+
+class MultiScalePyramid(nn.Module):
+    """A multi-scale backbone's maps [stride 16, 8, 4] (coarse to fine) -> [Phi_1, Phi_2, Phi_3].
+
+    The same resolutions as ``FeaturePyramid`` on a stride-32 map, but each stage also sees the backbone's
+    map at its own scale (a 1x1 lateral convolution, as an FPN): Phi_1 = ReLU(BN(lat_1(m_16))),
+    Phi_k = ReLU(BN(deconv(Phi_{k-1}) + lat_k(m_k))). With a frozen pose-pretrained backbone (MoveNet's
+    FPN outputs) this is where the network adapts its features.
+    """
+
+    def __init__(self, in_channels: tuple[int, ...], channels: int) -> None:
+        super().__init__()
+        if len(in_channels) != 3:
+            raise ValueError(f"MultiScalePyramid: expected 3 backbone maps, got {len(in_channels)}")
+        self.laterals = nn.ModuleList(nn.Conv2d(c, channels, 1, bias=False) for c in in_channels)
+        self.ups = nn.ModuleList(
+            nn.ConvTranspose2d(channels, channels, 4, stride=2, padding=1, bias=False) for _ in range(2)
+        )
+        self.norms = nn.ModuleList(nn.BatchNorm2d(channels) for _ in range(3))
+        self.channels = channels
+
+    def forward(self, maps: list[torch.Tensor]) -> list[torch.Tensor]:
+        x = F.relu(self.norms[0](self.laterals[0](maps[0])))
+        out = [x]
+        for k in (1, 2):
+            x = F.relu(self.norms[k](self.ups[k - 1](x) + self.laterals[k](maps[k])))
+            out.append(x)
+        return out
 
 
 class PointFeatureMLP(nn.Module):

@@ -5,12 +5,14 @@ from __future__ import annotations
 from torch import nn
 
 from whmr_core.model.backbones.loading import LoadReport, PretrainedMismatchError, load_pretrained
+from whmr_core.model.backbones.movenet import MoveNetBackbone
 from whmr_core.model.backbones.resnet import ResNet, resnet18, resnet50
 from whmr_core.model.backbones.vit import VisionTransformer, vit_base_patch16
 from whmr_core.model.config import BackboneConfig
 
 __all__ = [
     "LoadReport",
+    "MoveNetBackbone",
     "PretrainedMismatchError",
     "ResNet",
     "VisionTransformer",
@@ -27,6 +29,14 @@ def build_backbone(cfg: BackboneConfig) -> nn.Module:
         net = resnet50()
     elif cfg.kind == "vitb16":
         net = vit_base_patch16(crop_hw=cfg.crop_hw, drop_path=cfg.drop_path)
+    elif cfg.kind == "movenet":
+        # Frozen, rebuilt from the committed pose model at every build (no weights of its own to load).
+        if cfg.pretrained:
+            raise ValueError(
+                "backbone.pretrained: the movenet backbone reads its weights from the shipped "
+                "pose model; leave pretrained unset"
+            )
+        return MoveNetBackbone()
     else:  # pragma: no cover - the config validates kind
         raise ValueError(f"unknown backbone kind {cfg.kind!r}")
     if cfg.pretrained:

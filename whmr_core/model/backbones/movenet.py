@@ -1,0 +1,237 @@
+"""MoveNet Thunder's MobileNetV2+FPN trunk as plain torch modules, rebuilt from the committed ONNX file.
+
+The pose model ``whmr_core/assets/pose_models/movenet-thunder.onnx`` (Apache-2.0, sha256-checked by
+``whmr_core.runtime.pose_models``) learnt its features on real people (COCO keypoints). This module reads
+its graph with the ``onnx`` package and interprets the part between the normalised NCHW input and the
+feature pyramid's outputs: Conv (dense and depthwise, BatchNorm already folded in by the exporter), Clip
+(ReLU6), Relu, Add and 2x bilinear Resize. The weights are stored fp16 with Cast nodes; they are cast to
+float32 here. No onnx2torch and no TensorFlow at run time.
+
+The weights are frozen and held as non-persistent buffers: the optimiser never sees them (the folded
+convolutions reach |w| ~ 150, and Adam at 1e-4 moved the FPN features by 44-177 % in one step, see
+``../shared/pretrained/PROBE.md``), and checkpoints do not carry them: every build reads the checked file.
+
+The backbone returns the FPN's three top-down maps, coarse to fine: stride 16, 8 and 4 (the stride-4 map
+is the one every MoveNet head reads). Input: whmr's ImageNet-normalised crops; the affine map to MoveNet's
+``x * 0.00784302 - 1`` on 0-255 RGB is taken from the graph's own constants.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "FPN_OUTPUTS",
+    "MOVENET_INPUT",
+    "MOVENET_NORMALISED",
+    "MoveNetBackbone",
+    "OnnxTrunk",
+    "read_trunk",
+]
+
+_P = "StatefulPartitionedCall/center_net_mobile_net_v2fpn_feature_extractor/model_1/"
+# The graph's normalised NHWC input (x * 0.00784302 - 1) and its NCHW transpose, where the trunk starts.
+MOVENET_NORMALISED = "StatefulPartitionedCall/sub_1:0"
+MOVENET_INPUT = _P + "model/Conv1_relu/Relu6/BiasAdd__15:0"
+# The FPN's top-down outputs, coarse to fine (strides 16, 8, 4): Phi_1..Phi_3's inputs.
+FPN_OUTPUTS = (_P + "re_lu/Relu/Relu:0", _P + "re_lu_1/Relu/Relu:0", _P + "re_lu_2/Relu/Relu:0")
+FPN_STRIDES = (16, 8, 4)
+# The constants of the graph's input normalisation: (x - sub) * mul - offset on 0-255 RGB.
+_NORM_CONSTANTS = ("Const_39:0", "Const_40:0", "Const_41:0")
+
+
+@dataclass(frozen=True)
+class _Op:
+    kind: str  # "conv", "clip", "relu", "add", "resize"
+    inputs: tuple[str, ...]
+    output: str
+    attrs: dict
+
+
+@dataclass(frozen=True)
+class TrunkSpec:
+    """The interpreted sub-graph: ops in execution order, float32 constants, input normalisation."""
+
+    ops: tuple[_Op, ...]
+    constants: dict[str, np.ndarray]
+    norm_scale: np.ndarray  # (3,) per-channel multiplier on 0-255 RGB
+    norm_offset: np.ndarray  # (3,) then added
+
+
+def _constants(graph) -> dict[str, np.ndarray]:
+    """Initializers and the Cast nodes of initializers (fp16-stored weights), as float32 arrays."""
+    from onnx import numpy_helper
+
+    consts = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Cast" and node.input[0] in consts:
+            consts[node.output[0]] = consts[node.input[0]]
+    return {k: np.asarray(v, dtype=np.float32) if v.dtype.kind == "f" else v for k, v in consts.items()}
+
+
+def _attrs(node) -> dict:
+    from onnx import helper
+
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+@functools.lru_cache(maxsize=2)
+def read_trunk(path: str, start: str = MOVENET_INPUT, outputs: tuple[str, ...] = FPN_OUTPUTS) -> TrunkSpec:
+    """Parse the sub-graph of ``path`` from tensor ``start`` to ``outputs`` (cached per process)."""
+    import onnx
+
+    graph = onnx.load(path).graph
+    consts = _constants(graph)
+    producer = {o: n for n in graph.node for o in n.output}
+    # Nodes the outputs need, found backwards and stopped at ``start`` and at constants.
+    needed: set[int] = set()
+    stack = list(outputs)
+    seen: set[str] = set()
+    while stack:
+        name = stack.pop()
+        if name in seen or name == start or name in consts:
+            continue
+        seen.add(name)
+        if name not in producer:
+            raise ValueError(f"{path}: tensor {name!r} is neither produced nor the trunk's input")
+        node = producer[name]
+        needed.add(id(node))
+        stack.extend(i for i in node.input if i)
+    ops = []
+    for node in graph.node:  # ONNX nodes are stored in topological order
+        if id(node) not in needed:
+            continue
+        a, ins, out = _attrs(node), tuple(node.input), node.output[0]
+        if node.op_type == "Conv":
+            if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+                raise ValueError(f"{path}: Conv {out!r} uses auto_pad; only explicit pads are read")
+            ops.append(_Op("conv", ins, out, a))
+        elif node.op_type == "Clip":
+            lo, hi = (float(consts[n]) for n in ins[1:3])
+            ops.append(_Op("clip", ins[:1], out, {"min": lo, "max": hi}))
+        elif node.op_type == "Relu":
+            ops.append(_Op("relu", ins, out, {}))
+        elif node.op_type == "Add":
+            ops.append(_Op("add", ins, out, {}))
+        elif node.op_type == "Resize":
+            mode, ctm = a.get("mode", b"nearest"), a.get("coordinate_transformation_mode", b"half_pixel")
+            scales = consts[ins[2]] if len(ins) > 2 and ins[2] else None
+            if mode != b"linear" or ctm != b"half_pixel" or scales is None or tuple(scales[:2]) != (1, 1):
+                raise ValueError(f"{path}: Resize {out!r}: only linear half_pixel resizing by scales is read")
+            ops.append(_Op("resize", ins[:1], out, {"scale": (float(scales[2]), float(scales[3]))}))
+        else:
+            raise ValueError(f"{path}: op {node.op_type} ({out!r}) is not one the trunk reader knows")
+    sub, mul, offset = (consts[n].reshape(-1) for n in _NORM_CONSTANTS)
+    scale = np.broadcast_to(mul, (3,)).astype(np.float32)
+    shift = (-np.broadcast_to(sub, (3,)) * mul - offset).astype(np.float32)
+    return TrunkSpec(tuple(ops), consts, scale, shift)
+
+
+class _FrozenConv(nn.Module):
+    """A Conv node: weights as non-persistent buffers; ONNX pads (top, left, bottom, right) kept."""
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray | None, attrs: dict) -> None:
+        super().__init__()
+        self.register_buffer("weight", torch.from_numpy(weight.copy()), persistent=False)
+        b = bias if bias is not None else np.zeros(weight.shape[0], np.float32)
+        self.register_buffer("bias", torch.from_numpy(b.copy()), persistent=False)
+        top, left, bottom, right = attrs.get("pads", (0, 0, 0, 0))
+        self.symmetric = top == bottom and left == right
+        self.padding = (top, left) if self.symmetric else (0, 0)
+        self.pad = (left, right, top, bottom)
+        self.stride = tuple(attrs.get("strides", (1, 1)))
+        self.dilation = tuple(attrs.get("dilations", (1, 1)))
+        self.groups = int(attrs.get("group", 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.symmetric:  # TF "SAME" on stride 2: the extra row/column at the end
+            x = F.pad(x, self.pad)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class OnnxTrunk(nn.Module):
+    """Runs a ``TrunkSpec``'s ops in order: (N,C,H,W) at ``start`` -> the output maps, in order."""
+
+    def __init__(self, spec: TrunkSpec, start: str, outputs: tuple[str, ...]) -> None:
+        super().__init__()
+        self.start, self.outputs = start, tuple(outputs)
+        self.convs = nn.ModuleList()
+        self._program: list[tuple[str, tuple[str, ...], str, object]] = []
+        channels: dict[str, int] = {}
+        for op in spec.ops:
+            arg: object = None
+            if op.kind == "conv":
+                weight = spec.constants[op.inputs[1]]
+                bias = spec.constants[op.inputs[2]] if len(op.inputs) > 2 and op.inputs[2] else None
+                arg = len(self.convs)
+                self.convs.append(_FrozenConv(weight, bias, op.attrs))
+                channels[op.output] = int(weight.shape[0])
+                ins = op.inputs[:1]
+            else:
+                ins = op.inputs
+                arg = op.attrs.get("min", 0.0), op.attrs.get("max", 0.0), op.attrs.get("scale")
+                channels[op.output] = channels.get(ins[0], 0)
+            self._program.append((op.kind, ins, op.output, arg))
+        self.out_channels = tuple(channels[o] for o in self.outputs)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        env = {self.start: x}
+        for kind, ins, out, arg in self._program:
+            a = env[ins[0]]
+            if kind == "conv":
+                env[out] = self.convs[arg](a)  # type: ignore[index]
+            elif kind == "clip":
+                lo, hi, _ = arg  # type: ignore[misc]
+                env[out] = a.clamp(lo, hi)
+            elif kind == "relu":
+                env[out] = F.relu(a)
+            elif kind == "add":
+                env[out] = a + env[ins[1]]
+            else:  # resize
+                _, _, scale = arg  # type: ignore[misc]
+                env[out] = F.interpolate(a, scale_factor=scale, mode="bilinear", align_corners=False)
+        return [env[o] for o in self.outputs]
+
+
+def _thunder_path() -> Path:
+    from whmr_core.runtime.pose_models import verified_path  # sha256-checked; imported late (no cycle)
+
+    return verified_path("movenet-thunder")
+
+
+class MoveNetBackbone(nn.Module):
+    """ImageNet-normalised crops (N,3,H,W), H and W multiples of 32 -> [FPN stride 16, 8, 4 maps].
+
+    ``feature_channels`` and ``feature_strides`` describe the maps (coarse to fine); ``multi_scale`` tells
+    the network to feed them to ``MultiScalePyramid``. Nothing here trains (see the module docstring).
+    """
+
+    multi_scale = True
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        super().__init__()
+        from whmr_core.crops import IMAGENET_MEAN, IMAGENET_STD
+
+        self.arch = "movenet-thunder"
+        spec = read_trunk(str(path if path is not None else _thunder_path()))
+        self.trunk = OnnxTrunk(spec, MOVENET_INPUT, FPN_OUTPUTS)
+        # x_movenet = pixel * scale + offset with pixel = (x * std + mean) * 255: one affine per channel.
+        std, mean = IMAGENET_STD.astype(np.float32), IMAGENET_MEAN.astype(np.float32)
+        a = spec.norm_scale * std * 255.0
+        b = spec.norm_scale * mean * 255.0 + spec.norm_offset
+        self.register_buffer("input_scale", torch.from_numpy(a).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("input_offset", torch.from_numpy(b).view(1, 3, 1, 1), persistent=False)
+        self.feature_channels = self.trunk.out_channels
+        self.feature_strides = FPN_STRIDES
+        self.out_channels = self.feature_channels[0]
+        self.stride = 32  # as ResNet's: Phi_1..Phi_3 lie at strides 16, 8, 4
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.trunk(x * self.input_scale + self.input_offset)
