@@ -59,13 +59,14 @@ def scene(fitter):
         points = fitter.body(rot, betas) + t[:, None]
     uv = points[..., :2] / points[..., 2:] * 1000.0 + torch.tensor([640.0, 360.0])
     keypoints = (uv + torch.tensor(rng.normal(0.0, 2.0, uv.shape), dtype=torch.float32)).numpy()
-    # The "network": 0.15 rad on every body joint, 0.1 rad on the root, 12 % too deep, other betas.
+    # The "network": 0.15 rad on every body joint, 0.1 rad on the root, 4 % too deep, 8 cm aside, other
+    # betas. (The fit trusts the network's depth: on real photos 2D keypoints moved it the wrong way.)
     pose_net = pose.copy()
     pose_net[:, 1:] += rng.normal(0.0, 0.15, pose_net[:, 1:].shape)
     rot_net = axis_angle_to_matrix(torch.tensor(pose_net, dtype=torch.float32))
     tilt = axis_angle_to_matrix(torch.tensor(rng.normal(0.0, 0.1, (n, 3)), dtype=torch.float32))
     rot_net[:, 0] = tilt @ rot[:, 0]
-    t_net = t * torch.tensor([1.0, 1.0, 1.12]) + torch.tensor([0.08, -0.05, 0.0])
+    t_net = t * torch.tensor([1.0, 1.0, 1.04]) + torch.tensor([0.08, -0.05, 0.0])
     betas_net = betas + torch.tensor(rng.normal(0.0, 0.5, betas.shape), dtype=torch.float32)
     return {
         "rot": rot.numpy(),
@@ -113,8 +114,8 @@ def test_fit_reprojects_onto_the_keypoints(fitter, scene):
     assert r.fitted.all() and r.fallback_reason == (None,) * 4
     assert r.init_source == ("network",) * 4 and not r.mirrored.any()
     before, after = r.reprojection_px_before, r.reprojection_px_after
-    # The start misses by 30-45 px (mean), the fit lands within about two noise levels (2 px noise).
-    assert (before > 25).all()
+    # The start misses by 24-31 px (mean), the fit lands within about two noise levels (2 px noise).
+    assert (before > 20).all()
     assert (after < 8.0).all() and np.median(after) < 6.0
     # The recomputed error agrees with an independent projection of the fitted body.
     with torch.no_grad():
@@ -124,7 +125,7 @@ def test_fit_reprojects_onto_the_keypoints(fitter, scene):
     cam = pts.double().numpy() + r.translation[:, None]
     uv = cam[..., :2] / cam[..., 2:] * 1000.0 + np.array([640.0, 360.0])
     np.testing.assert_allclose(np.linalg.norm(uv - scene["keypoints"], axis=-1).mean(1), after, rtol=1e-3)
-    # Closer to the truth in 3D as well: root-relative keypoints and depth.
+    # Closer to the truth in 3D as well (hip-centred keypoints).
     start = fitter.body(torch.tensor(scene["rot_net"]), torch.tensor(scene["betas_net"])).detach().numpy()
 
     def rel(p):
@@ -133,8 +134,8 @@ def test_fit_reprojects_onto_the_keypoints(fitter, scene):
     err_start = np.linalg.norm(rel(start) - rel(scene["points"]), axis=-1).mean(1)
     err_fit = np.linalg.norm(rel(pts.numpy()) - rel(scene["points"]), axis=-1).mean(1)
     assert err_fit.mean() < 0.8 * err_start.mean()
-    depth_err_start = np.abs(scene["t_net"][:, 2] - scene["t"][:, 2])
-    assert (np.abs(r.translation[:, 2] - scene["t"][:, 2]) < 0.6 * depth_err_start).all()
+    # Depth stays the network's to within 3 % (w_depth): 2D keypoints only give it through the body's size.
+    assert (np.abs(r.translation[:, 2] / scene["t_net"][:, 2] - 1) < 0.03).all()
     # Rotations stay rotations.
     rr = r.rotmats @ np.swapaxes(r.rotmats, -1, -2)
     np.testing.assert_allclose(rr, np.broadcast_to(np.eye(3), rr.shape), atol=1e-5)
@@ -172,7 +173,7 @@ def test_too_few_confident_keypoints_fall_back_to_the_network_body(fitter, scene
         (np.array([[np.nan, 0, 640], [0, 1000, 360], [0, 0, 1.0]]), "camera K is not a camera"),
         (np.array([[0.0, 0, 640], [0, 1000, 360], [0, 0, 1.0]]), "camera K is not a camera"),
         (np.array([[1e7, 0, 640], [0, 1e7, 360], [0, 0, 1.0]]), "fit d"),  # diverges / does not reach
-        (np.array([[1000.0, 0, 1e6], [0, 1000, 360], [0, 0, 1.0]]), "fit does not reach the keypoints"),
+        (np.array([[1000.0, 0, 1e6], [0, 1000, 360], [0, 0, 1.0]]), "fit d"),
     ],
 )
 def test_absurd_camera_falls_back_to_the_network_body(fitter, scene, camera, reason):

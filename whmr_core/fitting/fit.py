@@ -53,14 +53,14 @@ class FitConfig:
     iterations: int = 10  # L-BFGS iterations (one energy-and-gradient evaluation each)
     confidence_threshold: float = 0.3  # keypoints below it are ignored
     min_keypoints: int = 6  # confident keypoints needed to fit at all
-    robust_sigma: float = 0.2  # Geman-McClure scale, fraction of the person's size
+    robust_sigma: float = 0.4  # Geman-McClure scale, fraction of the person's size
     robust_sigma_3d_m: float = 0.15  # the same for 3D keypoints, metres
     w_keypoints_3d: float = 1.0
     w_pose_prior: float = 1e-4
     w_joint_limits: float = 0.1
     w_init_pose: float = 1e-3
-    w_shape: float = 1e-3
-    w_depth: float = 1e-3
+    w_shape: float = 1e-4
+    w_depth: float = 0.3
     mirror_check: bool = True  # start from the network body's mirror when that fits the keypoints much better
     mirror_ratio: float = 0.5  # ... its data energy below this share of the network body's
     max_translation_jump: float = 0.5  # fallback when the fit moves the body by more than this x its depth
@@ -175,27 +175,23 @@ def solve_translation(
     keypoints: torch.Tensor,
     weights: torch.Tensor,
     K: torch.Tensor,
-    t_prior: torch.Tensor,
+    t_start: torch.Tensor,
 ) -> torch.Tensor:
-    """The translation that best places model points (N,P,3) on pixels (N,P,2), in closed form.
+    """The sideways translation that best places model points (N,P,3) on pixels (N,P,2) at the depth of
+    ``t_start`` (N,3), in closed form.
 
     With normalised rays (a, b) = ((u - cx) / fx, (v - cy) / fy), X + t lies on the ray where
-    (X_x + t_x) - a (X_z + t_z) = 0 and (X_y + t_y) - b (X_z + t_z) = 0: linear in t. Weighted least squares,
-    with a weak pull towards ``t_prior`` (1e-4 of the total weight), so that a degenerate point set still
-    gives an answer.
+    X_x + t_x = a (X_z + t_z) and X_y + t_y = b (X_z + t_z): with t_z fixed, t_x and t_y are weighted
+    means. The depth is left alone: 2D keypoints give it only through the body's size, which the network
+    knows no better than its depth (on real photos letting them set it doubled the depth error).
     """
+    z = points[..., 2] + t_start[:, None, 2]
+    w = weights / weights.sum(1, keepdim=True).clamp_min(1e-12)
     a = (keypoints[..., 0] - K[:, None, 0, 2]) / K[:, None, 0, 0]
     b = (keypoints[..., 1] - K[:, None, 1, 2]) / K[:, None, 1, 1]
-    one, zero = torch.ones_like(a), torch.zeros_like(a)
-    rows = torch.stack([torch.stack([one, zero, -a], -1), torch.stack([zero, one, -b], -1)], 2)  # (N,P,2,3)
-    rhs = torch.stack([a * points[..., 2] - points[..., 0], b * points[..., 2] - points[..., 1]], 2)
-    w = weights[..., None, None]
-    ata = (rows.transpose(-1, -2) @ (w * rows)).sum(1)  # (N,3,3)
-    atb = (rows.transpose(-1, -2) @ (w * rhs[..., None])).sum(1)[..., 0]  # (N,3)
-    reg = 1e-4 * weights.sum(1).clamp_min(1e-6)[:, None]
-    ata = ata + reg[..., None] * torch.eye(3, dtype=ata.dtype)
-    atb = atb + reg * t_prior
-    return torch.linalg.solve(ata.double(), atb.double()).to(points.dtype)
+    tx = (w * (a * z - points[..., 0])).sum(1)
+    ty = (w * (b * z - points[..., 1])).sum(1)
+    return torch.stack([tx, ty, t_start[:, 2]], 1)
 
 
 def _project(points: torch.Tensor, t: torch.Tensor, K: torch.Tensor, min_depth: float) -> torch.Tensor:
