@@ -382,3 +382,17 @@ def test_garbage_never_gives_a_non_finite_body(fitter, scene):
     empty = fitter(np.zeros((0, 24, 3, 3)), np.zeros((0, 10)), np.zeros((0, 3)), np.zeros((0, 17, 2)),
                    np.zeros((0, 17)), K)  # fmt: skip
     assert len(empty) == 0 and empty.rotmats.shape == (0, 24, 3, 3) and empty.fallback_reason == ()
+
+
+def test_fit_works_under_inference_mode(fitter, scene):
+    """Hosts run networks under torch.inference_mode; the fit (autograd inside) must still run there, on
+    numpy or on tensors made in inference mode, with the same result."""
+    args = (*_net(scene), scene["keypoints"], scene["conf"], K)
+    want = fitter(*args)
+    with torch.inference_mode():
+        got = fitter(*args)
+        got_t = fitter(*(torch.as_tensor(np.asarray(a)) for a in args))
+    for r in (got, got_t):
+        assert r.fitted.all()
+        np.testing.assert_allclose(r.rotmats, want.rotmats, atol=1e-5)
+        np.testing.assert_allclose(r.translation, want.translation, atol=1e-5)

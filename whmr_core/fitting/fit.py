@@ -232,7 +232,7 @@ class BodyFitter:
         p = torch.as_tensor(np.asarray(pose, dtype=np.float32) if not torch.is_tensor(pose) else pose)
         p = p.detach().to(torch.float32)
         if p.ndim == 3 and p.shape[1:] == (self.num_joints, 3):
-            return _exp(p)
+            return _exp(p.clone())
         if p.ndim == 4 and p.shape[1:] == (self.num_joints, 3, 3):
             return p.clone()
         raise ValueError(
@@ -269,8 +269,34 @@ class BodyFitter:
         (N,17,2) COCO-17 pixels and confidences (N,17) in [0,1] (non-finite keypoints count as missing);
         K (3,3) or (N,3,3) pinhole intrinsics (skew ignored). Optional keypoints_3d (N,17,3) metres in
         camera axes, any origin (compared hip-centred), with confidences_3d (N,17) (default: confidences);
-        warm_start: per person a previous ``PersonFit`` of its track, or None.
+        warm_start: per person a previous ``PersonFit`` of its track, or None. Works under any grad mode,
+        ``torch.inference_mode`` included (the fit's tensors are made outside it).
         """
+        with torch.inference_mode(False):
+            return self._call(
+                rotmats,
+                betas,
+                translation,
+                keypoints,
+                confidences,
+                K,
+                keypoints_3d,
+                confidences_3d,
+                warm_start,
+            )
+
+    def _call(
+        self,
+        rotmats: Any,
+        betas: Any,
+        translation: Any,
+        keypoints: Any,
+        confidences: Any,
+        K: Any,
+        keypoints_3d: Any | None,
+        confidences_3d: Any | None,
+        warm_start: Sequence[PersonFit | None] | None,
+    ) -> FitResult:
         cfg = self.config
         rot_net = self._as_rotmats(rotmats)
         n = rot_net.shape[0]
