@@ -17,7 +17,8 @@ r_kv w_vj v_v(beta) (linear in beta), D_kj the same over the pose correctives of
 Exact (the tests compare with the network's regressor on the full mesh) and a few dozen small tensor ops
 whatever the mesh size. Products are written as broadcast multiply-and-sum, never matrix products: tensors
 stay below ATen's parallel grain, so no op waits on a thread pool (on a busy 2-core machine a 3x3 batched
-matmul through the BLAS pool took milliseconds).
+matmul through the BLAS pool took milliseconds), and gathers use ``index_select`` (advanced indexing of a
+(4,24,3,4) tensor took 27 us on one thread and 430 us on two).
 
 The frame is the network's (``whmr_core.model.body_layer.BodyLayer``): the root rotation turns the body
 about its rest pelvis J_0(beta), and a camera-frame point is the model point plus the translation t_b.
@@ -91,10 +92,10 @@ class KeypointBody(nn.Module):
         if order[0] != 0:
             raise ValueError("body model: joint 0 must be the root")
         # Per tree level after the root: how many joints are posed there, their parents' places in order.
-        self.levels: list[tuple[int, list[int]]] = []
+        self.levels: list[tuple[int, torch.Tensor]] = []
         for lv in range(1, max(depth[j] for j in order) + 1):
             js = [j for j in order if depth[j] == lv]
-            self.levels.append((len(js), [pos_of[parents[j]] for j in js]))
+            self.levels.append((len(js), torch.tensor([pos_of[parents[j]] for j in js])))
         # Per point, the joints it touches (padded with zero-weight repeats of its first one).
         width = int(touches.sum(1).max())
         sel = np.zeros((len(COCO17_NAMES), width), dtype=np.int64)
@@ -129,6 +130,7 @@ class KeypointBody(nn.Module):
         buf("joints_shapedirs", np.einsum("jv,vcb->jcb", j_regressor, shapedirs)[order])
         take = np.take_along_axis
         buf("point_joint", np.vectorize(pos_of.get)(sel), torch.long)  # (17,S) places in ``order``
+        buf("point_joint_flat", np.vectorize(pos_of.get)(sel).reshape(-1), torch.long)
         buf("point_a", take(a, sel, 1)[..., None] * mask)  # (17,S,1)
         buf("point_b", take(b_t, sel[..., None], 1) * mask)  # (17,S,3)
         buf("point_bs", take(b_s, sel[..., None, None], 1) * mask[..., None])  # (17,S,3,B)
@@ -145,8 +147,8 @@ class KeypointBody(nn.Module):
         rest = self.joints_template + (self.joints_shapedirs * betas[:, None, None]).sum(-1)  # (N,Jn,3)
         # Forward kinematics on 3x4 transforms [G | p]: child = parent @ [[R_local, offset], [0 0 0 1]],
         # one product per tree level.
-        offsets = rest - rest[:, self.parent_pos]  # (N,Jn,3); the root's is unused
-        local = torch.cat([rotmats[:, self.order_idx], offsets.unsqueeze(-1)], -1)  # (N,Jn,3,4)
+        offsets = rest - rest.index_select(1, self.parent_pos)  # (N,Jn,3); the root's is unused
+        local = torch.cat([rotmats.index_select(1, self.order_idx), offsets.unsqueeze(-1)], -1)  # (N,Jn,3,4)
         bottom = self.bottom_row.expand(n, local.shape[1], 1, 4)
         local4 = torch.cat([local, bottom], -2)  # (N,Jn,4,4)
         root = torch.cat([rotmats[:, :1], rest[:, :1, :, None]], -1)  # (N,1,3,4)
@@ -154,7 +156,8 @@ class KeypointBody(nn.Module):
         start = 1
         for count, par in self.levels:
             stop = start + count
-            g = torch.cat([g, (g[:, par].unsqueeze(-1) * local4[:, start:stop].unsqueeze(-3)).sum(-2)], 1)
+            parent = g.index_select(1, par).unsqueeze(-1)
+            g = torch.cat([g, (parent * local4[:, start:stop].unsqueeze(-3)).sum(-2)], 1)
             start = stop
         # x_k = sum_j [G_j | p_j] (B_kj + D_kj f - a_kj J_j ; a_kj) over the joints point k touches.
         c = self.point_b + (self.point_bs * betas[:, None, None, None]).sum(-1)  # (N,17,S,3)
@@ -162,8 +165,11 @@ class KeypointBody(nn.Module):
             eye = torch.eye(3, dtype=rotmats.dtype, device=rotmats.device)
             feat = (rotmats[:, 1:] - eye).reshape(n, 1, 1, 1, -1)
             c = c + (self.point_d * feat).sum(-1)
-        c4 = torch.cat([c - self.point_a * rest[:, self.point_joint], self.point_a.expand(n, -1, -1, -1)], -1)
-        points = (g[:, self.point_joint] * c4.unsqueeze(-2)).sum((-1, 2))
+        shape = self.point_joint.shape
+        rest_k = rest.index_select(1, self.point_joint_flat).reshape(n, *shape, 3)
+        c4 = torch.cat([c - self.point_a * rest_k, self.point_a.expand(n, -1, -1, -1)], -1)
+        g_k = g.index_select(1, self.point_joint_flat).reshape(n, *shape, 3, 4)
+        points = (g_k * c4.unsqueeze(-2)).sum((-1, 2))
         joints = torch.full((n, self.num_joints, 3), float("nan"), dtype=points.dtype, device=points.device)
         joints[:, self.order_idx] = g[..., 3]
         return points, joints

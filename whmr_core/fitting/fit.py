@@ -354,8 +354,10 @@ class BodyFitter:
                 reasons[i] = f"network body is not in front of the camera (depth {float(t_net[i, 2]):.3g} m)"
 
         def reprojection_px(points: torch.Tensor, t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-            d = (_project(points, t, k_arr[idx], cfg.min_depth_m) - kp[idx]).norm(dim=-1)
-            w = w2d[idx]
+            d = (
+                _project(points, t, k_arr.index_select(0, idx), cfg.min_depth_m) - kp.index_select(0, idx)
+            ).norm(dim=-1)
+            w = w2d.index_select(0, idx)
             return (w * d).sum(1) / w.sum(1)  # NaN where no keypoint is confident
 
         all_idx = torch.arange(n)
@@ -364,7 +366,11 @@ class BodyFitter:
             usable = body_finite & k_ok
             if usable.any():
                 ui = all_idx[usable]
-                px_before[ui] = reprojection_px(self.body(rot_net[ui], beta_net[ui]), t_net[ui], ui)
+                px_before[ui] = reprojection_px(
+                    self.body(rot_net.index_select(0, ui), beta_net.index_select(0, ui)),
+                    t_net.index_select(0, ui),
+                    ui,
+                )
 
         rot_out, beta_out, t_out = rot_net.double().clone(), beta_net.double().clone(), t_net.double().clone()
         fitted = np.zeros(n, bool)
@@ -377,11 +383,15 @@ class BodyFitter:
         active = [i for i in range(n) if reasons[i] is None]
         if active:
             idx = torch.tensor(active)
+
             # The network's rotations are only nearly orthonormal: the fit starts from Gram-Schmidt's (as
             # the Pipeline's decode does), so a fitted body is made of rotations.
+            def rows(a: torch.Tensor) -> torch.Tensor:
+                return a.index_select(0, idx)
+
             res = self._fit(
-                orthonormalise(rot_net[idx]), beta_net[idx], t_net[idx], kp[idx], w2d[idx], k_arr[idx],
-                None if kp3 is None else (kp3[idx], w3d[idx]),
+                orthonormalise(rows(rot_net)), rows(beta_net), rows(t_net), rows(kp), rows(w2d), rows(k_arr),
+                None if kp3 is None else (rows(kp3), rows(w3d)),
                 None if warm_start is None else [warm_start[i] for i in active],
             )  # fmt: skip
             iterations = res["iterations"]

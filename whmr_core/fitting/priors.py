@@ -66,7 +66,8 @@ class PosePrior(nn.Module):
 
     def component_energy(self, component: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
         """``f(body_pose) -> (N,)``: the energy of ``component`` (N,) per pose, parameters gathered once."""
-        means, chol, const = self.means[component], self.precision_chol[component], self.nll_const[component]
+        means, chol = self.means.index_select(0, component), self.precision_chol.index_select(0, component)
+        const = self.nll_const.index_select(0, component)
 
         def energy(body_pose: torch.Tensor) -> torch.Tensor:
             z = ((body_pose.reshape(len(means), -1) - means).unsqueeze(-1) * chol).sum(-2)
