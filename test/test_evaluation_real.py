@@ -154,7 +154,8 @@ def test_persons_from_record_body_and_keypoint_model():
     kp = np.full((17, 3), 7.0)
     rec = {"persons": [
         {"box_xyxy": [0, 0, 5, 5], "score": 0.9, "joints_2d": j2.tolist(),
-         "joints_camera": np.ones((24, 3)).tolist(), "translation_is_metric": True, "keypoints_2d": kp.tolist()},
+         "joints_camera": np.ones((24, 3)).tolist(), "translation_is_metric": True,
+         "keypoints_2d": kp.tolist()},
         {"box_xyxy": [1, 1, 5, 5], "score": 0.8, "joints_2d": j2.tolist(),
          "joints_camera": np.ones((24, 3)).tolist(), "translation_is_metric": False},
     ]}  # fmt: skip
