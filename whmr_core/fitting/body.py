@@ -35,7 +35,9 @@ from torch import nn
 from whmr_core.body.keypoints import COCO17_FACE_LANDMARKS, COCO17_NAMES, COCO17_SMPL_JOINT
 from whmr_core.body.landmarks import smplx_vertex_ids
 
-__all__ = ["KeypointBody", "matmul3", "matvec"]
+__all__ = ["PARALLEL_GRAIN", "KeypointBody", "matmul3", "matvec", "row_chunks"]
+
+PARALLEL_GRAIN = 32768  # ATen splits an elementwise op over threads from this many elements (GRAIN_SIZE)
 
 
 class KeypointBody(nn.Module):
@@ -160,7 +162,10 @@ class KeypointBody(nn.Module):
             g = torch.cat([g, (parent * local4[:, start:stop].unsqueeze(-3)).sum(-2)], 1)
             start = stop
         # x_k = sum_j [G_j | p_j] (B_kj + D_kj f - a_kj J_j ; a_kj) over the joints point k touches.
-        c = self.point_b + (self.point_bs * betas[:, None, None, None]).sum(-1)  # (N,17,S,3)
+        bs = self.point_bs
+        c = self.point_b + torch.cat(  # (N,17,S,3); the (N,17,S,3,B) product in thread-free chunks
+            [(bs * betas[rows, None, None, None]).sum(-1) for rows in row_chunks(n, bs.numel())]
+        )
         if self.has_correctives:
             eye = torch.eye(3, dtype=rotmats.dtype, device=rotmats.device)
             feat = (rotmats[:, 1:] - eye).reshape(n, 1, 1, 1, -1)
@@ -173,6 +178,12 @@ class KeypointBody(nn.Module):
         joints = torch.full((n, self.num_joints, 3), float("nan"), dtype=points.dtype, device=points.device)
         joints[:, self.order_idx] = g[..., 3]
         return points, joints
+
+
+def row_chunks(n: int, per_row: int) -> list[slice]:
+    """Slices of ``n`` rows, each small enough (rows x per_row elements) to stay below PARALLEL_GRAIN."""
+    step = max(1, (PARALLEL_GRAIN - 1) // max(per_row, 1))
+    return [slice(i, i + step) for i in range(0, n, step)] or [slice(0, 0)]
 
 
 def matmul3(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

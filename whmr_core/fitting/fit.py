@@ -154,6 +154,7 @@ def _exp(rotvec: torch.Tensor) -> torch.Tensor:
 
 _M = torch.diag(torch.tensor([-1.0, 1.0, 1.0]))  # body-frame left/right reflection
 _D = torch.diag(torch.tensor([1.0, 1.0, -1.0]))  # camera-frame depth reflection
+_FLIP = torch.tensor(SMPL_FLIP_PERM)
 
 
 def mirror_bodies(rotmats: torch.Tensor) -> torch.Tensor:
@@ -165,8 +166,8 @@ def mirror_bodies(rotmats: torch.Tensor) -> torch.Tensor:
     its label swaps sides. The translation stays.
     """
     m, d = _M.to(rotmats), _D.to(rotmats)
-    local = m @ rotmats[:, list(SMPL_FLIP_PERM)] @ m
-    root = d @ rotmats[:, 0] @ m
+    local = matmul3(matmul3(m, rotmats.index_select(1, _FLIP.to(rotmats.device))), m)
+    root = matmul3(matmul3(d, rotmats[:, 0]), m)
     return torch.cat([root[:, None], local[:, 1:]], 1)
 
 

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from whmr_core.data.poses import JOINT_LIMITS_DEG
+from whmr_core.fitting.body import row_chunks
 
 __all__ = ["DEFAULT_PRIOR_PATH", "PosePrior", "joint_limit_energy", "joint_limits_rad"]
 
@@ -70,7 +71,10 @@ class PosePrior(nn.Module):
         const = self.nll_const.index_select(0, component)
 
         def energy(body_pose: torch.Tensor) -> torch.Tensor:
-            z = ((body_pose.reshape(len(means), -1) - means).unsqueeze(-1) * chol).sum(-2)
+            d = body_pose.reshape(len(means), -1) - means
+            z = torch.cat(
+                [(d[r].unsqueeze(-1) * chol[r]).sum(-2) for r in row_chunks(len(d), chol[0].numel())]
+            )
             return 0.5 * (z * z).sum(-1) + const
 
         return energy
@@ -78,8 +82,9 @@ class PosePrior(nn.Module):
     def _nll(self, body_pose: torch.Tensor, k: int | torch.Tensor) -> torch.Tensor:
         """(N,) shifted negative log-likelihood of component ``k`` (one index, or one per pose)."""
         diff = body_pose.reshape(body_pose.shape[0], -1) - self.means[k]  # (N,69)
-        # Mahalanobis distance with precision = L L^T: |L^T d|^2.
-        z = (diff.unsqueeze(-1) * self.precision_chol[k]).sum(-2)
+        # Mahalanobis distance with precision = L L^T: |L^T d|^2 (in thread-free chunks of poses).
+        chol = self.precision_chol[k]
+        z = torch.cat([(diff[r].unsqueeze(-1) * chol).sum(-2) for r in row_chunks(len(diff), chol.numel())])
         return 0.5 * (z * z).sum(-1) + self.nll_const[k]
 
 
