@@ -396,3 +396,21 @@ def test_fit_works_under_inference_mode(fitter, scene):
         assert r.fitted.all()
         np.testing.assert_allclose(r.rotmats, want.rotmats, atol=1e-5)
         np.testing.assert_allclose(r.translation, want.translation, atol=1e-5)
+
+
+def test_turn_check_finds_a_person_upside_down_or_lying(fitter, scene):
+    """Keypoints of the true bodies turned 90 / 180 degrees in the image plane, the network's upright: the
+    fit starts from the turned body and lands on the keypoints."""
+    from whmr_core.fitting.body import matmul3
+    from whmr_core.fitting.fit import _exp
+
+    rot, betas, t = (torch.tensor(scene[k]) for k in ("rot", "betas", "t"))
+    for turn in (90, 180):
+        turned = rot.clone()
+        turned[:, 0] = matmul3(_exp(torch.tensor([0.0, 0.0, float(np.radians(turn))])), rot[:, 0])
+        with torch.no_grad():
+            x = fitter.body(turned, betas) + t[:, None]
+        kp = (x[..., :2] / x[..., 2:] * 1000.0 + torch.tensor([640.0, 360.0])).numpy()
+        r = fitter(*_net(scene), kp, scene["conf"], K)
+        assert r.init_source == (f"turned {turn}",) * 4
+        assert (r.reprojection_px_before > 100).all() and (r.reprojection_px_after < 8).all()

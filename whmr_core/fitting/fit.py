@@ -63,6 +63,7 @@ class FitConfig:
     w_depth: float = 0.3
     mirror_check: bool = True  # start from the network body's mirror when that fits the keypoints much better
     mirror_ratio: float = 0.5  # ... its data energy below this share of the network body's
+    turn_check: bool = True  # also try the bodies turned 90/180/270 degrees in the image plane
     max_translation_jump: float = 0.5  # fallback when the fit moves the body by more than this x its depth
     max_error: float = 0.25  # fallback when the fitted keypoints still miss by more than this x the size
     min_depth_m: float = 0.05  # fallback when the fitted body comes nearer than this (or behind the camera)
@@ -104,7 +105,8 @@ class FitResult:
     fallback_reason: tuple[str | None, ...]  # why the network's body was kept; None where fitted
     # The network's body was left/right mirrored against the keypoints: the fit started from its mirror.
     mirrored: np.ndarray  # (N,) bool
-    init_source: tuple[str, ...]  # "network", "mirrored" or "warm_start"
+    # "network", "mirrored", "turned 90|180|270", "mirrored, turned ..." or "warm_start"
+    init_source: tuple[str, ...]
     # Confidence-weighted mean distance (pixels) of the confident keypoints to the network's body and to
     # the result; NaN where no keypoint is confident.
     reprojection_px_before: np.ndarray  # (N,)
@@ -155,6 +157,7 @@ def _exp(rotvec: torch.Tensor) -> torch.Tensor:
 _M = torch.diag(torch.tensor([-1.0, 1.0, 1.0]))  # body-frame left/right reflection
 _D = torch.diag(torch.tensor([1.0, 1.0, -1.0]))  # camera-frame depth reflection
 _FLIP = torch.tensor(SMPL_FLIP_PERM)
+TURNS_DEG = (90, 180, 270)  # in-plane turns the turn check tries
 
 
 def mirror_bodies(rotmats: torch.Tensor) -> torch.Tensor:
@@ -553,10 +556,21 @@ class BodyFitter:
             return energy
 
         with torch.inference_mode(False), torch.no_grad():
-            # Each candidate body (the network's and, with the mirror check, its depth-ambiguity twin)
-            # with the translation that best fits it to the keypoints (closed form; the network's where
-            # that fits better), then the mirror check on their keypoint energies.
-            cands = [rot_net, mirror_bodies(rot_net)] if cfg.mirror_check else [rot_net]
+            # Candidate starts: the network's body and, with the mirror check, its depth-ambiguity twin;
+            # with the turn check each of them also turned in the image plane about its pelvis (a
+            # handstand or a person lying down, where the network gives upright bodies). Each gets the
+            # sideways translation that best fits it (closed form; the network's where that fits better);
+            # a candidate replaces the network's body only where its keypoint energy is below
+            # ``mirror_ratio`` times the network's.
+            cands, names = [rot_net], [("network", False)]
+            if cfg.mirror_check:
+                cands.append(mirror_bodies(rot_net))
+                names.append(("mirrored", True))
+            for turn in TURNS_DEG if cfg.turn_check else ():
+                spin = _exp(torch.tensor([[0.0, 0.0, float(np.radians(turn))]]))[0]
+                for body, (name, twin) in list(zip(cands, names, strict=True))[: 1 + cfg.mirror_check]:
+                    cands.append(torch.cat([matmul3(spin, body[:, :1]), body[:, 1:]], 1))
+                    names.append((f"{name}, turned {turn}" if twin else f"turned {turn}", twin))
             c = len(cands)
             pts = self.body(torch.cat(cands), beta_net.repeat(c, 1))
             t_rep = t_net.repeat(c, 1)
@@ -566,11 +580,15 @@ class BodyFitter:
             e_lin, e_keep = data_energy(pts, t_lin, c), data_energy(pts, t_rep, c)
             t_c = torch.where((e_lin < e_keep)[:, None], t_lin, t_rep).reshape(c, m, 3)
             e_c = torch.minimum(e_lin, e_keep).reshape(c, m)
-            mirrored = (
-                e_c[-1] < cfg.mirror_ratio * e_c[0] if cfg.mirror_check else torch.zeros(m, dtype=torch.bool)
-            )
-            anchor = torch.where(mirrored[:, None, None, None], cands[-1], rot_net)
-            t_anchor = torch.where(mirrored[:, None], t_c[-1], t_c[0])
+            best = e_c[1:].argmin(0) + 1 if c > 1 else torch.zeros(m, dtype=torch.long)
+            e_best = e_c.gather(0, best[None])[0]
+            pick = torch.where(e_best < cfg.mirror_ratio * e_c[0], best, torch.zeros_like(best))  # (m,)
+            stacked = torch.stack(cands)  # (c,m,J,3,3)
+            rows = torch.arange(m)
+            anchor = stacked[pick, rows]
+            t_anchor = t_c[pick, rows]
+            mirrored = torch.tensor([names[int(k)][1] for k in pick], dtype=torch.bool)
+            start_names = [names[int(k)][0] for k in pick]
             theta_anchor = matrix_to_axis_angle(anchor[:, 1:])
 
         prior_energy = self.prior  # the whole mixture, then the start's best component (below)
@@ -588,7 +606,7 @@ class BodyFitter:
         # Starting point per person: the anchor (network body or its mirror) or the warm start, whichever
         # has the lower energy.
         init_rot, init_beta, init_t = anchor.clone(), beta_net.clone(), t_anchor.clone()
-        source = ["mirrored" if bool(mirrored[a]) else "network" for a in range(m)]
+        source = list(start_names)
         with torch.inference_mode(False), torch.no_grad():
             usable = [
                 a
