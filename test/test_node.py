@@ -274,6 +274,11 @@ def test_bodies_tf_topology_diagnostics_and_markers():
         assert {"fps", "latency_ms", "frames_in", "frames_processed", "frames_dropped_queue", "persons",
                 "engine"} <= set(pipeline)  # fmt: skip
         assert int(pipeline["frames_processed"]) == len(bodies)
+        # Each stage of the data path, timed per frame (markers only once someone subscribed to them).
+        for stage in ("wait", "inputs", "convert", "pipeline", "build", "publish"):
+            assert (
+                float(pipeline[f"stage_{stage}_ms"]) >= 0.0 and float(pipeline[f"stage_{stage}_total_s"]) > 0
+            )
         assert status["whmr: gravity"]["source"] == "imu_orientation"
         listener.unregister()
 
