@@ -12,11 +12,12 @@ threshold, else 0) and the person's size s (the larger side of the confident key
 
 rho(e^2) = sigma^2 e^2 / (sigma^2 + e^2) (Geman-McClure): quadratic for small errors, bounded for outliers.
 theta are the 23 body joints' rotation vectors; the root is the start's root times a free rotation.
-Before the fit: the translation that best places the network body on the keypoints (closed form), the
-mirror check (the network body's depth-ambiguity twin, ``mirror_bodies``, against the keypoints), and
-the warm start where it has the lower energy. A batched L-BFGS (``lbfgs.minimise``: per person history,
-step and Armijo acceptance, one evaluation per iteration) on preconditioned unknowns (``_preconditioner``)
-runs a fixed number of iterations. docs/fitting.md has the weights and timings.
+Before the fit: the sideways translation that best places the network body on the keypoints (closed
+form), the mirror and turn checks (the network body's depth-ambiguity twin, ``mirror_bodies``, and both
+turned in the image plane, against the keypoints), and the warm start where it has the lower energy. A
+batched L-BFGS (``lbfgs.minimise``: per person history, step and Armijo acceptance, one evaluation per
+iteration) on preconditioned unknowns (``_preconditioner``) runs a fixed number of iterations.
+docs/fitting.md has the weights and timings.
 
 Safety: a person with too few confident keypoints, a camera that is not one, or a fit that is not finite,
 whose energy grew, whose translation jumped, that came too near, or whose keypoints still miss by more
