@@ -57,8 +57,7 @@ __all__ = ["Pipeline", "StampWentBackError"]
 # Smoothed per track: the pelvis-centred body, its rotations (filtered as rotations) and the translation.
 _SMOOTHED = ("vertices", "joints", "world_vertices", "world_joints", "cam_root", "world_root", "rotmats")
 _ROTATIONS = ("cam_root", "world_root", "rotmats")
-# The keypoint fit's pull towards the network's depth, with K (metric) and without (relative scale).
-METRIC_DEPTH_WEIGHT = 1.0
+# The keypoint fit's pull towards the network's depth without K (relative scale); with K, FitConfig's.
 RELATIVE_DEPTH_WEIGHT = 1e-3
 
 
@@ -99,6 +98,7 @@ class Pipeline:
         self._thunder = None  # MoveNet Thunder, loaded on first use
         self._last_stamp: int | None = None
         self._fitter_parts = None
+        self._fit_config = None  # FitConfig of the fitter, set when it is built
         self._fits: dict = {}  # track id -> its last fit (warm start)
         self.fit_fallbacks = 0  # persons whose fit fell back to the network's body (diagnostics)
         self.fit_failures = 0
@@ -239,11 +239,11 @@ class Pipeline:
         if fitter is None:
             return ["off"] * len(placed)
         body_fitter, fitted_outputs = fitter
-        # With K the network's depth is metric and holds against the 2D fit's depth ambiguity (w_depth 1:
-        # the demo's root position error stays 205 mm, 288 mm at 1e-3); without K it is relative, and a
-        # person cut by the image edge needs the fit to scale the body (a portrait's squeezed whole body).
-        weight = METRIC_DEPTH_WEIGHT if metric else RELATIVE_DEPTH_WEIGHT
-        body_fitter.config = dataclasses.replace(body_fitter.config, w_depth=weight)
+        # With K the network's depth is metric and holds against the 2D fit's depth ambiguity (FitConfig's
+        # w_depth; the demo's root position error grew 204 -> 288 mm with the depth free); without K it is
+        # relative, and a person cut by the image edge needs the fit to scale the body.
+        weight = self._fit_config.w_depth if metric else RELATIVE_DEPTH_WEIGHT
+        body_fitter.config = dataclasses.replace(self._fit_config, w_depth=weight)
         idx = [p[0] for p in placed]
         K = np.repeat(np.eye(3)[None], len(placed), axis=0)  # each person's camera, as it was placed
         for k, (_, _, _, _, camera) in enumerate(placed):
@@ -296,8 +296,9 @@ class Pipeline:
             from whmr_core.fitting import BodyFitter, FitConfig, FittedOutputs
 
             body = resolve(body_spec).load()
+            self._fit_config = FitConfig(iterations=self.config.fit_iterations)
             self._fitter_parts = (
-                BodyFitter(body, FitConfig(iterations=self.config.fit_iterations)),
+                BodyFitter(body, self._fit_config),
                 FittedOutputs(body),
             )
         return self._fitter_parts
