@@ -243,13 +243,16 @@ class Pipeline:
         # w_depth; the demo's root position error grew 204 -> 288 mm with the depth free); without K it is
         # relative, and a person cut by the image edge needs the fit to scale the body.
         weight = self._fit_config.w_depth if metric else RELATIVE_DEPTH_WEIGHT
-        body_fitter.config = dataclasses.replace(self._fit_config, w_depth=weight)
         idx = [p[0] for p in placed]
         K = np.repeat(np.eye(3)[None], len(placed), axis=0)  # each person's camera, as it was placed
         for k, (_, _, _, _, camera) in enumerate(placed):
             K[k, 0, 0], K[k, 1, 1] = camera.focal_xy
             K[k, :2, 2] = camera.principal_point
         warm = [self._fits.get(p[1].track_id) for p in placed]
+        # In a sequence, persons who all start from their track's last fit need fewer iterations.
+        tracked = all(w is not None for w in warm)
+        iterations = self.config.fit_iterations_tracked if tracked else self.config.fit_iterations
+        body_fitter.config = dataclasses.replace(self._fit_config, w_depth=weight, iterations=iterations)
         try:
             result = body_fitter(
                 np.stack([p[3].rotmats for p in placed]),
