@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--labels", type=Path, default=LABELS)
     p.add_argument("--split", choices=("heldout", "tune", "all"), default="heldout")
     p.add_argument("--out", type=Path, default=Path("out/bench_real"))
-    add_model_arguments(p, mesh_default="network", movenet_sides="256,512")  # as whmr image
+    add_model_arguments(p, mesh_default="network", movenet_sides="256,512", fit_3d=True)  # as whmr image
     args = p.parse_args(argv)
     try:
         images = load_labels(args.labels)

@@ -151,3 +151,18 @@ def test_dark_images_are_brightened_for_the_pose_models_and_bright_ones_left_alo
     dark[:20] = 4  # a low-light frame: values 0-4
     out = exposure_normalised(dark)
     assert out[0, 0, 0] == BRIGHT_TARGET and out[39, 0, 0] == 0
+
+
+def test_blazepose_world_landmarks_on_a_real_portrait(photo_boxes):
+    from whmr_core.runtime.movenet import BlazePoseWorld
+
+    image = cv2.cvtColor(cv2.imread(str(PHOTOS / "astronaut.jpg")), cv2.COLOR_BGR2RGB)
+    points, scores = BlazePoseWorld()(image, np.asarray(photo_boxes["astronaut.jpg"]))
+    assert points.shape == (1, 17, 3) and scores.shape == (1, 17)
+    p = points[0]
+    assert (scores[0, :7] > 0.5).all()  # face and shoulders seen
+    # Metres in the camera's axes: she faces the camera, so her left shoulder is to the image's right (+x),
+    # her nose above the shoulders (-y) and nearer the camera than her ears (-z).
+    assert p[5, 0] > p[6, 0] and p[0, 1] < p[5, 1]
+    assert p[0, 2] < min(p[3, 2], p[4, 2])
+    assert 0.25 < np.linalg.norm(p[5] - p[6]) < 0.5  # shoulder width of an adult

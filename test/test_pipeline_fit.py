@@ -66,3 +66,10 @@ def test_a_box_without_a_person_falls_back_to_the_network_body(shipped):
     assert fell.fit.startswith("fallback: ") and pipe.fit_fallbacks == 1
     np.testing.assert_array_equal(fell.vertices_camera, alone.vertices_camera)
     np.testing.assert_array_equal(fell.local_rotations, alone.local_rotations)
+
+
+@pytest.mark.slow
+def test_the_fit_takes_blazepose_3d_landmarks(shipped):
+    with3d, pipe = _run(shipped, BOX, fit_3d=True)
+    assert with3d.fit == "fitted" and pipe._world is not None
+    assert np.isfinite(with3d.joints_camera).all()

@@ -287,7 +287,7 @@ def add_image_arguments(p: argparse.ArgumentParser) -> None:
         help="gravity direction in the camera optical frame (x right, y down, z forward)",
     )
     # Photos: a second MultiPose pass at 512 finds small people in crowds (not worth its ~40 ms in video).
-    add_model_arguments(p, mesh_default="full", movenet_sides="256,512")
+    add_model_arguments(p, mesh_default="full", movenet_sides="256,512", fit_3d=True)
     p.add_argument(
         "--mesh-format",
         choices=("obj", "ply", "none"),
@@ -298,9 +298,12 @@ def add_image_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def add_model_arguments(p: argparse.ArgumentParser, mesh_default: str, movenet_sides: str = "256") -> None:
+def add_model_arguments(
+    p: argparse.ArgumentParser, mesh_default: str, movenet_sides: str = "256", fit_3d: bool = False
+) -> None:
     """Engine, model, detector and focal options shared by ``whmr image`` and ``whmr video``
-    (``movenet_sides``: the default MultiPose input sizes; photos take a second, larger one)."""
+    (``movenet_sides``, ``fit_3d``: defaults; photos take a second, larger MultiPose pass and the 3D
+    landmarks, which video leaves out for its rate)."""
     p.add_argument("--engine", default="auto", choices=("auto", "onnxruntime", "tensorrt", "torch"))
     p.add_argument("--model", default="", help="model file (default: the shipped checkpoint)")
     p.add_argument("--body-model", default=None, help="the network's body model (default: the checkpoint's)")
@@ -318,6 +321,13 @@ def add_model_arguments(p: argparse.ArgumentParser, mesh_default: str, movenet_s
     )
     p.add_argument(
         "--no-fit", action="store_true", help="the network's bodies alone (no fit to the 2D keypoints)"
+    )
+    p.add_argument(
+        "--fit-3d",
+        action=argparse.BooleanOptionalAction,
+        default=fit_3d,
+        help="the fit also matches BlazePose's 3D world landmarks (one more model run per person; "
+        "default: %(default)s)",
     )
     p.add_argument(
         "--movenet-sides",
@@ -376,6 +386,7 @@ def pipeline_from_args(args: argparse.Namespace, base: PipelineConfig | None = N
               "whole_image_fallback": False}  # fmt: skip
     kw["keypoints"] = str(args.keypoints)
     kw["fit"] = not args.no_fit
+    kw["fit_3d"] = bool(args.fit_3d)
     config = replace(base or PipelineConfig(), per_person_focal=bool(args.per_person_focal), **kw)
     engine = load_engine(args.engine, args.model, threads=args.threads)
     return Pipeline(engine, load_topology(args.body_model, engine=engine), config)

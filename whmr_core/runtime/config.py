@@ -58,6 +58,9 @@ class PipelineConfig:
     fit: bool = setting(
         True, "fit each body to its 2D keypoints (pose, shape, translation); false: the network's body alone"
     )
+    fit_3d: bool = setting(
+        False, "the fit also matches BlazePose's 3D world landmarks (depth of each limb, left/right)"
+    )
     fit_iterations: int = setting(10, "L-BFGS iterations of the keypoint fit", low=1)
     fit_iterations_tracked: int = setting(
         10,

@@ -23,7 +23,14 @@ import numpy as np
 from whmr_core.runtime.detector import nms
 from whmr_core.runtime.pose_models import load_pose_session
 
-__all__ = ["MultiPoseDetector", "PoseSet", "ThunderKeypoints", "exposure_normalised", "person_box"]
+__all__ = [
+    "BlazePoseWorld",
+    "MultiPoseDetector",
+    "PoseSet",
+    "ThunderKeypoints",
+    "exposure_normalised",
+    "person_box",
+]
 
 KEYPOINT_SCORE = 0.3  # a keypoint at or above this counts as seen (MoveNet's own demos use 0.3)
 THUNDER_SIZE = 256
@@ -167,6 +174,19 @@ class MultiPoseDetector:
         return p.boxes, p.scores, p.keypoints
 
 
+def _square_crop(image: np.ndarray, box: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """A ``size`` x ``size`` crop of side ``CROP_SCALE`` x the box's longer side around its centre (black
+    outside the image), its top-left edge in image pixels and its side in image pixels."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    side = CROP_SCALE * max(box[2] - box[0], box[3] - box[1], 1.0)
+    a = size / side  # crop pixels per image pixel
+    corner = np.array([cx - side / 2, cy - side / 2])
+    # Pixel centres at integers: the image point ``corner`` is the crop's edge, -0.5.
+    M = np.array([[a, 0, -a * corner[0] - 0.5], [0, a, -a * corner[1] - 0.5]])
+    crop = cv2.warpAffine(image, M, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    return crop, corner, side
+
+
 class ThunderKeypoints:
     """``__call__(image, boxes (N, 4)) -> (N, 17, 3)`` COCO-17 keypoints (x, y, score) in image pixels, one
     Thunder run per person on a square crop of side ``CROP_SCALE`` x the box's longer side."""
@@ -181,18 +201,43 @@ class ThunderKeypoints:
         if len(boxes):
             image = exposure_normalised(image)
         for i, b in enumerate(boxes):
-            cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
-            side = CROP_SCALE * max(b[2] - b[0], b[3] - b[1], 1.0)
-            a = THUNDER_SIZE / side  # crop pixels per image pixel; outside the image: black
-            corner = np.array([cx - side / 2, cy - side / 2])  # the crop's top-left edge, image pixels
-            # Pixel centres at integers: the image point ``corner`` is the crop's edge, -0.5.
-            M = np.array([[a, 0, -a * corner[0] - 0.5], [0, a, -a * corner[1] - 0.5]])
-            crop = cv2.warpAffine(
-                image, M, (THUNDER_SIZE, THUNDER_SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
-            )
+            crop, corner, side = _square_crop(image, b, THUNDER_SIZE)
             kp = self.session.run(None, {self.input_name: crop[None].astype(np.int32)})[0].reshape(17, 3)
             # Normalised crop (y, x): 0 and 1 are the crop's edges.
             out[i, :, 0] = corner[0] + kp[:, 1] * side
             out[i, :, 1] = corner[1] + kp[:, 0] * side
             out[i, :, 2] = kp[:, 2]
         return out
+
+
+# BlazePose's 33 landmarks at the COCO-17 points (nose, eyes, ears, shoulders ... ankles).
+BLAZEPOSE_COCO17 = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
+BLAZEPOSE_SIZE = 256
+
+
+class BlazePoseWorld:
+    """``__call__(image, boxes (N, 4)) -> (points (N, 17, 3), scores (N, 17))``: BlazePose full's 3D world
+    landmarks at the COCO-17 points, metres, hip-centred, in the axes of an upright crop (x right, y down,
+    z away from the camera: the camera's axes up to perspective), with their visibility in [0, 1]; one run
+    per person on a square crop (as Thunder's). The fit uses them against depth ambiguity and mirroring."""
+
+    def __init__(self, threads: int = 1) -> None:
+        self.session = load_pose_session("blazepose-full", threads)
+        self.input_name = self.session.get_inputs()[0].name
+        names = [o.name for o in self.session.get_outputs()]
+        self.outputs = [names[2], names[3], names[4]]  # landmarks (39 x 5), pose flag, world (39 x 3)
+
+    def __call__(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        points, scores = np.zeros((len(boxes), 17, 3)), np.zeros((len(boxes), 17))
+        if len(boxes):
+            image = exposure_normalised(image)
+        for i, b in enumerate(boxes):
+            crop, _, _ = _square_crop(image, b, BLAZEPOSE_SIZE)
+            x = (crop.astype(np.float32) / 255.0)[None]
+            landmarks, flag, world = self.session.run(self.outputs, {self.input_name: x})
+            lm = landmarks.reshape(39, 5)[list(BLAZEPOSE_COCO17)]
+            visibility = 1.0 / (1.0 + np.exp(-lm[:, 3]))
+            points[i] = world.reshape(39, 3)[list(BLAZEPOSE_COCO17)]
+            scores[i] = visibility * float(np.clip(flag.reshape(-1)[0], 0.0, 1.0))
+        return points, scores

@@ -96,6 +96,7 @@ class Pipeline:
             detector = BlazePoseDetector(score_threshold=c.detector_score, max_persons=2 * c.max_persons)
         self.box_policy = BoxPolicy(c, detector)
         self._thunder = None  # MoveNet Thunder, loaded on first use
+        self._world = None  # BlazePose's 3D landmarks (fit_3d), loaded on first use
         self._last_stamp: int | None = None
         self._fitter_parts = None
         self._fit_config = None  # FitConfig of the fitter, set when it is built
@@ -180,7 +181,7 @@ class Pipeline:
                 placed.append((i, track, box, o, camera))
             gravity_known = frame.camera_rotation is not None or frame.gravity is not None
             lap("decode")
-            fit_status = self._fit(placed, keypoints, R_c, gravity_known, K is not None)
+            fit_status = self._fit(image, placed, keypoints, R_c, gravity_known, K is not None)
             lap("fit")
             for (i, track, box, o, camera), status in zip(placed, fit_status, strict=True):
                 try:
@@ -231,7 +232,13 @@ class Pipeline:
         return None
 
     def _fit(
-        self, placed: list, keypoints: np.ndarray | None, R_c: np.ndarray, gravity_known: bool, metric: bool
+        self,
+        image: np.ndarray,
+        placed: list,
+        keypoints: np.ndarray | None,
+        R_c: np.ndarray,
+        gravity_known: bool,
+        metric: bool,
     ) -> list[str]:
         """Fit the placed persons' bodies to their keypoints (in place in ``placed``); one status each:
         "fitted", "fallback: <reason>" (the network's body kept) or "off"."""
@@ -249,6 +256,13 @@ class Pipeline:
             K[k, 0, 0], K[k, 1, 1] = camera.focal_xy
             K[k, :2, 2] = camera.principal_point
         warm = [self._fits.get(p[1].track_id) for p in placed]
+        kp3 = conf3 = None
+        if self.config.fit_3d:
+            if self._world is None:
+                from whmr_core.runtime.movenet import BlazePoseWorld
+
+                self._world = BlazePoseWorld()
+            kp3, conf3 = self._world(image, np.stack([p[2].box_xyxy for p in placed]))
         # In a sequence, persons who all start from their track's last fit need fewer iterations.
         tracked = all(w is not None for w in warm)
         iterations = self.config.fit_iterations_tracked if tracked else self.config.fit_iterations
@@ -261,6 +275,8 @@ class Pipeline:
                 keypoints[idx, :, :2],
                 keypoints[idx, :, 2],
                 K,
+                keypoints_3d=kp3,
+                confidences_3d=conf3,
                 warm_start=warm,
             )
         except (ValueError, RuntimeError) as e:  # never lose the frame to the fit: the network's bodies

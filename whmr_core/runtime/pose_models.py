@@ -47,6 +47,12 @@ POSE_MODELS: dict[str, PoseModelFile] = {
             "Google MoveNet SinglePose Thunder v4 (tfhub.dev/google/movenet/singlepose/thunder/4)",
             "Apache-2.0",
         ),
+        PoseModelFile(
+            "blazepose-full",
+            "8b4065a82f71c79c905c97b2aaeae780926015f0fafd146041c7fb912c544dd7",
+            "MediaPipe BlazePose GHUM full landmark model (github.com/google/mediapipe, pose_detection)",
+            "Apache-2.0",
+        ),
     )
 }
 
