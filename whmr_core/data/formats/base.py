@@ -11,7 +11,23 @@ import torch
 from whmr_core.geometry import camera_rotation_from_gravity
 from whmr_core.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
-__all__ = ["NpzFormat", "gravity_labels", "smpl72"]
+__all__ = ["SPIN_KEYS", "NpzFormat", "gravity_labels", "smpl72"]
+
+
+# The SPIN/PyMAF columns that SPIN-derived formats (CLIFF, the W-HMR release, SPEC) share, as ``KEYS`` tables
+# describe them: what whmr reads each one as.
+SPIN_KEYS = {
+    "imgname": "imgname",
+    "center": "center",
+    "scale": "scale",
+    "part": "part (2D joints, SPIN-24)",
+    "S": "S (3D joints, SPIN-24)",
+    "pose": "pose (SMPL)",
+    "shape": "shape (SMPL betas)",
+    "has_smpl": "has_smpl",
+    "openpose": "read, not a label",
+    "gender": "read, not used",
+}
 
 
 @dataclass(frozen=True)

@@ -16,22 +16,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from whmr_core.data.formats.base import NpzFormat
+from whmr_core.data.formats.base import SPIN_KEYS, NpzFormat
 
-KEYS = {
-    "imgname": "imgname",
-    "center": "center",
-    "scale": "scale",
-    "part": "part (2D joints, SPIN-24)",
-    "S": "S (3D joints, SPIN-24)",
-    "pose": "pose (SMPL)",
-    "shape": "shape (SMPL betas)",
-    "has_smpl": "has_smpl",
+KEYS = SPIN_KEYS | {
     "focal_l": "focal_length (pixels)",
     "global_t": "transl_cam",
     "annot_id": "ignored: the source annotation's id",
-    "openpose": "read, not a label",
-    "gender": "read, not used",
 }
 _RENAME = {"focal_l": "focal_length", "global_t": "transl_cam"}
 

@@ -18,19 +18,10 @@ import math
 import numpy as np
 
 from whmr_core.data.cameras import camera_rotation
-from whmr_core.data.formats.base import NpzFormat, gravity_labels
+from whmr_core.data.formats.base import SPIN_KEYS, NpzFormat, gravity_labels
 
-KEYS = {
-    "imgname": "imgname",
-    "center": "center",
-    "scale": "scale",
-    "part": "part (2D joints, SPIN-24)",
-    "S": "S (3D joints, SPIN-24)",
+KEYS = SPIN_KEYS | {
     "pose": "pose (SMPL, camera frame)",
-    "shape": "shape",
-    "has_smpl": "has_smpl",
-    "openpose": "read, not a label",
-    "gender": "read, not used",
     "focal_length": "focal_length (pixels)",
     "cam_int": "cam_int (K)",
     "cam_pitch": "gravity (with cam_roll) -> cam_rotation, global_orient_world",

@@ -14,23 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from whmr_core.data.formats.base import NpzFormat
+from whmr_core.data.formats.base import SPIN_KEYS, NpzFormat
 
-KEYS = {
-    "imgname": "imgname",
-    "center": "center",
-    "scale": "scale",
-    "part": "part (2D joints, SPIN-24)",
-    "S": "S (3D joints, SPIN-24)",
-    "pose": "pose (SMPL)",
-    "shape": "shape (SMPL betas)",
-    "has_smpl": "has_smpl",
+KEYS = SPIN_KEYS | {
     "smpl_2dkps": "2D SMPL-24 joints (fill what part leaves unlabelled)",
     "focal_l": "focal_length (pixels)",
-    "openpose": "read, not a label",
     "maskname": "read, not used",
     "partname": "read, not used",
-    "gender": "read, not used",
 }
 
 
