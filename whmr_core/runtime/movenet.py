@@ -121,7 +121,7 @@ class MultiPoseDetector:
         sides: tuple[int, ...] = (256,),
         max_persons: int = 12,
         merge_iou: float = 0.5,
-        threads: int = 1,
+        threads: int | None = None,
     ) -> None:
         if not sides or any(s < 32 or s % 32 for s in sides):
             raise ValueError(f"MultiPose input sides must be multiples of 32 (>= 32), got {sides}")
@@ -191,7 +191,7 @@ class ThunderKeypoints:
     """``__call__(image, boxes (N, 4)) -> (N, 17, 3)`` COCO-17 keypoints (x, y, score) in image pixels, one
     Thunder run per person on a square crop of side ``CROP_SCALE`` x the box's longer side."""
 
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(self, threads: int | None = None) -> None:
         self.session = load_pose_session("movenet-thunder", threads)
         self.input_name = self.session.get_inputs()[0].name
 
@@ -221,7 +221,7 @@ class BlazePoseWorld:
     z away from the camera: the camera's axes up to perspective), with their visibility in [0, 1]; one run
     per person on a square crop (as Thunder's). The fit uses them against depth ambiguity and mirroring."""
 
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(self, threads: int | None = None) -> None:
         self.session = load_pose_session("blazepose-full", threads)
         self.input_name = self.session.get_inputs()[0].name
         names = [o.name for o in self.session.get_outputs()]
