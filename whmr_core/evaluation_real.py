@@ -40,6 +40,7 @@ import torch
 from whmr_core import metrics
 from whmr_core.body.keypoints import COCO17_FLIP_PERM, COCO17_NAMES, COCO17_SMPL_JOINT
 from whmr_core.body.skeleton import SMPL_JOINT_NAMES
+from whmr_core.tracking import iou_matrix
 
 __all__ = [
     "JOINTS14",
@@ -225,15 +226,8 @@ def persons_from_record(record: Mapping[str, Any], *, keypoints: str = "body") -
 # --- the measures ----------------------------------------------------------------------------------------
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of boxes (N, 4) x (M, 4) -> (N, M)."""
-    a, b = np.asarray(a, dtype=np.float64).reshape(-1, 4), np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    lo = np.maximum(a[:, None, :2], b[None, :, :2])
-    hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(hi - lo, 0, None).prod(-1)
-    area = lambda x: np.clip(x[:, 2:] - x[:, :2], 0, None).prod(-1)  # noqa: E731
-    union = area(a)[:, None] + area(b)[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+# Box overlap as the tracker computes it (one IoU in the project).
+box_iou = iou_matrix
 
 
 @dataclass

@@ -254,6 +254,7 @@ class BodyFitter:
         return t.clone()
 
     # -- the fit ---------------------------------------------------------------------------------------
+    @torch.inference_mode(False)  # the fit's tensors are made outside a caller's inference mode
     def __call__(
         self,
         rotmats: Any,
@@ -277,31 +278,6 @@ class BodyFitter:
         warm_start: per person a previous ``PersonFit`` of its track, or None. Works under any grad mode,
         ``torch.inference_mode`` included (the fit's tensors are made outside it).
         """
-        with torch.inference_mode(False):
-            return self._call(
-                rotmats,
-                betas,
-                translation,
-                keypoints,
-                confidences,
-                K,
-                keypoints_3d,
-                confidences_3d,
-                warm_start,
-            )
-
-    def _call(
-        self,
-        rotmats: Any,
-        betas: Any,
-        translation: Any,
-        keypoints: Any,
-        confidences: Any,
-        K: Any,
-        keypoints_3d: Any | None,
-        confidences_3d: Any | None,
-        warm_start: Sequence[PersonFit | None] | None,
-    ) -> FitResult:
         cfg = self.config
         rot_net = self._as_rotmats(rotmats)
         n = rot_net.shape[0]
