@@ -29,9 +29,11 @@ import torch
 from whmr_core import geometry
 from whmr_core.body.topology import BodyTopology
 from whmr_core.crops import extract_crops, square_boxes
+from whmr_core.graph_io import PersonOutputs
 from whmr_core.runtime.boxes import BoxPolicy
 from whmr_core.runtime.config import PipelineConfig
 from whmr_core.runtime.decode import (
+    CameraSolution,
     PersonBox,
     UnusablePerson,
     check_outputs,
@@ -50,7 +52,7 @@ from whmr_core.runtime.frames import (
     check_image,
     check_K,
 )
-from whmr_core.tracking import Tracker
+from whmr_core.tracking import Track, Tracker
 
 __all__ = ["Pipeline", "StampWentBackError"]
 
@@ -63,6 +65,18 @@ RELATIVE_DEPTH_WEIGHT = 1e-3
 
 class StampWentBackError(InputError):
     """The frame is older than the previous one (a bag looped, a simulation reset): ``reset()`` first."""
+
+
+@dataclasses.dataclass
+class _Placed:
+    """A person with a usable body between the network and the composed result (the fit may replace its
+    outputs and camera)."""
+
+    index: int  # in the frame's boxes
+    track: Track
+    box: PersonBox
+    outputs: PersonOutputs
+    camera: CameraSolution
 
 
 class Pipeline:
@@ -102,8 +116,6 @@ class Pipeline:
         self._fit_config = None  # FitConfig of the fitter, set when it is built
         self._fits: dict = {}  # track id -> its last fit (warm start)
         self.fit_fallbacks = 0  # persons whose fit fell back to the network's body (diagnostics)
-        self.fit_failures = 0
-        self.fit_note = ""
 
     @property
     def detector(self):
@@ -166,7 +178,7 @@ class Pipeline:
                     f_px[ok] = geometry.focal_to_pixels(torch.as_tensor(focal[ok]), wh).numpy()
                 f = fuse_focal(f_px, boxes.scores)
                 camera_K = None if f is None else shared_camera(f, (w, h))
-            placed = []  # (index, track, box, outputs, camera) of the persons with a usable body
+            placed: list[_Placed] = []  # the persons with a usable body
             for i, track in enumerate(tracks):
                 box = PersonBox(
                     boxes.boxes[i].copy(), float(boxes.scores[i]), boxes.source, centres[i], sides[i]
@@ -178,12 +190,13 @@ class Pipeline:
                 except UnusablePerson as e:
                     dropped.append(DroppedPerson(str(e), boxes.boxes[i], track.track_id))
                     continue
-                placed.append((i, track, box, o, camera))
+                placed.append(_Placed(i, track, box, o, camera))
             gravity_known = frame.camera_rotation is not None or frame.gravity is not None
             lap("decode")
             fit_status = self._fit(image, placed, keypoints, R_c, gravity_known, K is not None)
             lap("fit")
-            for (i, track, box, o, camera), status in zip(placed, fit_status, strict=True):
+            for p, status in zip(placed, fit_status, strict=True):
+                i, track, box, o, camera = p.index, p.track, p.box, p.outputs, p.camera
                 try:
                     if self.config.smoothing:
                         o, camera = self._smooth(track, o, camera, stamp)
@@ -234,13 +247,14 @@ class Pipeline:
     def _fit(
         self,
         image: np.ndarray,
-        placed: list,
+        placed: list[_Placed],
         keypoints: np.ndarray | None,
         R_c: np.ndarray,
         gravity_known: bool,
         metric: bool,
     ) -> list[str]:
-        """Fit the placed persons' bodies to their keypoints (in place in ``placed``); one status each:
+        """Fit the placed persons' bodies to their keypoints (their outputs and cameras replaced in place);
+        one status each:
         "fitted", "fallback: <reason>" (the network's body kept) or "off"."""
         fitter = self._fitter() if keypoints is not None and placed else None
         if fitter is None:
@@ -250,28 +264,28 @@ class Pipeline:
         # w_depth; the demo's root position error grew 204 -> 288 mm with the depth free); without K it is
         # relative, and a person cut by the image edge needs the fit to scale the body.
         weight = self._fit_config.w_depth if metric else RELATIVE_DEPTH_WEIGHT
-        idx = [p[0] for p in placed]
+        idx = [p.index for p in placed]
         K = np.repeat(np.eye(3)[None], len(placed), axis=0)  # each person's camera, as it was placed
-        for k, (_, _, _, _, camera) in enumerate(placed):
-            K[k, 0, 0], K[k, 1, 1] = camera.focal_xy
-            K[k, :2, 2] = camera.principal_point
-        warm = [self._fits.get(p[1].track_id) for p in placed]
+        for k, p in enumerate(placed):
+            K[k, 0, 0], K[k, 1, 1] = p.camera.focal_xy
+            K[k, :2, 2] = p.camera.principal_point
+        warm = [self._fits.get(p.track.track_id) for p in placed]
         kp3 = conf3 = None
         if self.config.fit_3d:
             if self._world is None:
                 from whmr_core.runtime.movenet import BlazePoseWorld
 
                 self._world = BlazePoseWorld()
-            kp3, conf3 = self._world(image, np.stack([p[2].box_xyxy for p in placed]))
+            kp3, conf3 = self._world(image, np.stack([p.box.box_xyxy for p in placed]))
         # In a sequence, persons who all start from their track's last fit need fewer iterations.
         tracked = all(w is not None for w in warm)
         iterations = self.config.fit_iterations_tracked if tracked else self.config.fit_iterations
         body_fitter.config = dataclasses.replace(self._fit_config, w_depth=weight, iterations=iterations)
         try:
             result = body_fitter(
-                np.stack([p[3].rotmats for p in placed]),
-                np.stack([p[3].betas.reshape(-1) for p in placed]),
-                np.stack([p[4].translation for p in placed]),
+                np.stack([p.outputs.rotmats for p in placed]),
+                np.stack([p.outputs.betas.reshape(-1) for p in placed]),
+                np.stack([p.camera.translation for p in placed]),
                 keypoints[idx, :, :2],
                 keypoints[idx, :, 2],
                 K,
@@ -280,11 +294,11 @@ class Pipeline:
                 warm_start=warm,
             )
         except (ValueError, RuntimeError) as e:  # never lose the frame to the fit: the network's bodies
-            self.fit_failures += len(placed)
+            self.fit_fallbacks += len(placed)
             return [f"fallback: fit failed: {e}"] * len(placed)
         status = []
         live = {}
-        for k, (i, track, box, o, camera) in enumerate(placed):
+        for k, p in enumerate(placed):
             fit = result.person(k)
             if not fit.fitted:
                 self.fit_fallbacks += 1
@@ -293,10 +307,9 @@ class Pipeline:
             # With measured gravity the fitted root goes to the gravity frame by calibration (R_c^T), exact
             # when gravity and the fitted camera-frame root are; without, the network's OrientCorrect
             # correction (its estimate of the camera's tilt from the image) is kept.
-            o = fitted_outputs(o, fit, R_c.T if gravity_known else None)
-            camera = dataclasses.replace(camera, translation=np.array(fit.translation, dtype=np.float64))
-            placed[k] = (i, track, box, o, camera)
-            live[track.track_id] = fit
+            p.outputs = fitted_outputs(p.outputs, fit, R_c.T if gravity_known else None)
+            p.camera = dataclasses.replace(p.camera, translation=np.array(fit.translation, dtype=np.float64))
+            live[p.track.track_id] = fit
             status.append("fitted")
         self._fits = live  # warm starts for the tracks seen in this frame only
         return status
@@ -304,12 +317,12 @@ class Pipeline:
     def _fitter(self):
         """(BodyFitter, FittedOutputs) for the engine's body, built on first use; None when fitting is off
         or the engine does not record an SMPL-format body."""
-        if not self.config.fit or self.fit_note:
+        if not self.config.fit or self._fitter_parts is False:
             return None
         if self._fitter_parts is None:
             body_spec = getattr(self.engine, "body", "")
             if not body_spec:
-                self.fit_note = "fit off: the engine does not record its body model"
+                self._fitter_parts = False  # no body to fit: every status says "off"
                 return None
             from whmr_core.body.resolve import resolve
             from whmr_core.fitting import BodyFitter, FitConfig, FittedOutputs
