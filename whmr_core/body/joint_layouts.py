@@ -19,6 +19,9 @@ Sources of the orders (tables of names, facts of each format):
   ``whmr_core.body.regressors.H36M_NAMES``.
 - ``mpi_inf_3dhp17``: MPI-INF-3DHP's 17 test-set joints (``annot3`` of the test sequences).
 - ``smpl24``: SMPL's joints (``whmr_core.body.skeleton``), whmr's own files.
+- ``smpl45``: the joints smplx's SMPL model returns (SMPL-24, then the face, feet and fingertip points it
+  takes from vertices: ``smplx.joint_names.JOINT_NAMES[55:76]``), AGORA's SMPL ``gt_joints_2d/3d``; AGORA's
+  SMPL-X joints are read into it (their first 22 are SMPL's; SMPL's hand joints 22-23 stay unlabelled).
 
 Several labels land on one supervision point where data sets name the same place differently (LSP's neck
 and MPII's thorax both sit at SMPL's neck; LSP's and H36M's head tops); the first labelled one wins.
@@ -30,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from smplx.joint_names import JOINT_NAMES as SMPLX_JOINT_NAMES
 
 from whmr_core.body.keypoints import COCO17_NAMES
 from whmr_core.body.regressors import H36M_NAMES
@@ -37,6 +41,7 @@ from whmr_core.body.skeleton import SMPL_JOINT_NAMES, mirror_name
 
 __all__ = [
     "LAYOUTS",
+    "SMPLX_EXTRA_JOINTS",
     "SUPERVISION_COCO",
     "SUPERVISION_FLIP_PERM",
     "SUPERVISION_H36M",
@@ -143,6 +148,10 @@ _MPI_INF_3DHP17 = (
 )  # fmt: skip
 
 
+# smplx's vertex-picked points after the skeleton (face, feet, fingertips), in SMPL's and SMPL-X's output.
+SMPLX_EXTRA_JOINTS: tuple[int, ...] = tuple(range(55, 76))  # their indices in SMPL-X's joints
+
+
 def _op(name: str) -> str:
     return f"op_{name}"
 
@@ -151,6 +160,9 @@ LAYOUTS: dict[str, JointLayout] = {
     lay.name: lay
     for lay in (
         JointLayout("smpl24", SMPL_JOINT_NAMES, root=(0,)),
+        JointLayout(
+            "smpl45", SMPL_JOINT_NAMES + tuple(SMPLX_JOINT_NAMES[k] for k in SMPLX_EXTRA_JOINTS), root=(0,)
+        ),
         JointLayout("spin24", _SPIN24, root=(2, 3), aliases=_SPIN24_ALIASES),
         JointLayout(
             "spin49",

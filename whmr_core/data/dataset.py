@@ -148,7 +148,7 @@ class HumanDataset(torch.utils.data.Dataset):
         skip_bad: bool = False,
         body: str = "full",
     ) -> None:
-        self.ann = read_dataset(annotation_file, ignore=extra_ignored, body=body)
+        self.ann = read_dataset(annotation_file, ignore=extra_ignored, body=body, images=image_dir)
         self.image_dir = Path(image_dir)
         self.crop_res = int(crop_res)
         self.augment = augment

@@ -15,6 +15,7 @@ an error unless the data config's ``ignore_fields`` names it. ``describe`` is ``
 | spec | SPEC-SYN / SPEC-MTP npz (``spec-syn_train.npz``, ``mtp_train.npz``) | ``spec`` |
 | hmr2-tars | 4D-Humans webdataset shards (``*.tar`` of ``.jpg`` + ``.data.pyd``) | ``hmr2_tars`` |
 | humman | HuMMan sequences (``cameras.json``, ``smpl_params/*.npz``, colour images) | ``humman`` |
+| agora | AGORA's Camera DataFrames with joints (``Cam/*_withjv.pkl``, pickled pandas) | ``agora`` |
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from whmr_core.data.annotations import (
     load_npz,
     read_annotations,
 )
-from whmr_core.data.formats import bedlam, cliff, humman, spec, spin, whmr_release
+from whmr_core.data.formats import agora, bedlam, cliff, humman, spec, spin, whmr_release
 from whmr_core.data.formats.base import NpzFormat
 
 __all__ = ["NPZ_FORMATS", "NpzFormat", "check_main", "describe", "detect_npz_format", "read_dataset"]
@@ -54,21 +55,25 @@ def _is_tar_source(p: Path) -> bool:
     return p.suffix == ".tar" or (p.is_dir() and any(p.glob("*.tar")))
 
 
-def read_dataset(path: str | os.PathLike, *, ignore: Sequence[str] = (), body: str = "full") -> Annotations:
+def read_dataset(
+    path: str | os.PathLike,
+    *,
+    ignore: Sequence[str] = (),
+    body: str = "full",
+    images: str | os.PathLike | None = None,
+) -> Annotations:
     """The annotations of ``path`` in whichever format it is (module docstring); ``ignore`` names keys of
     the file to leave out (the data config's ``ignore_fields``); ``body`` poses formats that give only SMPL
-    parameters (HuMMan)."""
+    parameters (HuMMan); ``images`` is the image folder (AGORA: which of its two image sizes it holds)."""
     p = Path(path)
     if humman.is_humman(p):
         return humman.read(p, body=body)
+    if agora.is_agora(p):
+        return agora.read(p, images=images)
     if _is_tar_source(p):
         from whmr_core.data.formats import hmr2_tars
 
         return hmr2_tars.read(p)
-    if p.suffix == ".pkl":
-        raise AnnotationError(
-            p, None, None, "pickled annotations (AGORA's DataFrames) are not read: convert them to an npz"
-        )
     cols = load_npz(p)
     fmt = detect_npz_format(set(cols))
     if fmt.name in ("whmr", "spin"):
@@ -88,6 +93,16 @@ def describe(path: str | os.PathLike, *, ignore: Sequence[str] = (), body: str =
     """What a file holds, what whmr uses of it and what it ignores (``whmr data check``)."""
     p = Path(path)
     lines = [f"{p}"]
+    if agora.is_agora(p):
+        lines.append(f"  format: agora ({agora.FILES})")
+        lines.extend(f"  {key}: {what}" for key, what in agora.KEYS.items())
+        ann, left = agora.read_counted(p)
+        lines.append(
+            f"  people: {len(ann)}, joints layout: {ann.joints_layout}; left out: {left.not_valid} not "
+            f"valid, {left.few_joints_in_image} with < {agora.MIN_JOINTS_IN_IMAGE} joints in the image"
+        )
+        lines.append(f"  labels: {_label_summary(ann)}")
+        return "\n".join(lines)
     if humman.is_humman(p) or _is_tar_source(p):
         from whmr_core.data.formats import hmr2_tars
 

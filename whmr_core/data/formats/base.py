@@ -11,8 +11,11 @@ import torch
 from whmr_core.geometry import camera_rotation_from_gravity
 from whmr_core.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
-__all__ = ["SPIN_KEYS", "NpzFormat", "gravity_labels", "smpl72"]
+__all__ = ["BOX_MARGIN", "SPIN_KEYS", "NpzFormat", "gravity_labels", "smpl72"]
 
+# The box readers draw around a person's projected joints: 1.2 times its longer side (mmhuman3d's HuMMan
+# converter, BEDLAM's AGORA preprocessing).
+BOX_MARGIN = 1.2
 
 # The SPIN/PyMAF columns that SPIN-derived formats (CLIFF, the W-HMR release, SPEC) share, as ``KEYS`` tables
 # describe them: what whmr reads each one as.

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from whmr_core.data.annotations import AnnotationError, Annotations, annotations_from_columns
+from whmr_core.data.formats.base import BOX_MARGIN
 from whmr_core.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
 __all__ = ["FILES", "KEYS", "is_humman", "read"]
@@ -31,7 +32,6 @@ KEYS = {
     "cameras.json: D": "ignored (images used as they are)",
     "smpl_params/*.npz: global_orient, body_pose, betas, transl": "pose, shape (through the body: S, part)",
 }
-_BOX_MARGIN = 1.2  # the box around the projected joints, as mmhuman3d's HuMMan converter
 
 
 def _sequences(path: Path) -> list[Path]:
@@ -110,7 +110,7 @@ def read(path: str | Path, body: str = "full") -> Annotations:
                     image = image.with_suffix(".jpg")
                 rows["imgname"].append(str(image.relative_to(path)))
                 rows["center"].append(((lo[i] + hi[i]) / 2).numpy())
-                rows["scale"].append(float((hi[i] - lo[i]).max()) * _BOX_MARGIN / 200.0)
+                rows["scale"].append(float((hi[i] - lo[i]).max()) * BOX_MARGIN / 200.0)
                 rows["part"].append(torch.cat([uv[i], vis[i]], -1).numpy())
                 rows["S"].append(torch.cat([joints_c[i], torch.ones(24, 1, dtype=torch.float64)], -1).numpy())
                 root = matrix_to_axis_angle(r @ rot_w[i])
