@@ -119,27 +119,78 @@ def test_bedlam_gives_gravity_and_world_labels(tiny_data, whmr_file, tmp_path): 
     assert float(s["has_world"]) == 1 and float(s["has_K"]) == 1 and float(s["has_gravity"]) == 1
 
 
-def _pitch_roll(r_c: np.ndarray) -> tuple[float, float]:
-    """Inverse of data.cameras.camera_rotation: R_c's rows are the camera axes in G."""
-    z0 = r_c[2]
-    p = math.atan2(z0[1], z0[2])
-    x0, y0 = np.array([1.0, 0, 0]), np.array([0.0, math.cos(p), -math.sin(p)])
-    return p, math.atan2(float(r_c[0] @ y0), float(r_c[0] @ x0))
+def test_spec_labels_turned_from_its_gravity_frame(tiny_data, whmr_file, tmp_path):  # noqa: F811
+    """SPEC files hold the body in SPEC's gravity frame W with X_C = cam_rotmat X_W; read back, they are
+    whmr's camera-frame labels of the same people, with whmr's gravity and world labels."""
+    import torch
 
+    from whmr_core.data.formats.spec import pitch_roll_from_gravity, spec_rotation
+    from whmr_core.rotations import matrix_to_axis_angle
 
-def test_spec_pitch_and_roll(tiny_data, whmr_file, tmp_path):  # noqa: F811
     a = whmr_file
-    pr = np.array([_pitch_roll(r) for r in a["cam_rotation"]])
-    path = tmp_path / "spec-syn_train.npz"
+    pr = np.array([pitch_roll_from_gravity(g) for g in a["gravity_cam"]])
+    r = spec_rotation(pr[:, 0], pr[:, 1])
+    assert np.allclose(r[:, :, 1], a["gravity_cam"], atol=1e-9)  # SPEC's camera sees the same gravity
+    s_cam = _relayout(np.concatenate([a["joints3d_cam"], np.ones((len(a), 24, 1))], axis=2), "spin24")
+    s_w = s_cam.copy()
+    s_w[..., :3] = s_cam[..., :3] @ r
+    root_cam = axis_angle_to_matrix(torch.as_tensor(a["pose"][:, :3])).numpy()
+    pose_w = a["pose"].copy()
+    pose_w[:, :3] = matrix_to_axis_angle(torch.as_tensor(np.swapaxes(r, 1, 2) @ root_cam)).numpy()
+    cols = dict(
+        imgname=a["imgname"], center=a["center"], scale=a["scale"], part=_relayout(a["part"], "spin24"),
+        S=s_w, pose=pose_w, shape=a["shape"], focal_length=a["focal"][:, 0], cam_pitch=pr[:, 0],
+        cam_roll=pr[:, 1], cam_vfov=np.ones(len(a)),
+    )  # fmt: skip
+    for with_rotmat in (True, False):  # cam_rotmat, or SPEC's pitch and roll alone
+        path = tmp_path / f"spec-syn_train_{with_rotmat}.npz"
+        np.savez(path, **cols, **({"cam_rotmat": r} if with_rotmat else {}))
+        ann = read_dataset(path)
+        assert ann.format == "spec"
+        assert np.allclose(ann["S"], s_cam, atol=1e-9)
+        assert np.allclose(ann["cam_rotation"], a["cam_rotation"], atol=1e-6)
+        got = axis_angle_to_matrix(torch.as_tensor(ann["pose"][:, :3])).numpy()
+        assert np.allclose(got, root_cam, atol=1e-6)
+        world = axis_angle_to_matrix(torch.as_tensor(ann["global_orient_world"])).numpy()
+        want = axis_angle_to_matrix(torch.as_tensor(a["global_orient_world"])).numpy()
+        assert np.allclose(world, want, atol=1e-5)
+    _same_smpl_points(path, tiny_data, tiny_data / "train.npz")
+
+
+def test_spec_convention_by_hand(tmp_path):
+    """SPEC's cam_rotmat = Rx(pitch) Rz(roll) (PARE's batch_euler2matrix of (pitch, 0, roll))."""
+    from whmr_core.data.formats.spec import pitch_roll_from_gravity, spec_rotation
+
+    c30, s30 = math.cos(math.radians(30)), 0.5
+    r = spec_rotation([math.radians(30)], [0.0])[0]
+    assert np.allclose(r, [[1, 0, 0], [0, c30, -s30], [0, s30, c30]])
+    # Pitched down 30 degrees: gravity runs along the image's down axis and forward, (0, cos 30, sin 30).
+    assert np.allclose(r[:, 1], [0, c30, s30])
+    # Level and rolled by 20 degrees: gravity (-sin 20, cos 20, 0), the image's down tipped towards -x.
+    c20, s20 = math.cos(math.radians(20)), math.sin(math.radians(20))
+    assert np.allclose(spec_rotation([0.0], [math.radians(20)])[0][:, 1], [-s20, c20, 0])
+    both = spec_rotation([0.3], [-0.2])[0]
+    assert np.allclose(pitch_roll_from_gravity(both[:, 1]), (0.3, -0.2))
+    # One person standing upright in SPEC's frame (root at rest), the right ankle 0.9 m below the hips'
+    # midpoint, seen by a camera pitched down 30 degrees (pitch and roll only, no cam_rotmat).
+    s = np.zeros((1, 24, 4))
+    s[0, 2], s[0, 3], s[0, 0] = (-0.1, 0, 5, 1), (0.1, 0, 5, 1), (0, 0.9, 5, 1)  # SPIN: r/l hip, r ankle
+    path = tmp_path / "spec-mtp_test.npz"
     np.savez(
-        path, imgname=a["imgname"], center=a["center"], scale=a["scale"], part=_relayout(a["part"], "spin24"),
-        pose=a["pose"], shape=a["shape"], focal_length=a["focal"][:, 0], cam_pitch=pr[:, 0],
-        cam_roll=pr[:, 1], cam_rotmat=a["cam_rotation"], cam_vfov=np.ones(len(a)),
+        path, imgname=np.array(["a.jpg"]), center=np.array([[100.0, 100.0]]), scale=np.array([1.0]),
+        pose=np.zeros((1, 72)), shape=np.zeros((1, 10)), S=s, cam_pitch=np.array([math.radians(30)]),
+        cam_roll=np.array([0.0]),
     )  # fmt: skip
     ann = read_dataset(path)
-    assert ann.format == "spec"
-    assert np.allclose(ann["cam_rotation"], a["cam_rotation"], atol=1e-6)
-    _same_smpl_points(path, tiny_data, tiny_data / "train.npz")
+    assert np.allclose(ann["pose"][0, :3], [math.radians(30), 0, 0])  # the root turned by the pitch
+    ankle = ann["S"][0, 0, :3] - (ann["S"][0, 2, :3] + ann["S"][0, 3, :3]) / 2
+    assert np.allclose(ankle, [0, 0.9 * c30, 0.9 * s30])  # down in the world: down and forward in the camera
+    assert np.allclose(ann["gravity_cam"][0], [0, c30, s30])
+    assert np.allclose(ann["global_orient_world"][0], 0, atol=1e-9)  # upright in whmr's world frame too
+    with np.load(path) as z:
+        rolled = {**z, "cam_pitch": np.array([0.0]), "cam_roll": np.array([math.radians(20)])}
+    np.savez(path, **rolled)
+    assert np.allclose(read_dataset(path)["gravity_cam"][0], [-s20, c20, 0])
 
 
 def _write_tars(root: Path, tiny: Path, a, layout_part: np.ndarray, s3d: np.ndarray) -> Path:

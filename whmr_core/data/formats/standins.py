@@ -9,7 +9,6 @@ its images relative to the stand-in folder, which links to the synthetic images.
 from __future__ import annotations
 
 import io
-import math
 import os
 import pickle
 import tarfile
@@ -17,9 +16,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 from whmr_core.body.joint_layouts import get_layout
 from whmr_core.data.annotations import Annotations, read_annotations
+from whmr_core.data.formats.spec import pitch_roll_from_gravity, spec_rotation
+from whmr_core.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
 __all__ = ["STANDINS", "relayout", "write_standins"]
 
@@ -43,14 +45,6 @@ def relayout(smpl24: np.ndarray, layout: str) -> np.ndarray:
         if t is not None and t < 24:
             out[:, k] = smpl24[:, t]
     return out
-
-
-def _pitch_roll(r_c: np.ndarray) -> tuple[float, float]:
-    """Inverse of ``data.cameras.camera_rotation`` (radians): R_c's rows are the camera axes in G."""
-    z0 = r_c[2]
-    p = math.atan2(z0[1], z0[2])
-    x0, y0 = np.array([1.0, 0, 0]), np.array([0.0, math.cos(p), -math.sin(p)])
-    return p, math.atan2(float(r_c[0] @ y0), float(r_c[0] @ x0))
 
 
 def _spin(a: Annotations) -> dict[str, np.ndarray]:
@@ -78,11 +72,19 @@ def _bedlam(a: Annotations) -> dict[str, np.ndarray]:
 
 
 def _spec(a: Annotations) -> dict[str, np.ndarray]:
-    pr = np.array([_pitch_roll(r) for r in a["cam_rotation"]])
+    """SPEC's layout: body labels in its gravity frame W, X_C = cam_rotmat X_W (formats.spec)."""
+    pr = np.array([pitch_roll_from_gravity(g) for g in a["gravity_cam"]])
+    r = spec_rotation(pr[:, 0], pr[:, 1])
+    cols = {k: v for k, v in _spin(a).items() if k != "openpose"}
+    cols["S"] = cols["S"].copy()
+    cols["S"][..., :3] = cols["S"][..., :3] @ r  # rows: r^T X_C
+    root_w = np.swapaxes(r, 1, 2) @ axis_angle_to_matrix(torch.as_tensor(a["pose"][:, :3])).numpy()
+    cols["pose"] = np.concatenate(
+        [matrix_to_axis_angle(torch.as_tensor(root_w)).numpy(), a["pose"][:, 3:]], 1
+    )
     return {
-        **{k: v for k, v in _spin(a).items() if k != "openpose"},
-        "focal_length": a["focal"][:, 0], "cam_int": np.zeros((len(a), 3, 3)) + np.eye(3),
-        "cam_pitch": pr[:, 0], "cam_roll": pr[:, 1], "cam_rotmat": a["cam_rotation"],
+        **cols, "focal_length": a["focal"][:, 0], "cam_int": np.zeros((len(a), 3, 3)) + np.eye(3),
+        "cam_pitch": pr[:, 0], "cam_roll": pr[:, 1], "cam_rotmat": r,
     }  # fmt: skip
 
 
