@@ -4,6 +4,7 @@ stand-ins of every format through all three stages, validation per protocol and 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,13 @@ def test_data_config_checks():
         "mpi-inf-3dhp",
     }
     assert all(Path(m.train).is_absolute() for m in cfg.data.mix)  # relative to the config file
+    # The W-HMR release's MixedDataset partition (datasets/mixed_dataset.py at 6dd6c49) and epoch length.
+    assert [(m.name, m.ratio) for m in cfg.data.mix] == [
+        ("h36m", 0.07), ("mpii-vitpose", 0.05), ("coco-pruned", 0.05), ("coco-vitpose-pruned", 0.05),
+        ("mpi-inf-pruned", 0.02), ("ava", 0.18), ("aic", 0.18), ("insta", 0.19), ("agora", 0.07),
+        ("3dpw", 0.07), ("humman", 0.07),
+    ]  # fmt: skip
+    assert math.isclose(sum(m.ratio for m in cfg.data.mix), 1.0) and cfg.data.epoch_size == 165000
 
 
 @pytest.mark.slow
