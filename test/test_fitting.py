@@ -314,28 +314,123 @@ def test_fitted_outputs_repose_the_network_outputs(model, fitter, scene):
     assert fitted_outputs(o, unfitted) is o
 
 
-def test_batched_lbfgs_rows_are_independent_and_converge():
-    from whmr_core.fitting.lbfgs import minimise
+def test_batched_levenberg_marquardt_rows_are_independent_and_converge():
+    from whmr_core.fitting.levenberg_marquardt import levenberg_marquardt
 
-    # Per row a different ill-conditioned quadratic 0.5 (x - c)^T A (x - c), its minimum at c.
-    gen = torch.Generator().manual_seed(0)
-    q = torch.linalg.qr(torch.randn(3, 5, 5, generator=gen))[0]
-    a = q @ torch.diag_embed(torch.tensor([[1.0, 2.0, 5.0, 10.0, 30.0]]).expand(3, 5)) @ q.transpose(1, 2)
-    c = torch.randn(3, 5, generator=gen)
+    # Per row Rosenbrock's valley as least squares, r = (10 (y - x^2), 1 - x): minimum 0 at (1, 1).
+    # Rows start at different places; Gauss-Newton alone overshoots from (-1.2, 1), damping must work.
+    def linearise(x):
+        r = torch.stack([10 * (x[:, 1] - x[:, 0] ** 2), 1 - x[:, 0]], 1)
+        jac = torch.zeros(len(x), 2, 2, dtype=x.dtype)
+        jac[:, 0, 0], jac[:, 0, 1], jac[:, 1, 0] = -20 * x[:, 0], 10.0, -1.0
+        e = (r * r).sum(1)
+        return e, (jac * r[..., None]).sum(1), jac.transpose(1, 2) @ jac
 
-    def fun(x):
-        d = x - c[: len(x)] if len(x) == 3 else x - c[1:2]
-        aa = a if len(x) == 3 else a[1:2]
-        return 0.5 * (d[:, None, :] @ aa @ d[:, :, None]).reshape(-1)
+    x0 = torch.tensor([[-1.2, 1.0], [0.0, 0.0], [2.0, -1.0]], dtype=torch.float64)
+    x, e0, e, its = levenberg_marquardt(linearise, x0, 40)
+    torch.testing.assert_close(x, torch.ones(3, 2, dtype=torch.float64), atol=1e-6, rtol=0)
+    assert its == 40 and (e < 1e-12).all() and (e0 > 0.9).all()
+    alone, _, _, _ = levenberg_marquardt(linearise, x0[1:2], 40)
+    torch.testing.assert_close(alone[0], x[1], atol=0, rtol=0)
 
-    x, e0, e, its = minimise(fun, torch.zeros(3, 5), 40)
-    torch.testing.assert_close(x, c, atol=1e-3, rtol=0)
-    assert its <= 40 and (e < 1e-6).all() and (e0 > 0.1).all()
-    alone, _, _, _ = minimise(fun, torch.zeros(1, 5), 40)
-    torch.testing.assert_close(alone[0], x[1], atol=1e-6, rtol=0)
     # A row whose energy is not finite stays where it started.
-    x, _, e, _ = minimise(lambda x: fun(x) + torch.tensor([0.0, float("nan"), 0.0]), torch.zeros(3, 5), 10)
-    assert (x[1] == 0).all() and torch.isnan(e[1])
+    def with_nan(x):
+        e, g, h = linearise(x)
+        return e + torch.tensor([0.0, float("nan"), 0.0], dtype=x.dtype), g, h
+
+    x, _, e, _ = levenberg_marquardt(with_nan, x0, 10)
+    assert torch.equal(x[1], x0[1]) and torch.isnan(e[1]) and (e[[0, 2]] < e0[[0, 2]]).all()
+
+
+def _with_correctives(model):
+    """A copy of ``model`` whose pose correctives are random (whmr's free bodies have none; SMPL has)."""
+    import copy
+
+    twin = copy.deepcopy(model)
+    gen = torch.Generator().manual_seed(1)
+    twin.posedirs = 0.01 * torch.randn(twin.posedirs.shape, generator=gen)
+    return twin
+
+
+@pytest.mark.parametrize("correctives", [False, True], ids=["free body", "with pose correctives"])
+def test_keypoint_body_derivatives_match_autograd(model, correctives):
+    """The analytic derivatives of the points (per turn of each joint through a map M, per beta) are
+    autograd's through the forward pass, with and without pose correctives."""
+    from whmr_core.fitting.so3 import exp, matmul3
+
+    body = KeypointBody(_with_correctives(model) if correctives else model).double()
+    assert body.has_correctives == correctives
+    gen = torch.Generator().manual_seed(0)
+    rot = axis_angle_to_matrix(0.5 * torch.randn(2, 24, 3, generator=gen, dtype=torch.float64))
+    betas = torch.randn(2, 10, generator=gen, dtype=torch.float64)
+    maps = exp(torch.randn(2, 24, 3, generator=gen, dtype=torch.float64))  # any 3x3 per joint
+    points, d_rot, d_betas = body.linearised(rot, betas, maps)
+    torch.testing.assert_close(points, body(rot, betas))
+
+    def turned(u):
+        local = (maps * u[..., None, :]).sum(-1)  # M_j u_j
+        return body(matmul3(rot, exp(local)), betas)
+
+    want = torch.autograd.functional.jacobian(turned, torch.zeros(2, 24, 3, dtype=torch.float64))
+    want = torch.stack([want[i, :, :, i] for i in range(2)])  # each person's own unknowns
+    torch.testing.assert_close(d_rot, want, atol=1e-6, rtol=0)
+    want_b = torch.autograd.functional.jacobian(lambda b: body(rot, b), betas)
+    torch.testing.assert_close(
+        d_betas, torch.stack([want_b[i, :, :, i] for i in range(2)]), atol=1e-6, rtol=0
+    )
+
+
+def test_fit_objective_linearisation_is_the_energy_gradient(fitter, scene):
+    """J^T r is half the gradient of the energy (E = sum r^2: the robust terms by IRLS weights, whose
+    gradient is the robust term's), with 3D keypoints and joints over their limits; E matches too."""
+    from whmr_core.fitting.objective import FitObjective, FitTargets
+
+    m = 3
+    gen = torch.Generator().manual_seed(0)
+    d = lambda a: torch.as_tensor(np.asarray(a[:m]), dtype=torch.float64)  # noqa: E731
+    prior = fitter.prior
+    chol = prior.precision_chol[:m].double()
+    lo, hi = (x[1:].double() for x in joint_limits_rad())
+    theta = 0.3 * torch.randn(m, 23, 3, generator=gen, dtype=torch.float64)
+    theta[0, 3, 0] = float(hi[3, 0]) + 0.4  # over a limit
+    targets = FitTargets(
+        keypoints=d(scene["keypoints"]),
+        weights=d(scene["conf"]) * torch.tensor([0.0] + [1.0] * 16, dtype=torch.float64),
+        size=torch.tensor([300.0, 250.0, 400.0], dtype=torch.float64),
+        camera=torch.as_tensor(K, dtype=torch.float64).expand(m, 3, 3),
+        theta_start=theta + 0.1,
+        betas_start=d(scene["betas_net"]),
+        depth_start=d(scene["t_net"])[:, 2] * 1.1,
+        prior_mean=prior.means[:m].double(),
+        prior_precision=chol @ chol.transpose(-1, -2),
+        prior_const=prior.nll_const[:m].double(),
+        limits_lo=lo,
+        limits_hi=hi,
+        sigma=0.1,
+        min_depth=0.05,
+        w_prior=1e-2,
+        w_limits=0.1,
+        w_pose=1e-3,
+        w_shape=1e-4,
+        w_depth=0.3,
+        keypoints_3d=d(scene["points"]) + 0.05 * torch.randn(m, 17, 3, generator=gen, dtype=torch.float64),
+        weights_3d=torch.ones(m, 17, dtype=torch.float64),
+    )
+    root = torch.as_tensor(np.asarray(scene["rot_net"][:m, 0]), dtype=torch.float64)
+    objective = FitObjective(fitter.body64, targets, root)
+    x = objective.pack(
+        0.2 * torch.randn(m, 3, generator=gen, dtype=torch.float64),
+        theta,
+        d(scene["betas_net"]),
+        d(scene["t_net"]),
+    )
+    e, g, h = objective.linearise(x)
+    xr = x.clone().requires_grad_(True)
+    energy = objective.energy(xr)
+    (grad,) = torch.autograd.grad(energy.sum(), xr)
+    torch.testing.assert_close(e, energy.detach())
+    torch.testing.assert_close(2 * g, grad, atol=1e-7, rtol=1e-6)
+    assert torch.allclose(h, h.transpose(1, 2)) and (torch.linalg.eigvalsh(h) > 0).all()
 
 
 def test_3d_keypoints_fix_what_2d_cannot(fitter, scene):
@@ -401,8 +496,8 @@ def test_fit_works_under_inference_mode(fitter, scene):
 def test_turn_check_finds_a_person_upside_down_or_lying(fitter, scene):
     """Keypoints of the true bodies turned 90 / 180 degrees in the image plane, the network's upright: the
     fit starts from the turned body and lands on the keypoints."""
-    from whmr_core.fitting.body import matmul3
-    from whmr_core.fitting.fit import _exp
+    from whmr_core.fitting.so3 import exp as _exp
+    from whmr_core.fitting.so3 import matmul3
 
     rot, betas, t = (torch.tensor(scene[k]) for k in ("rot", "betas", "t"))
     for turn in (90, 180):

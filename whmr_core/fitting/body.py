@@ -34,9 +34,11 @@ from torch import nn
 
 from whmr_core.body.keypoints import COCO17_FACE_LANDMARKS, COCO17_NAMES, COCO17_SMPL_JOINT
 from whmr_core.body.landmarks import smplx_vertex_ids
+from whmr_core.fitting.so3 import cross_matrix
 
-__all__ = ["PARALLEL_GRAIN", "KeypointBody", "matmul3", "matvec", "row_chunks"]
+__all__ = ["NUM_POINTS", "PARALLEL_GRAIN", "KeypointBody", "row_chunks"]
 
+NUM_POINTS = len(COCO17_NAMES)
 PARALLEL_GRAIN = 32768  # ATen splits an elementwise op over threads from this many elements (GRAIN_SIZE)
 
 
@@ -106,24 +108,20 @@ class KeypointBody(nn.Module):
             js = np.flatnonzero(touches[k])
             sel[k, : len(js)], sel[k, len(js) :], valid[k, : len(js)] = js, js[0], True
         mask = valid[..., None]
-        # moves[j, k]: turning joint j moves point k (j is an ancestor of, or one of, the joints it touches).
-        moves = np.zeros((nj, len(COCO17_NAMES)), dtype=bool)
+        # below[k, s, i]: the joint at place i of ``order`` is the joint that skins component s of point k
+        # or one of its ancestors (turning it moves that component); padded components never count.
+        below = np.zeros((len(COCO17_NAMES), width, len(order)))
         for k in range(len(COCO17_NAMES)):
-            for j in np.flatnonzero(touches[k]):
-                while j >= 0:
-                    moves[j, k] = True
+            for s_, j in enumerate(sel[k]):
+                while valid[k, s_] and j >= 0:
+                    below[k, s_, pos_of[j]] = 1.0
                     j = parents[j]
-        self.register_buffer("moves", torch.tensor(moves), persistent=False)
-        # How far each point moves per unit of each beta, at rest (the fit's preconditioner; posing
-        # barely changes it). Points are linear in beta: x_k(e_b) - x_k(0) over the rest mesh.
-        rest_rows = rows @ shapedirs[used].transpose(2, 0, 1)  # (B,17,3)
-        buf_np = np.linalg.norm(rest_rows, axis=-1)  # (B,17) metres
-        self.register_buffer("beta_motion", torch.tensor(buf_np, dtype=torch.float32), persistent=False)
 
         def buf(name: str, x: np.ndarray, dtype: torch.dtype = torch.float32) -> None:
             # Contiguous copies: a strided buffer sends small products down a slow path.
             self.register_buffer(name, torch.tensor(np.ascontiguousarray(x), dtype=dtype), persistent=False)
 
+        buf("point_below", below)
         buf("order_idx", np.asarray(order), torch.long)
         buf("bottom_row", np.array([[[[0.0, 0.0, 0.0, 1.0]]]]))
         buf("parent_pos", np.asarray([pos_of[parents[j]] if j else 0 for j in order]), torch.long)
@@ -136,6 +134,11 @@ class KeypointBody(nn.Module):
         buf("point_a", take(a, sel, 1)[..., None] * mask)  # (17,S,1)
         buf("point_b", take(b_t, sel[..., None], 1) * mask)  # (17,S,3)
         buf("point_bs", take(b_s, sel[..., None, None], 1) * mask[..., None])  # (17,S,3,B)
+        buf("point_weight_below", np.einsum("ks,ksj->kj", take(a, sel, 1) * valid, below))  # (17,Jn)
+        # Per component, its rest offset's shape directions less the skinning joint's: (17,S,3,B).
+        s_jk = np.einsum("jv,vcb->jcb", j_regressor, shapedirs)[sel]
+        shape_local = take(b_s, sel[..., None, None], 1) - take(a, sel, 1)[..., None, None] * s_jk
+        buf("point_shape_local", shape_local * mask[..., None])
         if self.has_correctives:
             buf("point_d", take(d, sel[..., None, None], 1) * mask[..., None])  # (17,S,3,F)
 
@@ -145,6 +148,92 @@ class KeypointBody(nn.Module):
     def posed(self, rotmats: torch.Tensor, betas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(points (N,17,3), joints (N,J,3)): the points and the posed joints (NaN for joints no point
         needs), model frame."""
+        _, g, _, parts = self._parts(rotmats, betas)
+        points = parts.sum(2)
+        joints = torch.full(
+            (rotmats.shape[0], self.num_joints, 3), float("nan"), dtype=points.dtype, device=points.device
+        )
+        joints[:, self.order_idx] = g[..., 3]
+        return points, joints
+
+    def linearised(
+        self, rotmats: torch.Tensor, betas: torch.Tensor, turn_maps: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(points (N,17,3), d_rot (N,17,3,J,3), d_betas (N,17,3,B)): the points and their derivatives.
+
+        d_rot[:, k, :, j, c] is point k's motion per unit of u_c when joint j's local rotation turns as
+        R_j -> R_j exp(M_j u), M = ``turn_maps`` (N,J,3,3) (the identity: plain local turns); zero for joints
+        no point needs. d_betas[:, k, :, b] per unit of beta_b. Model frame.
+
+        Turning joint j about its posed position p_j with world axis w moves each skinned component y
+        (weight a) of the points below it by w x (y - a p_j); the pose correctives add their own change,
+        turned by the skinning joint's frame. Betas move the rest points and, through the rest joints,
+        every posed joint position (forward kinematics of the offsets' derivatives). Large products run in
+        chunks of persons below ATen's parallel grain (module docstring).
+        """
+        n = rotmats.shape[0]
+        _, g, _, parts = self._parts(rotmats, betas)
+        points = parts.sum(2)
+        frames, positions = g[..., :3], g[..., 3]  # (N,Jn,3,3), (N,Jn,3)
+        below = self.point_below[None, ..., None]  # (1,17,S,Jn,1)
+        above = torch.cat(  # (N,17,Jn,3): the sum of the components below each joint
+            [(parts[r].unsqueeze(-2) * below).sum(2) for r in row_chunks(n, below.numel() * 3)]
+        )
+        lever = above - self.point_weight_below[None, ..., None] * positions[:, None]
+        # World axis of u_c at joint j: column c of its posed frame times M_j.
+        maps = turn_maps.index_select(1, self.order_idx)
+        axes = (frames.unsqueeze(-1) * maps.unsqueeze(-3)).sum(-2).transpose(-1, -2)  # (N,Jn,3c,3)
+        d = torch.linalg.cross(axes[:, None], lever.unsqueeze(-2))  # (N,17,Jn,3c,3)
+        d_rot = torch.zeros(n, NUM_POINTS, 3, self.num_joints, 3, dtype=points.dtype, device=points.device)
+        d_rot.index_copy_(3, self.order_idx, d.permute(0, 1, 4, 2, 3))
+        frame_k = g.index_select(1, self.point_joint_flat).reshape(n, *self.point_joint.shape, 3, 4)[..., :3]
+        if self.has_correctives:
+            d_rot[:, :, :, 1:] += self._corrective_motion(rotmats, turn_maps, frame_k)
+        # Betas: rest joints J(beta) = J_t + S_J beta; posed positions by forward kinematics of S_J.
+        s_j = self.joints_shapedirs  # (Jn,3,B)
+        d_pos = s_j[:1].expand(n, 1, 3, self.num_betas)
+        start = 1
+        for count, par in self.levels:
+            stop = start + count
+            offsets = s_j[start:stop] - s_j.index_select(0, par)  # (count,3,B)
+            turned = (frames.index_select(1, par).unsqueeze(-1) * offsets[None, :, None]).sum(-2)
+            d_pos = torch.cat([d_pos, d_pos.index_select(1, par) + turned], 1)
+            start = stop
+        shape = self.point_joint.shape
+        local = self.point_shape_local  # (17,S,3,B)
+        d_betas = sum(frame_k[..., p, None] * local[None, :, :, p, None] for p in range(3))  # (N,17,S,3,B)
+        d_betas = d_betas + self.point_a[..., None] * d_pos.index_select(1, self.point_joint_flat).reshape(
+            n, *shape, 3, -1
+        )
+        return points, d_rot, d_betas.sum(2)
+
+    def _corrective_motion(
+        self, rotmats: torch.Tensor, turn_maps: torch.Tensor, frame_k: torch.Tensor
+    ) -> torch.Tensor:
+        """(N,17,3,J-1,3): the points' motion through the pose correctives per unit of each body joint's u.
+
+        f = vec(R_i - I), dR_i / du_c = R_i [M_i e_c]x. In numpy: these products are per-joint matrix
+        products that torch would hand to MKL's thread pool (module docstring), OpenBLAS keeps them on the
+        calling thread at this size.
+        """
+        n = rotmats.shape[0]
+        skews = cross_matrix(turn_maps[:, 1:].transpose(-1, -2))  # (N,J-1,3c,3,3): [M_i e_c]x
+        d_r = (rotmats[:, 1:, None, :, :, None] * skews[:, :, :, None]).sum(-2)  # (N,J-1,3c,3r,3q)
+        d_r = d_r.reshape(n, -1, 3, 9).transpose(-1, -2).numpy()  # (N,J-1,9,3c)
+        corr = self.point_d.numpy()  # (17,S,3,(J-1)*9)
+        k, s_, _, f = corr.shape
+        per_joint = corr.reshape(k * s_ * 3, f // 9, 9).transpose(1, 0, 2)  # (J-1,17*S*3,9)
+        d_c = np.matmul(per_joint[None], d_r)  # (N,J-1,17*S*3,3c)
+        d_c = d_c.reshape(n, f // 9, k, s_, 3, 3).transpose(0, 2, 3, 4, 1, 5).reshape(n, k, s_, 3, -1)
+        moved = np.matmul(frame_k.numpy(), d_c).sum(2)  # (N,17,3,(J-1)*3)
+        return torch.from_numpy(moved).reshape(n, k, 3, f // 9, 3)
+
+    def _parts(
+        self, rotmats: torch.Tensor, betas: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(rest joints (N,Jn,3), posed transforms (N,Jn,3,4), components' rest offsets (N,17,S,3),
+        components (N,17,S,3)): the pieces of the points, joints in posing order; a point is the sum of
+        its components (one per joint that skins it)."""
         n = rotmats.shape[0]
         rest = self.joints_template + (self.joints_shapedirs * betas[:, None, None]).sum(-1)  # (N,Jn,3)
         # Forward kinematics on 3x4 transforms [G | p]: child = parent @ [[R_local, offset], [0 0 0 1]],
@@ -174,23 +263,11 @@ class KeypointBody(nn.Module):
         rest_k = rest.index_select(1, self.point_joint_flat).reshape(n, *shape, 3)
         c4 = torch.cat([c - self.point_a * rest_k, self.point_a.expand(n, -1, -1, -1)], -1)
         g_k = g.index_select(1, self.point_joint_flat).reshape(n, *shape, 3, 4)
-        points = (g_k * c4.unsqueeze(-2)).sum((-1, 2))
-        joints = torch.full((n, self.num_joints, 3), float("nan"), dtype=points.dtype, device=points.device)
-        joints[:, self.order_idx] = g[..., 3]
-        return points, joints
+        parts = (g_k * c4.unsqueeze(-2)).sum(-1)  # (N,17,S,3)
+        return rest, g, c, parts
 
 
 def row_chunks(n: int, per_row: int) -> list[slice]:
     """Slices of ``n`` rows, each small enough (rows x per_row elements) to stay below PARALLEL_GRAIN."""
     step = max(1, (PARALLEL_GRAIN - 1) // max(per_row, 1))
     return [slice(i, i + step) for i in range(0, n, step)] or [slice(0, 0)]
-
-
-def matmul3(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """(...,3,3) @ (...,3,3) as multiply-and-sum (module docstring: no thread pool for tiny products)."""
-    return (a.unsqueeze(-1) * b.unsqueeze(-3)).sum(-2)
-
-
-def matvec(a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """(...,3,3) @ (...,3) -> (...,3) as multiply-and-sum."""
-    return (a * v.unsqueeze(-2)).sum(-1)

@@ -15,9 +15,9 @@ theta are the 23 body joints' rotation vectors; the root is the start's root tim
 Before the fit: the sideways translation that best places the network body on the keypoints (closed
 form), the mirror and turn checks (the network body's depth-ambiguity twin, ``mirror_bodies``, and both
 turned in the image plane, against the keypoints), and the warm start where it has the lower energy. A
-batched L-BFGS (``lbfgs.minimise``: per person history, step and Armijo acceptance, one evaluation per
-iteration) on preconditioned unknowns (``_preconditioner``) runs a fixed number of iterations.
-docs/fitting.md has the weights and timings.
+batched Levenberg-Marquardt (``levenberg_marquardt``: per person damping and acceptance, one linearisation
+per iteration) on the energy's analytic Gauss-Newton form (``objective.FitObjective``, float64) runs a
+fixed number of iterations. docs/fitting.md has the weights and timings.
 
 Safety: a person with too few confident keypoints, a camera that is not one, or a fit that is not finite,
 whose energy grew, whose translation jumped, that came too near, or whose keypoints still miss by more
@@ -26,6 +26,7 @@ than a quarter of the person's size gets the network's body back unchanged, with
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -36,9 +37,11 @@ import torch
 
 from whmr_core.body.keypoints import COCO17_NAMES
 from whmr_core.body.skeleton import SMPL_FLIP_PERM
-from whmr_core.fitting.body import KeypointBody, matmul3
-from whmr_core.fitting.lbfgs import minimise
-from whmr_core.fitting.priors import DEFAULT_PRIOR_PATH, PosePrior, joint_limit_energy, joint_limits_rad
+from whmr_core.fitting.body import KeypointBody
+from whmr_core.fitting.levenberg_marquardt import levenberg_marquardt
+from whmr_core.fitting.objective import FitObjective, FitTargets
+from whmr_core.fitting.priors import DEFAULT_PRIOR_PATH, PosePrior, joint_limits_rad
+from whmr_core.fitting.so3 import exp, matmul3
 from whmr_core.rotations import matrix_to_axis_angle, orthonormalise
 
 __all__ = ["BodyFitter", "FitConfig", "FitResult", "PersonFit", "mirror_bodies"]
@@ -51,7 +54,7 @@ _LEFT_HIP, _RIGHT_HIP = COCO17_NAMES.index("left_hip"), COCO17_NAMES.index("righ
 class FitConfig:
     """Fit settings; the energy's terms are in the module docstring, defaults in docs/fitting.md."""
 
-    iterations: int = 10  # L-BFGS iterations (one energy-and-gradient evaluation each)
+    iterations: int = 4  # Levenberg-Marquardt iterations (one linearisation each)
     confidence_threshold: float = 0.3  # keypoints below it are ignored
     min_keypoints: int = 6  # confident keypoints needed to fit at all
     robust_sigma: float = 0.4  # Geman-McClure scale, fraction of the person's size
@@ -112,7 +115,7 @@ class FitResult:
     # the result; NaN where no keypoint is confident.
     reprojection_px_before: np.ndarray  # (N,)
     reprojection_px_after: np.ndarray  # (N,)
-    iterations: int  # L-BFGS iterations run (the batch's, the same for every person)
+    iterations: int  # iterations run (the batch's, the same for every person)
     energy_before: np.ndarray = field(repr=False)  # (N,) E at the start (NaN where not fitted)
     energy_after: np.ndarray = field(repr=False)  # (N,)
 
@@ -131,28 +134,6 @@ class FitResult:
             float(self.reprojection_px_before[i]),
             float(self.reprojection_px_after[i]),
         )
-
-
-# Levi-Civita symbol: the cross-product matrix of v is -(EPS * v).sum(-1).
-_LEVI_CIVITA = torch.zeros(3, 3, 3)
-for _i, _j, _k in ((0, 1, 2), (1, 2, 0), (2, 0, 1)):
-    _LEVI_CIVITA[_i, _j, _k], _LEVI_CIVITA[_i, _k, _j] = 1.0, -1.0
-
-
-def _exp(rotvec: torch.Tensor) -> torch.Tensor:
-    """Rodrigues (...,3) -> (...,3,3): R = I + sinc(t) [v]x + (1 - cos t)/t^2 ([v]x^2 = v v^T - t^2 I).
-
-    Written with torch.sinc (smooth through t = 0, where a fit starts) in a handful of ops: the fit
-    evaluates it dozens of times per frame.
-    """
-    theta2 = (rotvec * rotvec).sum(-1)[..., None, None]
-    theta = torch.sqrt(theta2 + 1e-12)
-    a = torch.sinc(theta / torch.pi)  # sin(t) / t
-    b = 0.5 * torch.sinc(theta / (2 * torch.pi)) ** 2  # (1 - cos t) / t^2
-    cross = -(_LEVI_CIVITA.to(rotvec) * rotvec[..., None, None, :]).sum(-1)
-    outer = rotvec[..., :, None] * rotvec[..., None, :]
-    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device)
-    return eye * (1 - b * theta2) + a * cross + b * outer
 
 
 _M = torch.diag(torch.tensor([-1.0, 1.0, 1.0]))  # body-frame left/right reflection
@@ -214,6 +195,20 @@ def _rho(e2: torch.Tensor, sigma: float) -> torch.Tensor:
     return s2 * e2 / (s2 + e2)
 
 
+class _one_thread(contextlib.ContextDecorator):
+    """torch on one intra-op thread for the call, restored after: the fit's tensors are tiny, and on a busy
+    2-core machine every op that woke the second thread (gathers, BLAS) cost tens of microseconds to
+    milliseconds (1 person, 4 iterations, load 8: 28 ms of CPU on two threads, 18 on one). The setting is
+    process-wide: the fit assumes no other thread runs torch at the same time (true of the Pipeline)."""
+
+    def __enter__(self) -> None:
+        self._threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc: object) -> None:
+        torch.set_num_threads(self._threads)
+
+
 class BodyFitter:
     """``BodyFitter(body_model)(rotmats, betas, translation, keypoints, confidences, K) -> FitResult``.
 
@@ -227,8 +222,13 @@ class BodyFitter:
         self.config = config or FitConfig()
         with torch.inference_mode(False):  # buffers must be usable by autograd whatever the caller's mode
             self.body = KeypointBody(body_model)
+            self.body64 = KeypointBody(body_model).double()  # the fit itself runs in float64
             self.prior = PosePrior(prior_path)
-            self.limits_lo, self.limits_hi = (x[1:] for x in joint_limits_rad())
+            chol = self.prior.precision_chol.double()
+            self._prior_precision = chol @ chol.transpose(-1, -2)  # (K,69,69)
+            self._prior_mean = self.prior.means.double()
+            self._prior_const = self.prior.nll_const.double()
+            self._limits_lo, self._limits_hi = (x[1:] for x in joint_limits_rad(torch.float64))
         self.num_joints = self.body.num_joints
         self.num_betas = self.body.num_betas
 
@@ -237,7 +237,7 @@ class BodyFitter:
         p = torch.as_tensor(np.asarray(pose, dtype=np.float32) if not torch.is_tensor(pose) else pose)
         p = p.detach().to(torch.float32)
         if p.ndim == 3 and p.shape[1:] == (self.num_joints, 3):
-            return _exp(p.clone())
+            return exp(p.clone())
         if p.ndim == 4 and p.shape[1:] == (self.num_joints, 3, 3):
             return p.clone()
         raise ValueError(
@@ -255,6 +255,7 @@ class BodyFitter:
 
     # -- the fit ---------------------------------------------------------------------------------------
     @torch.inference_mode(False)  # the fit's tensors are made outside a caller's inference mode
+    @_one_thread()
     def __call__(
         self,
         rotmats: Any,
@@ -445,48 +446,45 @@ class BodyFitter:
             return f"fit diverged: translation jumped {jump:.3g} m (depth {float(t0[2]):.3g} m)"
         return None
 
-    def _preconditioner(
+    def _targets(
         self,
-        rot: torch.Tensor,
-        betas: torch.Tensor,
-        t: torch.Tensor,
-        w2d: torch.Tensor,
-        k_cam: torch.Tensor,
-        size: torch.Tensor,
-    ) -> torch.Tensor:
-        """(m,85) diagonal scale of the unknowns: how far the keypoints move (in person sizes) per unit.
+        rows: torch.Tensor,
+        inputs: dict[str, torch.Tensor],
+        theta_start: torch.Tensor,
+        components: torch.Tensor,
+        kp3: tuple[torch.Tensor, torch.Tensor] | None,
+    ) -> FitTargets:
+        """The energy's targets for persons ``rows`` (indices into ``inputs``, repeats allowed)."""
+        cfg = self.config
 
-        L-BFGS starts from a multiple of the identity and learns curvature over several steps; the root
-        turns every keypoint while a forearm turns two, so without scaling most of a short fit is spent
-        learning that. Per unknown, the confidence-weighted RMS keypoint displacement at the start:
-        lever arms (keypoint - joint) for rotations, f/z for sideways translation, the spread about the
-        centre for depth, the rest body's shape directions for betas; plus a floor (0.1) for unknowns no
-        keypoint sees.
-        """
-        m = rot.shape[0]
-        pts, joints = self.body.posed(rot, betas)
-        pts, joints = pts + t[:, None], joints + t[:, None]
-        w = w2d / w2d.sum(1, keepdim=True)  # (m,17)
-        px_per_m = k_cam[:, 0, 0] / (t[:, 2] * size)  # keypoint motion in sizes per metre, at the body
-        lever2 = ((pts[:, None] - joints[:, :, None]) ** 2).sum(-1)  # (m,J,17)
-        moved = self.body.moves[None] & torch.isfinite(lever2)
-        rot_scale = torch.sqrt((torch.where(moved, lever2, torch.zeros_like(lever2)) * w[:, None]).sum(-1))
-        rot_scale = rot_scale * px_per_m[:, None]  # (m,J): root first, then the 23 body joints
-        centre = (w[..., None] * pts).sum(1, keepdim=True)
-        spread = torch.sqrt((w * ((pts - centre)[..., :2] ** 2).sum(-1)).sum(1))
-        depth = t[:, 2]
-        trans_scale = torch.stack([px_per_m * depth, px_per_m * depth, px_per_m * spread], 1)
-        beta_scale = torch.sqrt((w[:, None] * self.body.beta_motion**2).sum(-1)) * px_per_m[:, None]
-        raw = torch.cat(
-            [
-                rot_scale[:, :1].expand(m, 3),
-                rot_scale[:, 1:].repeat_interleave(3, 1),
-                beta_scale,
-                trans_scale,
-            ],
-            1,
+        def take(a: torch.Tensor) -> torch.Tensor:
+            return a.index_select(0, rows)
+
+        return FitTargets(
+            keypoints=take(inputs["keypoints"]),
+            weights=take(inputs["weights"]),
+            size=take(inputs["size"]),
+            camera=take(inputs["camera"]),
+            theta_start=theta_start,
+            betas_start=take(inputs["betas"]),
+            depth_start=take(inputs["translation"])[:, 2],
+            prior_mean=self._prior_mean.index_select(0, components),
+            prior_precision=self._prior_precision.index_select(0, components),
+            prior_const=self._prior_const.index_select(0, components),
+            limits_lo=self._limits_lo,
+            limits_hi=self._limits_hi,
+            sigma=cfg.robust_sigma,
+            min_depth=cfg.min_depth_m,
+            w_prior=cfg.w_pose_prior,
+            w_limits=cfg.w_joint_limits,
+            w_pose=cfg.w_init_pose,
+            w_shape=cfg.w_shape,
+            w_depth=cfg.w_depth,
+            keypoints_3d=None if kp3 is None else take(kp3[0]),
+            weights_3d=None if kp3 is None else take(kp3[1]),
+            sigma_3d=cfg.robust_sigma_3d_m,
+            w_3d=cfg.w_keypoints_3d,
         )
-        return torch.sqrt(raw**2 + 0.01)
 
     def _fit(
         self,
@@ -502,37 +500,28 @@ class BodyFitter:
         """Fit the m persons given (all usable); the returned tensors are per person, float32."""
         cfg = self.config
         m = rot_net.shape[0]
-
-        def project(points: torch.Tensor, t: torch.Tensor, cam: torch.Tensor) -> torch.Tensor:
-            return _project(points, t, cam, cfg.min_depth_m)
-
+        rot_net, beta_net, t_net = rot_net.double(), beta_net.double(), t_net.double()
+        kp, w2d, k_cam = kp.double(), w2d.double(), k_cam.double()
+        kp3 = None if kp3 is None or cfg.w_keypoints_3d <= 0 else (kp3[0].double(), kp3[1].double())
         # The person's size in the image: the larger side of the confident keypoints' box.
-        big = torch.tensor(float("inf"))
+        big = torch.tensor(float("inf"), dtype=kp.dtype)
         lo = torch.where(w2d[..., None] > 0, kp, big).amin(1)
         hi = torch.where(w2d[..., None] > 0, kp, -big).amax(1)
         size = (hi - lo).amax(-1).clamp_min(10.0)  # (m,)
+        inputs = {"keypoints": kp, "weights": w2d, "size": size, "camera": k_cam, "betas": beta_net}
+        inputs["translation"] = t_net
+        body = self.body64
+        everyone = torch.arange(m)
 
-        def data_energy(pts: torch.Tensor, t: torch.Tensor, rows: int = 1) -> torch.Tensor:
-            """2D (+3D) keypoint term; ``rows`` stacked candidates of the m persons."""
+        def objective(
+            rows: torch.Tensor, root: torch.Tensor, pull_to: torch.Tensor, prior_at: torch.Tensor
+        ) -> FitObjective:
+            """The energy of persons ``rows`` (root rotations ``root``), the pose pulled towards ``pull_to``,
+            the prior's component the best one at ``prior_at``."""
+            components = self.prior.best_component(prior_at.float())
+            return FitObjective(body, self._targets(rows, inputs, pull_to, components, kp3), root)
 
-            def rep(a: torch.Tensor) -> torch.Tensor:
-                return a.repeat(rows, *([1] * (a.dim() - 1)))
-
-            cam, target, w, sz = (
-                (k_cam, kp, w2d, size) if rows == 1 else (rep(k_cam), rep(kp), rep(w2d), rep(size))
-            )
-            e2 = ((project(pts, t, cam) - target) ** 2).sum(-1) / (sz[:, None] ** 2)
-            energy = (w * _rho(e2, cfg.robust_sigma)).sum(1) / w.sum(1)
-            if kp3 is not None and cfg.w_keypoints_3d > 0:
-                y, w3 = kp3 if rows == 1 else (rep(kp3[0]), rep(kp3[1]))
-                x_c = pts - 0.5 * (pts[:, _LEFT_HIP] + pts[:, _RIGHT_HIP])[:, None]
-                y_c = y - 0.5 * (y[:, _LEFT_HIP] + y[:, _RIGHT_HIP])[:, None]
-                d2 = ((x_c - y_c) ** 2).sum(-1)
-                e3 = (w3 * _rho(d2, cfg.robust_sigma_3d_m)).sum(1) / w3.sum(1).clamp_min(1e-9)
-                energy = energy + cfg.w_keypoints_3d * e3
-            return energy
-
-        with torch.inference_mode(False), torch.no_grad():
+        with torch.no_grad():
             # Candidate starts: the network's body and, with the mirror check, its depth-ambiguity twin;
             # with the turn check each of them also turned in the image plane about its pelvis (a
             # handstand or a person lying down, where the network gives upright bodies). Each gets the
@@ -544,47 +533,41 @@ class BodyFitter:
                 cands.append(mirror_bodies(rot_net))
                 names.append(("mirrored", True))
             for turn in TURNS_DEG if cfg.turn_check else ():
-                spin = _exp(torch.tensor([[0.0, 0.0, float(np.radians(turn))]]))[0]
-                for body, (name, twin) in list(zip(cands, names, strict=True))[: 1 + cfg.mirror_check]:
-                    cands.append(torch.cat([matmul3(spin, body[:, :1]), body[:, 1:]], 1))
+                spin = exp(torch.tensor([[0.0, 0.0, float(np.radians(turn))]], dtype=torch.float64))[0]
+                for cand, (name, twin) in list(zip(cands, names, strict=True))[: 1 + cfg.mirror_check]:
+                    cands.append(torch.cat([matmul3(spin, cand[:, :1]), cand[:, 1:]], 1))
                     names.append((f"{name}, turned {turn}" if twin else f"turned {turn}", twin))
             c = len(cands)
-            pts = self.body(torch.cat(cands), beta_net.repeat(c, 1))
+            stacked = torch.stack(cands)  # (c,m,J,3,3)
+            pts = body(stacked.reshape(c * m, *rot_net.shape[1:]), beta_net.repeat(c, 1))
             t_rep = t_net.repeat(c, 1)
             t_lin = solve_translation(pts, kp.repeat(c, 1, 1), w2d.repeat(c, 1), k_cam.repeat(c, 1, 1), t_rep)
             good = torch.isfinite(t_lin).all(1, keepdim=True) & (t_lin[:, 2:] > cfg.min_depth_m)
             t_lin = torch.where(good, t_lin, t_rep)
-            e_lin, e_keep = data_energy(pts, t_lin, c), data_energy(pts, t_rep, c)
+            check = FitObjective(
+                body,
+                self._targets(
+                    everyone.repeat(c), inputs, torch.zeros(c * m, 23, 3, dtype=kp.dtype),
+                    torch.zeros(c * m, dtype=torch.long), kp3,
+                ),
+                stacked[:, :, 0].reshape(c * m, 3, 3),
+            )  # fmt: skip
+            e_lin, e_keep = check.keypoint_energy(pts, t_lin), check.keypoint_energy(pts, t_rep)
             t_c = torch.where((e_lin < e_keep)[:, None], t_lin, t_rep).reshape(c, m, 3)
             e_c = torch.minimum(e_lin, e_keep).reshape(c, m)
             best = e_c[1:].argmin(0) + 1 if c > 1 else torch.zeros(m, dtype=torch.long)
             e_best = e_c.gather(0, best[None])[0]
             pick = torch.where(e_best < cfg.mirror_ratio * e_c[0], best, torch.zeros_like(best))  # (m,)
-            stacked = torch.stack(cands)  # (c,m,J,3,3)
-            rows = torch.arange(m)
-            anchor = stacked[pick, rows]
-            t_anchor = t_c[pick, rows]
+            anchor = stacked[pick, everyone]
+            t_anchor = t_c[pick, everyone]
             mirrored = torch.tensor([names[int(k)][1] for k in pick], dtype=torch.bool)
-            start_names = [names[int(k)][0] for k in pick]
+            source = [names[int(k)][0] for k in pick]
             theta_anchor = matrix_to_axis_angle(anchor[:, 1:])
 
-        prior_energy = self.prior  # the whole mixture, then the start's best component (below)
-
-        def energy(
-            rot: torch.Tensor, theta: torch.Tensor, beta: torch.Tensor, t: torch.Tensor
-        ) -> torch.Tensor:
-            e = data_energy(self.body(rot, beta), t)
-            e = e + cfg.w_pose_prior * prior_energy(theta)
-            e = e + cfg.w_joint_limits * joint_limit_energy(theta, self.limits_lo, self.limits_hi)
-            e = e + cfg.w_init_pose * ((theta - theta_anchor) ** 2).sum((-1, -2))
-            e = e + cfg.w_shape * ((beta - beta_net) ** 2).sum(-1)
-            return e + cfg.w_depth * torch.log(t[:, 2].clamp_min(1e-3) / t_net[:, 2]) ** 2
-
-        # Starting point per person: the anchor (network body or its mirror) or the warm start, whichever
-        # has the lower energy.
-        init_rot, init_beta, init_t = anchor.clone(), beta_net.clone(), t_anchor.clone()
-        source = list(start_names)
-        with torch.inference_mode(False), torch.no_grad():
+            # Starting point per person: the anchor (network body or a candidate) or the warm start,
+            # whichever has the lower energy.
+            init_rot, init_beta, init_t = anchor.clone(), beta_net.clone(), t_anchor.clone()
+            theta0 = theta_anchor.clone()
             usable = [
                 a
                 for a, p in enumerate(warm or [])
@@ -594,59 +577,48 @@ class BodyFitter:
                 and np.shape(p.betas) == tuple(beta_net.shape[1:])
             ]
             if usable:
-                # Candidate rows: the warm start where there is one, else the anchor (energy is per person).
-                w_rot, w_beta, w_t = anchor.clone(), beta_net.clone(), t_anchor.clone()
-                for a in usable:
-                    p = warm[a]  # type: ignore[index]
-                    w_rot[a] = torch.as_tensor(np.asarray(p.rotmats, np.float32))
-                    w_beta[a] = torch.as_tensor(np.asarray(p.betas, np.float32))
-                    w_t[a] = torch.as_tensor(np.asarray(p.translation, np.float32))
-                e0 = energy(anchor, theta_anchor, beta_net, t_anchor)
-                e_warm = energy(w_rot, matrix_to_axis_angle(w_rot[:, 1:]), w_beta, w_t)
-                for a in usable:
-                    if torch.isfinite(e_warm[a]) and e_warm[a] < e0[a]:
-                        init_rot[a], init_beta[a], init_t[a] = w_rot[a], w_beta[a], w_t[a]
+                rows = torch.tensor(usable)
+                w_rot = torch.stack(
+                    [torch.as_tensor(np.asarray(warm[a].rotmats, np.float64)) for a in usable]
+                )  # type: ignore[index]
+                w_beta = torch.stack([torch.as_tensor(np.asarray(warm[a].betas, np.float64)) for a in usable])  # type: ignore[index]
+                w_t = torch.stack(
+                    [torch.as_tensor(np.asarray(warm[a].translation, np.float64)) for a in usable]
+                )  # type: ignore[index]
+                w_theta = matrix_to_axis_angle(w_rot[:, 1:])
+                zero = torch.zeros(len(usable), 3, dtype=torch.float64)
+                # Both scored with the pull towards the anchor, as the fit itself would score them.
+                pull = theta_anchor.index_select(0, rows)
+                a_obj = objective(rows, anchor.index_select(0, rows)[:, 0], pull, pull)
+                e0 = a_obj.energy(
+                    a_obj.pack(zero, pull, beta_net.index_select(0, rows), t_anchor.index_select(0, rows))
+                )
+                w_obj = objective(rows, w_rot[:, 0], pull, w_theta)
+                e_warm = w_obj.energy(w_obj.pack(zero, w_theta, w_beta, w_t))
+                for r, a in enumerate(usable):
+                    if torch.isfinite(e_warm[r]) and e_warm[r] < e0[r]:
+                        init_rot[a], init_beta[a], init_t[a], theta0[a] = (
+                            w_rot[r],
+                            w_beta[r],
+                            w_t[r],
+                            w_theta[r],
+                        )
                         source[a] = "warm_start"
-            theta0 = theta_anchor.clone()
-            warm_rows = [a for a in range(m) if source[a] == "warm_start"]
-            if warm_rows:
-                theta0[warm_rows] = matrix_to_axis_angle(init_rot[warm_rows, 1:])
-            prior_energy = self.prior.component_energy(self.prior.best_component(theta0))
 
-        # The unknowns per person, flat: root change omega (3, camera frame), body pose theta (69), betas,
-        # translation change in units of the start depth (3); all of order 1.
-        root0 = init_rot[:, 0]
-        depth0 = init_t[:, 2:3].clone()
-        nb = init_beta.shape[1]
-
-        def unpack(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-            pose = x[:, :72].reshape(m, 24, 3)  # root change, then the body joints
-            rot = _exp(pose)
-            rot = torch.cat([matmul3(rot[:, 0], root0)[:, None], rot[:, 1:]], 1)
-            return rot, pose[:, 1:], x[:, 72 : 72 + nb], init_t + x[:, 72 + nb :] * depth0
-
-        x0 = torch.cat([torch.zeros(m, 3), theta0.reshape(m, -1), init_beta, torch.zeros(m, 3)], 1)
-        with torch.inference_mode(False), torch.no_grad():
-            scale = self._preconditioner(init_rot, init_beta, init_t, w2d, k_cam, size)
-
-        def scaled_energy(y: torch.Tensor) -> torch.Tensor:
-            # The optimiser works on y = scale * x: every unknown moves the keypoints about as much per unit
-            # (see _preconditioner), and the energy is scaled so that a keypoint error of sigma weighs
-            # about 1 (its first step and tolerances assume gradients of order 1).
-            return energy(*unpack(y / scale)) / cfg.robust_sigma**2
-
-        with torch.inference_mode(False):
-            y, e_start, e_end, iterations = minimise(scaled_energy, x0 * scale, cfg.iterations, history=10)
-            e_start, e_end = e_start * cfg.robust_sigma**2, e_end * cfg.robust_sigma**2
-            with torch.no_grad():
-                rot, _, beta, t = unpack(y / scale)
+        # The prior's component is the one nearest the start, kept for the whole fit (no switching
+        # between modes mid-fit); the pose is pulled towards the anchor.
+        fit = objective(everyone, init_rot[:, 0], theta_anchor, theta0)
+        x0 = fit.pack(torch.zeros(m, 3, dtype=torch.float64), theta0, init_beta, init_t)
+        with torch.no_grad():
+            x, e_start, e_end, iterations = levenberg_marquardt(fit.linearise, x0, cfg.iterations)
+            rot, _, beta, t = fit.unpack(x)
         return {
-            "rotmats": rot.detach(),
-            "betas": beta.detach(),
-            "translation": t.detach(),
-            "size": size,
-            "energy_before": e_start,
-            "energy_after": e_end,
+            "rotmats": rot.float(),
+            "betas": beta.float(),
+            "translation": t.float(),
+            "size": size.float(),
+            "energy_before": e_start.float(),
+            "energy_after": e_end.float(),
             "mirrored": mirrored,
             "init_source": source,
             "iterations": iterations,
