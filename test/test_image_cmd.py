@@ -134,6 +134,22 @@ def test_per_person_focal_and_K_options(tmp_path, photo_run, capsys):
     assert "focal 600 px (from K)" in capsys.readouterr().out
 
 
+def test_photos_allow_a_crowd_and_video_keeps_its_frame_budget():
+    import argparse
+
+    from whmr_core.media.image import PHOTO_MAX_PERSONS, add_image_arguments, pipeline_from_args
+    from whmr_core.media.video import add_video_arguments
+    from whmr_core.runtime.config import PipelineConfig
+
+    image, video = argparse.ArgumentParser(), argparse.ArgumentParser()
+    add_image_arguments(image)
+    add_video_arguments(video)
+    assert image.parse_args(["x.jpg"]).max_persons == PHOTO_MAX_PERSONS == 16
+    assert video.parse_args(["0"]).max_persons == PipelineConfig().max_persons
+    args = image.parse_args(["x.jpg", "--max-persons", "3", "--engine", "onnxruntime"])
+    assert pipeline_from_args(args).config.max_persons == 3
+
+
 def test_the_output_folder_is_not_read_as_input(tmp_path, capsys):
     (tmp_path / "x_overlay.png").write_bytes(b"x")
     assert main(["image", str(tmp_path), "--out", str(tmp_path)]) == 2
@@ -145,6 +161,9 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["image", "x.jpg", "--K", "1,2,3"])
     assert "--K: expected 4 comma-separated numbers" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["image", "x.jpg", "--max-persons", "0"])
+    assert "--max-persons: expected a whole number >= 1, got '0'" in capsys.readouterr().err
     assert main(["image", str(tmp_path / "nothing-here")]) == 2
     assert "no such file or folder" in capsys.readouterr().out
 

@@ -12,7 +12,17 @@ import pytest
 
 from whmr_core.runtime import pose_models
 from whmr_core.runtime.engines import EngineError
-from whmr_core.runtime.movenet import FEET, HANDS, HEAD_TOP, MultiPoseDetector, ThunderKeypoints, person_box
+from whmr_core.runtime.movenet import (
+    FEET,
+    HANDS,
+    HEAD_TOP,
+    MultiPoseDetector,
+    ThunderKeypoints,
+    crowd_tiles,
+    cut_by_tile_edge,
+    keypoint_similarity,
+    person_box,
+)
 
 PHOTOS = Path(__file__).parent / "data" / "photos"
 
@@ -29,10 +39,11 @@ class FakeSession:
         return [self.output]
 
 
-def _multipose_with(output: np.ndarray, sides=(256,)) -> MultiPoseDetector:
+def _multipose_with(output: np.ndarray, sides=(256,), tile_crowds=True) -> MultiPoseDetector:
     det = MultiPoseDetector.__new__(MultiPoseDetector)
     det.session, det.input_name = FakeSession(output), "input"
     det.score_threshold, det.sides, det.max_persons, det.merge_iou = 0.2, tuple(sides), 12, 0.5
+    det.tile_crowds = tile_crowds
     return det
 
 
@@ -85,6 +96,100 @@ def test_multipose_pads_to_multiples_of_32_and_merges_scales():
     )  # 256 x 85 -> padded to 256 x 96; 512 x 171 -> 512 x 192
     assert [x.shape[1:3] for x in det.session.inputs] == [(96, 256), (192, 512)]
     assert len(p.boxes) == 1  # the same person at both sides is one person
+
+
+def test_crowd_tiles_are_square_with_60_percent_of_the_longer_side_and_overlap():
+    # 640 x 480: side 384, two tiles along each image side (both longer than 384), flush with the far edges.
+    assert crowd_tiles(640, 480) == [
+        (0, 0, 384, 384),
+        (256, 0, 640, 384),
+        (0, 96, 384, 480),
+        (256, 96, 640, 480),
+    ]
+    # A wide photo: side 1710, the height (641) spanned whole, so standing people are never cut across.
+    assert crowd_tiles(2850, 641) == [(0, 0, 1710, 641), (1140, 0, 2850, 641)]
+    assert crowd_tiles(300, 100) == [(0, 0, 180, 100), (120, 0, 300, 100)]
+
+
+def test_tile_persons_cut_by_an_inner_tile_edge_are_left_to_other_tiles():
+    # The tile (256, 0, 640, 384) of a 640 x 480 image: its left and bottom edges lie inside the image, its
+    # top and right ones are the image's. Margin 0.01 x 384 = 3.84 px; boxes in tile pixels.
+    boxes = np.array(
+        [
+            [3, 10, 100, 200],  # reaches the left edge: cut
+            [5, 10, 100, 200],  # clear of it
+            [100, 10, 200, 380],  # reaches the bottom edge (383 - 3.84): cut
+            [300, 10, 383, 200],  # at the right edge, the image's own: whole
+            [100, 0, 200, 200],  # at the top edge, the image's own: whole
+        ],
+        float,
+    )
+    np.testing.assert_array_equal(
+        cut_by_tile_edge(boxes, (256, 0, 640, 384), 640, 480), [True, False, True, False, False]
+    )
+
+
+def test_keypoint_similarity_is_cocos_oks_over_the_common_keypoints():
+    a = np.zeros((17, 3))
+    a[:3] = [[50, 20, 0.9], [45, 15, 0.9], [55, 15, 0.9]]  # nose and eyes seen
+    b = a.copy()
+    b[:3, 0] += 5  # 5 px off
+    b[5] = [10, 10, 0.9]  # seen in b only: not compared
+    box = np.array([0, 0, 100, 100])  # area 1e4
+    # exp(-d^2 / (2 area (2 sigma)^2)): nose sigma .026 -> exp(-25 / 54.08) = 0.62985, eyes .025 -> exp(-0.5).
+    assert keypoint_similarity(a, b, box) == pytest.approx((0.62985 + 2 * 0.60653) / 3, abs=1e-4)
+    assert keypoint_similarity(a, a, box) == pytest.approx(1.0)
+    b[2, 2] = 0.1  # two keypoints in common: no evidence either way
+    assert keypoint_similarity(a, b, box) == 0.0
+
+
+def _persons_output(centres_x, y=0.5, half=(0.02, 0.05), scores=None) -> np.ndarray:
+    """A MultiPose output (1, 6, 56): a small person (all keypoints at its centre) at each normalised x."""
+    out = np.zeros((1, 6, 56), np.float32)
+    for i, x in enumerate(centres_x):
+        out[0, i, :51] = np.tile([y, x, 0.9], 17)
+        out[0, i, 51:55] = [y - half[1], x - half[0], y + half[1], x + half[0]]
+        out[0, i, 55] = 0.5 + 0.05 * i if scores is None else scores[i]
+    return out
+
+
+def test_a_run_that_returns_six_people_is_run_again_on_the_crowd_tiles():
+    xs = [0.1 + 0.16 * i for i in range(6)]
+    det = _multipose_with(_persons_output(xs))
+    det.max_persons = 40
+    p = det.detect(np.zeros((480, 640, 3), np.uint8))
+    # The whole image, then the 4 tiles of 384 x 384 (resized to 256 x 256).
+    assert [x.shape[1:3] for x in det.session.inputs] == [(192, 256)] + [(256, 256)] * 4
+    assert len(p.boxes) == 30  # 6 + 6 in each tile, all apart
+    # The bottom-right tile (256, 96) .. (640, 480): its first person at x = 0.1 x 384 - 0.5 + 256 and
+    # y = 0.5 x 384 - 0.5 + 96.
+    assert np.abs(p.keypoints[:, 0, :2] - [293.9, 287.5]).max(axis=1).min() < 1e-3
+    five = _multipose_with(_persons_output(xs[:5]))  # not saturated: one run
+    five.detect(np.zeros((480, 640, 3), np.uint8))
+    assert len(five.session.inputs) == 1
+    off = _multipose_with(_persons_output(xs), tile_crowds=False)
+    off.detect(np.zeros((480, 640, 3), np.uint8))
+    assert len(off.session.inputs) == 1
+
+
+def test_a_person_found_again_as_a_part_of_a_better_one_is_dropped():
+    out = np.zeros((1, 6, 56), np.float32)
+    kp = np.zeros((17, 3), np.float32)
+    kp[:, 0] = np.linspace(0.2, 0.8, 17)  # y: head to ankles
+    kp[:, 1] = 0.5 + 0.1 * np.sin(np.arange(17))  # x
+    kp[:, 2] = 0.9
+    out[0, 0, :51] = kp.reshape(-1)
+    out[0, 0, 51:56] = [0.2, 0.4, 0.8, 0.6, 0.8]
+    part = kp.copy()
+    part[6:, 2] = 0.0  # the same person's head and shoulders only, a little off
+    part[:, 1] += 0.004
+    out[0, 1, :51] = part.reshape(-1)
+    out[0, 1, 51:56] = [0.2, 0.4, 0.4, 0.6, 0.3]
+    det = _multipose_with(out)
+    p = det.detect(np.zeros((256, 256, 3), np.uint8))
+    assert len(p.boxes) == 1 and p.scores[0] == pytest.approx(0.8)
+    out[0, 1, 1::3][:6] += 0.2  # the other person's keypoints elsewhere: a second person
+    assert len(_multipose_with(out).detect(np.zeros((256, 256, 3), np.uint8)).boxes) == 2
 
 
 def test_person_box_adds_head_feet_and_hands_in_torso_units():
@@ -140,6 +245,32 @@ def test_real_models_find_the_person_and_its_keypoints_on_real_photos(photo_boxe
     assert inside.all()
     # Left and right as the person sees them: in these frontal portraits the left shoulder is on the right.
     assert kp[5, 0] > kp[6, 0]
+
+
+def test_real_crowd_beyond_six_people_is_found_on_the_tiles():
+    # A real photo with 3 labelled people (AI Challenger, the benchmark's tune set) repeated 2 x 2: a crowd of
+    # 12, more than one MultiPose run returns.
+    from whmr_core.evaluation_real import box_iou, load_labels
+
+    labels = Path(__file__).parent / "data" / "real_images" / "labels.json"
+    (img,) = [
+        im for im in load_labels(labels, check_images=False) if im.dataset == "aic" and im.split == "tune"
+    ]
+    image = cv2.cvtColor(cv2.imread(str(labels.parent / img.file)), cv2.COLOR_BGR2RGB)
+    h, w = image.shape[:2]
+    crowd = np.tile(image, (2, 2, 1))
+    truth = [q.box + np.array([dx, dy, dx, dy]) for dx in (0, w) for dy in (0, h) for q in img.people]
+    assert len(truth) == 12
+
+    def found(det: MultiPoseDetector) -> tuple[int, int]:
+        boxes = det.detect(crowd).boxes
+        return sum(max(box_iou(t, b) for b in boxes) >= 0.5 for t in truth), len(boxes)
+
+    det = MultiPoseDetector(sides=(256, 512), max_persons=32)
+    hits, n = found(det)
+    assert hits == 12 and n <= 14  # everyone, and at most a spectator or two more
+    det.tile_crowds = False
+    assert found(det)[0] <= 7
 
 
 def test_dark_images_are_brightened_for_the_pose_models_and_bright_ones_left_alone():

@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm"})
 LEVEL_GRAVITY = (0.0, 1.0, 0.0)  # gravity along the camera's +y (image down): a level camera
+# whmr image's most people per photo: a group photo's crowd (video keeps PipelineConfig's, for its rate).
+PHOTO_MAX_PERSONS = 16
 
 
 @dataclass(frozen=True)
@@ -286,8 +288,11 @@ def add_image_arguments(p: argparse.ArgumentParser) -> None:
         metavar="GX,GY,GZ",
         help="gravity direction in the camera optical frame (x right, y down, z forward)",
     )
-    # Photos: a second MultiPose pass at 512 finds small people in crowds (not worth its ~40 ms in video).
-    add_model_arguments(p, mesh_default="full", movenet_sides="256,512", fit_3d=True)
+    # Photos: a second MultiPose pass at 512 finds small people in crowds (not worth its ~40 ms in video);
+    # a crowd photo may hold more people than a video frame is allowed to cost.
+    add_model_arguments(
+        p, mesh_default="full", movenet_sides="256,512", fit_3d=True, max_persons=PHOTO_MAX_PERSONS
+    )
     p.add_argument(
         "--mesh-format",
         choices=("obj", "ply", "none"),
@@ -298,12 +303,31 @@ def add_image_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def positive_int(what: str):
+    """An argparse type: an integer >= 1."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{what}: expected a whole number >= 1, got {text!r}")
+        return value
+
+    return parse
+
+
 def add_model_arguments(
-    p: argparse.ArgumentParser, mesh_default: str, movenet_sides: str = "256", fit_3d: bool = False
+    p: argparse.ArgumentParser,
+    mesh_default: str,
+    movenet_sides: str = "256",
+    fit_3d: bool = False,
+    max_persons: int | None = None,
 ) -> None:
     """Engine, model, detector and focal options shared by ``whmr image`` and ``whmr video``
-    (``movenet_sides``, ``fit_3d``: defaults; photos take a second, larger MultiPose pass and the 3D
-    landmarks, which video leaves out for its rate)."""
+    (``movenet_sides``, ``fit_3d``, ``max_persons``: defaults; photos take a second, larger MultiPose pass,
+    the 3D landmarks and more people, which video leaves out for its rate)."""
     p.add_argument("--engine", default="auto", choices=("auto", "onnxruntime", "tensorrt", "torch"))
     p.add_argument("--model", default="", help="model file (default: the shipped checkpoint)")
     p.add_argument("--body-model", default=None, help="the network's body model (default: the checkpoint's)")
@@ -354,6 +378,12 @@ def add_model_arguments(
         help="without --K keep each person's own predicted focal length (the paper's behaviour) "
         "instead of one fused focal per image",
     )
+    p.add_argument(
+        "--max-persons",
+        type=positive_int("--max-persons"),
+        default=max_persons or PipelineConfig().max_persons,
+        help="most people per image, best scores first (default: %(default)s)",
+    )
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads")
 
 
@@ -385,6 +415,7 @@ def pipeline_from_args(args: argparse.Namespace, base: PipelineConfig | None = N
         kw = {"detector": "yolo", "detector_model": det, "detector_score": score,
               "whole_image_fallback": False}  # fmt: skip
     kw["keypoints"] = str(args.keypoints)
+    kw["max_persons"] = int(args.max_persons)
     kw["fit"] = not args.no_fit
     kw["fit_3d"] = bool(args.fit_3d)
     config = replace(base or PipelineConfig(), per_person_focal=bool(args.per_person_focal), **kw)

@@ -51,8 +51,8 @@ class PipelineConfig:
     )
     movenet_crowd_tiles: bool = setting(
         True,
-        "when a MultiPose run returns its most (6 people), run it again on 4 overlapping tiles of the image "
-        "for the people it left out (only crowded frames pay: 4 more runs)",
+        "when a MultiPose run returns its most (6 people), run it again on 2-4 overlapping tiles of the "
+        "image for the people it left out (only crowded frames pay the extra runs)",
     )
     keypoints: str = setting(
         "auto",

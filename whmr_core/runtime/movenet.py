@@ -5,7 +5,9 @@ MultiPose (up to 6 people per run) takes an int32 (1, H, W, 3) RGB image with H,
 (1, 6, 56): per person 17 x (y, x, score) then (ymin, xmin, ymax, xmax, score), normalised to that input. The
 image is letterboxed (resized so its longer side is ``side``, padded bottom/right). Wide or tall images, and
 people too small at one scale, are covered by running more than one ``side`` and merging the persons by box
-overlap. Thunder takes a (1, 256, 256, 3) int32 crop and returns (1, 1, 17, 3), the same (y, x, score).
+overlap. A crowd (a run that returns its maximum of 6 people, who may not be all) is run again on
+overlapping tiles of the image (``crowd_tiles``), each tile at the largest ``side``. Thunder takes a
+(1, 256, 256, 3) int32 crop and returns (1, 1, 17, 3), the same (y, x, score).
 
 Box rule: the body network crops a square around the person's box (``box_scale`` context), so the box must
 cover the whole visible person. MoveNet's own box hugs the keypoints (joint centres): feet below the ankles,
@@ -28,7 +30,10 @@ __all__ = [
     "MultiPoseDetector",
     "PoseSet",
     "ThunderKeypoints",
+    "crowd_tiles",
+    "cut_by_tile_edge",
     "exposure_normalised",
+    "keypoint_similarity",
     "person_box",
 ]
 
@@ -54,6 +59,67 @@ class PoseSet:
     @classmethod
     def empty(cls) -> PoseSet:
         return cls(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 17, 3)))
+
+
+# MultiPose returns at most 6 people per run: a run that returns 6 may have left people out.
+MULTIPOSE_MAX_PERSONS = 6
+# Crowd tiles: square-ish tiles of side 60 % of the image's longer side (1.67x the detail of the whole image),
+# two along each image side longer than that, one spanning a shorter side (a wide photo's tiles keep whole
+# people). Neighbouring tiles overlap by at least 20 % of the longer side, so anyone smaller than that lies
+# whole inside some tile. Measured on mosaics of the real-image tune set (6 photos each, 1920 x 960): 16 -> 24
+# of 32 people found, precision kept (100 %).
+TILE_FRACTION = 0.6
+# A tile's person whose box comes this close (share of the tile's longer side) to an edge the tile shares
+# with the image's inside is cut by it: the tile that holds the person whole (or the whole image) finds them.
+TILE_EDGE_MARGIN = 0.01
+
+
+def crowd_tiles(width: int, height: int) -> list[tuple[int, int, int, int]]:
+    """The crowd tiles of a ``width`` x ``height`` image: (x0, y0, x1, y1), pixel edges, row by row."""
+    side = round(TILE_FRACTION * max(width, height))
+
+    def starts(length: int) -> tuple[list[int], int]:
+        return ([0, length - side], side) if length > side else ([0], length)
+
+    xs, tw = starts(width)
+    ys, th = starts(height)
+    return [(x, y, x + tw, y + th) for y in ys for x in xs]
+
+
+def cut_by_tile_edge(
+    boxes: np.ndarray, tile: tuple[int, int, int, int], width: int, height: int
+) -> np.ndarray:
+    """(N,) bool: which ``boxes`` (tile pixels, x1 y1 x2 y2) reach an edge of ``tile`` inside the image."""
+    x0, y0, x1, y1 = tile
+    m = TILE_EDGE_MARGIN * max(x1 - x0, y1 - y0)
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return (
+        ((b[:, 0] <= m) & (x0 > 0))
+        | ((b[:, 1] <= m) & (y0 > 0))
+        | ((b[:, 2] >= x1 - x0 - 1 - m) & (x1 < width))
+        | ((b[:, 3] >= y1 - y0 - 1 - m) & (y1 < height))
+    )
+
+
+# COCO's per-keypoint falloffs of its object keypoint similarity (OKS; cocoeval's sigmas, nose .. ankles).
+OKS_SIGMAS = 0.01 * np.array(
+    [2.6, 2.5, 2.5, 3.5, 3.5, 7.9, 7.9, 7.2, 7.2, 6.2, 6.2, 10.7, 10.7, 8.7, 8.7, 8.9, 8.9]
+)
+# Two persons whose keypoints agree this well are one person found twice (a part of them at a tile's scale):
+# measured on crowd mosaics, such repeats score 0.34-0.56 against the whole person, neighbours <= 0.13.
+DUPLICATE_OKS = 0.3
+MIN_COMMON_KEYPOINTS = 3  # fewer keypoints seen in both say nothing about being the same person
+
+
+def keypoint_similarity(kp: np.ndarray, other: np.ndarray, box: np.ndarray) -> float:
+    """COCO's OKS of keypoints ``other`` against ``kp`` (both (17, 3) x, y, score) over the keypoints seen in
+    both, ``box`` (``kp``'s person box) giving the scale; 0 when fewer than ``MIN_COMMON_KEYPOINTS``."""
+    common = (kp[:, 2] >= KEYPOINT_SCORE) & (other[:, 2] >= KEYPOINT_SCORE)
+    if common.sum() < MIN_COMMON_KEYPOINTS:
+        return 0.0
+    area = max(float((box[2] - box[0]) * (box[3] - box[1])), 1.0)
+    d2 = ((kp[common, :2] - other[common, :2]) ** 2).sum(1)
+    return float(np.mean(np.exp(-d2 / (2 * area * (2 * OKS_SIGMAS[common]) ** 2))))
 
 
 DARK = 100  # an image whose bright end (99.5th percentile) is below this is brightened for the pose models
@@ -122,6 +188,7 @@ class MultiPoseDetector:
         max_persons: int = 12,
         merge_iou: float = 0.5,
         threads: int | None = None,
+        tile_crowds: bool = True,
     ) -> None:
         if not sides or any(s < 32 or s % 32 for s in sides):
             raise ValueError(f"MultiPose input sides must be multiples of 32 (>= 32), got {sides}")
@@ -131,6 +198,7 @@ class MultiPoseDetector:
         self.sides = tuple(sides)
         self.max_persons = max_persons
         self.merge_iou = merge_iou
+        self.tile_crowds = tile_crowds
 
     def _run(self, image: np.ndarray, side: int) -> PoseSet:
         h, w = image.shape[:2]
@@ -157,14 +225,33 @@ class MultiPoseDetector:
         boxes = np.stack([person_box(k, b) for k, b in zip(keypoints, model_boxes, strict=True)])
         return PoseSet(boxes.astype(np.float64), out[:, 55].astype(np.float64), keypoints.astype(np.float64))
 
+    def _tiled(self, image: np.ndarray, side: int) -> list[PoseSet]:
+        """The persons of each crowd tile in image pixels, without those cut by the tile's inner edges."""
+        h, w = image.shape[:2]
+        sets = []
+        for tile in crowd_tiles(w, h):
+            x0, y0, x1, y1 = tile
+            p = self._run(np.ascontiguousarray(image[y0:y1, x0:x1]), side)
+            whole = ~cut_by_tile_edge(p.boxes, tile, w, h)
+            keypoints = p.keypoints[whole] + np.array([x0, y0, 0.0])
+            sets.append(PoseSet(p.boxes[whole] + np.array([x0, y0, x0, y0]), p.scores[whole], keypoints))
+        return sets
+
     def detect(self, image: np.ndarray) -> PoseSet:
         image = exposure_normalised(image)
         sets = [self._run(image, side) for side in self.sides]
+        if self.tile_crowds and max(len(p.scores) for p in sets) >= MULTIPOSE_MAX_PERSONS:
+            sets += self._tiled(image, max(self.sides))
         boxes = np.concatenate([p.boxes for p in sets])
         scores = np.concatenate([p.scores for p in sets])
         keypoints = np.concatenate([p.keypoints for p in sets])
-        # Persons found at several scales: the best-scoring one of each overlapping group is kept.
-        keep = nms(boxes, scores, self.merge_iou)[: self.max_persons]
+        # Persons found at several scales: the best-scoring one of each overlapping group is kept, and a
+        # person whose keypoints repeat a better one's (a part of them seen again) is dropped.
+        keep: list[int] = []
+        for i in nms(boxes, scores, self.merge_iou):
+            if all(keypoint_similarity(keypoints[j], keypoints[i], boxes[j]) <= DUPLICATE_OKS for j in keep):
+                keep.append(i)
+        keep = keep[: self.max_persons]
         if not len(keep):
             return PoseSet.empty()
         return PoseSet(boxes[keep], scores[keep], keypoints[keep])

@@ -102,7 +102,10 @@ class Pipeline:
             from whmr_core.runtime.movenet import MultiPoseDetector
 
             detector = MultiPoseDetector(
-                score_threshold=c.movenet_score, sides=c.movenet_sides, max_persons=2 * c.max_persons
+                score_threshold=c.movenet_score,
+                sides=c.movenet_sides,
+                max_persons=2 * c.max_persons,
+                tile_crowds=c.movenet_crowd_tiles,
             )
         elif c.detector_kind == "blazepose":
             from whmr_core.runtime.blazepose import BlazePoseDetector
