@@ -113,7 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", choices=("heldout", "tune", "all"), default="heldout")
     p.add_argument("--out", type=Path, default=Path("out/bench_real"))
     add_model_arguments(  # as whmr image
-        p, mesh_default="network", movenet_sides="256,512", fit_3d=True, max_persons=PHOTO_MAX_PERSONS
+        p,
+        mesh_default="network",
+        movenet_sides="256,512",
+        fit_3d=True,
+        max_persons=PHOTO_MAX_PERSONS,
+        crowd_tiles=True,
     )
     args = p.parse_args(argv)
     try:

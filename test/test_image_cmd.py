@@ -134,7 +134,7 @@ def test_per_person_focal_and_K_options(tmp_path, photo_run, capsys):
     assert "focal 600 px (from K)" in capsys.readouterr().out
 
 
-def test_photos_allow_a_crowd_and_video_keeps_its_frame_budget():
+def test_photos_allow_a_crowd_and_its_tiles_and_video_keeps_its_frame_budget():
     import argparse
 
     from whmr_core.media.image import PHOTO_MAX_PERSONS, add_image_arguments, pipeline_from_args
@@ -144,10 +144,13 @@ def test_photos_allow_a_crowd_and_video_keeps_its_frame_budget():
     image, video = argparse.ArgumentParser(), argparse.ArgumentParser()
     add_image_arguments(image)
     add_video_arguments(video)
-    assert image.parse_args(["x.jpg"]).max_persons == PHOTO_MAX_PERSONS == 16
-    assert video.parse_args(["0"]).max_persons == PipelineConfig().max_persons
-    args = image.parse_args(["x.jpg", "--max-persons", "3", "--engine", "onnxruntime"])
-    assert pipeline_from_args(args).config.max_persons == 3
+    photo, frame = image.parse_args(["x.jpg"]), video.parse_args(["0"])
+    assert photo.max_persons == PHOTO_MAX_PERSONS == 16 and photo.crowd_tiles
+    assert frame.max_persons == PipelineConfig().max_persons and not frame.crowd_tiles
+    args = image.parse_args(["x.jpg", "--max-persons", "3", "--no-crowd-tiles", "--engine", "onnxruntime"])
+    config = pipeline_from_args(args).config
+    assert config.max_persons == 3 and not config.movenet_crowd_tiles
+    assert pipeline_from_args(photo).detector.tile_crowds
 
 
 def test_the_output_folder_is_not_read_as_input(tmp_path, capsys):

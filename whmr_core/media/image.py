@@ -289,9 +289,14 @@ def add_image_arguments(p: argparse.ArgumentParser) -> None:
         help="gravity direction in the camera optical frame (x right, y down, z forward)",
     )
     # Photos: a second MultiPose pass at 512 finds small people in crowds (not worth its ~40 ms in video);
-    # a crowd photo may hold more people than a video frame is allowed to cost.
+    # a crowd photo may hold more people than a video frame is allowed to cost, and its crowd is worth tiles.
     add_model_arguments(
-        p, mesh_default="full", movenet_sides="256,512", fit_3d=True, max_persons=PHOTO_MAX_PERSONS
+        p,
+        mesh_default="full",
+        movenet_sides="256,512",
+        fit_3d=True,
+        max_persons=PHOTO_MAX_PERSONS,
+        crowd_tiles=True,
     )
     p.add_argument(
         "--mesh-format",
@@ -324,10 +329,12 @@ def add_model_arguments(
     movenet_sides: str = "256",
     fit_3d: bool = False,
     max_persons: int | None = None,
+    crowd_tiles: bool = False,
 ) -> None:
     """Engine, model, detector and focal options shared by ``whmr image`` and ``whmr video``
-    (``movenet_sides``, ``fit_3d``, ``max_persons``: defaults; photos take a second, larger MultiPose pass,
-    the 3D landmarks and more people, which video leaves out for its rate)."""
+    (``movenet_sides``, ``fit_3d``, ``max_persons``, ``crowd_tiles``: defaults; photos take a second,
+    larger MultiPose pass, the 3D landmarks, more people and crowd tiles, which video leaves out for its
+    rate)."""
     p.add_argument("--engine", default="auto", choices=("auto", "onnxruntime", "tensorrt", "torch"))
     p.add_argument("--model", default="", help="model file (default: the shipped checkpoint)")
     p.add_argument("--body-model", default=None, help="the network's body model (default: the checkpoint's)")
@@ -352,6 +359,13 @@ def add_model_arguments(
         default=fit_3d,
         help="the fit also matches BlazePose's 3D world landmarks (one more model run per person; "
         "default: %(default)s)",
+    )
+    p.add_argument(
+        "--crowd-tiles",
+        action=argparse.BooleanOptionalAction,
+        default=crowd_tiles,
+        help="when MultiPose returns its most (6 people), run it again on overlapping tiles of the image "
+        "(2-4 more runs) for the people it left out (default: %(default)s)",
     )
     p.add_argument(
         "--movenet-sides",
@@ -418,6 +432,7 @@ def pipeline_from_args(args: argparse.Namespace, base: PipelineConfig | None = N
     kw["max_persons"] = int(args.max_persons)
     kw["fit"] = not args.no_fit
     kw["fit_3d"] = bool(args.fit_3d)
+    kw["movenet_crowd_tiles"] = bool(args.crowd_tiles)
     config = replace(base or PipelineConfig(), per_person_focal=bool(args.per_person_focal), **kw)
     engine = load_engine(args.engine, args.model, threads=args.threads)
     return Pipeline(engine, load_topology(args.body_model, engine=engine), config)

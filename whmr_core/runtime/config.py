@@ -50,9 +50,10 @@ class PipelineConfig:
         0, "a second MultiPose input size for small or edge people (persons merged); 0: none", low=0
     )
     movenet_crowd_tiles: bool = setting(
-        True,
+        False,
         "when a MultiPose run returns its most (6 people), run it again on 2-4 overlapping tiles of the "
-        "image for the people it left out (only crowded frames pay the extra runs)",
+        "image for the people it left out (crowded frames pay 2-4 more runs, ~100 ms at 256: on for whmr "
+        "image, off for real-time hosts)",
     )
     keypoints: str = setting(
         "auto",
