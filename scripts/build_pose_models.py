@@ -147,9 +147,7 @@ def convert(py: Path, work: Path, models: Path, name: str, out_dir: Path) -> dic
         text=True,
     )
     result = json.loads(report.stdout.strip().splitlines()[-1])
-    result.update(
-        file=str(dst.relative_to(REPO)), sha256=sha256(dst), mib=round(dst.stat().st_size / 2**20, 2)
-    )
+    result.update(file=str(dst), sha256=sha256(dst), mib=round(dst.stat().st_size / 2**20, 2))
     return result
 
 
