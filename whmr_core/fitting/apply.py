@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from whmr_core.fitting.fit import one_torch_thread
 from whmr_core.graph_io import PersonOutputs
 
 __all__ = ["FittedOutputs"]
@@ -42,6 +43,7 @@ class FittedOutputs:
             self.layer = BodyLayer(body_model, assets)
             self.joint_regressor = assets.joint_regressor.double().numpy()
 
+    @one_torch_thread()
     def __call__(
         self, outputs: PersonOutputs, fit: Any, gravity_from_camera: np.ndarray | None = None
     ) -> PersonOutputs:

@@ -44,7 +44,7 @@ from whmr_core.fitting.priors import DEFAULT_PRIOR_PATH, PosePrior, joint_limits
 from whmr_core.fitting.so3 import exp, matmul3
 from whmr_core.rotations import matrix_to_axis_angle, orthonormalise
 
-__all__ = ["BodyFitter", "FitConfig", "FitResult", "PersonFit", "mirror_bodies"]
+__all__ = ["BodyFitter", "FitConfig", "FitResult", "PersonFit", "mirror_bodies", "one_torch_thread"]
 
 NUM_KEYPOINTS = len(COCO17_NAMES)
 _LEFT_HIP, _RIGHT_HIP = COCO17_NAMES.index("left_hip"), COCO17_NAMES.index("right_hip")
@@ -195,11 +195,13 @@ def _rho(e2: torch.Tensor, sigma: float) -> torch.Tensor:
     return s2 * e2 / (s2 + e2)
 
 
-class _one_thread(contextlib.ContextDecorator):
+class one_torch_thread(contextlib.ContextDecorator):
     """torch on one intra-op thread for the call, restored after: the fit's tensors are tiny, and on a busy
     2-core machine every op that woke the second thread (gathers, BLAS) cost tens of microseconds to
-    milliseconds (1 person, 4 iterations, load 8: 28 ms of CPU on two threads, 18 on one). The setting is
-    process-wide: the fit assumes no other thread runs torch at the same time (true of the Pipeline)."""
+    milliseconds (1 person, 4 iterations, load 8: 28 ms of CPU on two threads, 18 on one; re-posing one
+    low-res body through BLAS: 47 ms on two, 1 ms on one). The setting is process-wide: the caller runs no
+    other torch work at the same time (true of the Pipeline, whose network runs on ONNX Runtime or runs
+    before the fit)."""
 
     def __enter__(self) -> None:
         self._threads = torch.get_num_threads()
@@ -255,7 +257,7 @@ class BodyFitter:
 
     # -- the fit ---------------------------------------------------------------------------------------
     @torch.inference_mode(False)  # the fit's tensors are made outside a caller's inference mode
-    @_one_thread()
+    @one_torch_thread()
     def __call__(
         self,
         rotmats: Any,
