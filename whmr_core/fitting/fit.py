@@ -189,12 +189,6 @@ def _project(points: torch.Tensor, t: torch.Tensor, K: torch.Tensor, min_depth: 
     return torch.stack([u, v], -1)
 
 
-def _rho(e2: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Geman-McClure on squared errors."""
-    s2 = sigma * sigma
-    return s2 * e2 / (s2 + e2)
-
-
 class one_torch_thread(contextlib.ContextDecorator):
     """torch on one intra-op thread for the call, restored after: the fit's tensors are tiny, and on a busy
     2-core machine every op that woke the second thread (gathers, BLAS) cost tens of microseconds to

@@ -28,6 +28,7 @@ import torch
 
 from whmr_core.body.keypoints import COCO17_NAMES
 from whmr_core.fitting.body import KeypointBody
+from whmr_core.fitting.priors import joint_limit_energy
 from whmr_core.fitting.so3 import exp, matmul3, right_jacobian
 
 __all__ = ["FitObjective", "FitTargets", "robust", "robust_weight"]
@@ -196,10 +197,9 @@ class FitObjective:
         m = len(theta)
         diff = theta.reshape(m, -1) - tg.prior_mean
         prior = 0.5 * (diff * (tg.prior_precision * diff[:, None]).sum(-1)).sum(-1) + tg.prior_const
-        over = torch.relu(theta - tg.limits_hi) + torch.relu(tg.limits_lo - theta)
         return (
             tg.w_prior * prior
-            + tg.w_limits * (over**2).sum((-1, -2))
+            + tg.w_limits * joint_limit_energy(theta, tg.limits_lo, tg.limits_hi)
             + tg.w_pose * ((theta - tg.theta_start) ** 2).sum((-1, -2))
             + tg.w_shape * ((betas - tg.betas_start) ** 2).sum(-1)
             + tg.w_depth * torch.log(t[:, 2].clamp_min(1e-3) / tg.depth_start) ** 2

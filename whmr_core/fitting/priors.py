@@ -12,7 +12,6 @@ shifted so that the best pose of the best component costs 0.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -67,20 +66,6 @@ class PosePrior(nn.Module):
             diff = body_pose.reshape(body_pose.shape[0], 1, -1).to(self.means) - self.means  # (N,K,69)
             z = (diff.unsqueeze(-1) * self.precision_chol).sum(-2)
             return (0.5 * (z * z).sum(-1) + self.nll_const).argmin(-1)
-
-    def component_energy(self, component: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
-        """``f(body_pose) -> (N,)``: the energy of ``component`` (N,) per pose, parameters gathered once."""
-        means, chol = self.means.index_select(0, component), self.precision_chol.index_select(0, component)
-        const = self.nll_const.index_select(0, component)
-
-        def energy(body_pose: torch.Tensor) -> torch.Tensor:
-            d = body_pose.reshape(len(means), -1) - means
-            z = torch.cat(
-                [(d[r].unsqueeze(-1) * chol[r]).sum(-2) for r in row_chunks(len(d), chol[0].numel())]
-            )
-            return 0.5 * (z * z).sum(-1) + const
-
-        return energy
 
     def _nll(self, body_pose: torch.Tensor, k: int | torch.Tensor) -> torch.Tensor:
         """(N,) shifted negative log-likelihood of component ``k`` (one index, or one per pose)."""
