@@ -12,7 +12,7 @@ import torch
 
 from whmr_core.crops import IMAGENET_MEAN, IMAGENET_STD
 from whmr_core.model import build_model
-from whmr_core.model.backbones.movenet import FPN_OUTPUTS, MoveNetBackbone
+from whmr_core.model.backbones.movenet import FPN_OUTPUTS, KEYPOINT_HEADS, MoveNetBackbone
 from whmr_core.model.config import ConfigError, config_from_dict, get_config
 from whmr_core.model.pyramid import MultiScalePyramid
 from whmr_core.runtime.pose_models import verified_path
@@ -40,6 +40,28 @@ def test_trunk_matches_onnxruntime_on_the_same_subgraph(movenet, tmp_path):
     for r, g in zip(ref, got, strict=True):
         assert np.abs(r).max() > 1.0  # a live map, not zeros
         np.testing.assert_allclose(g.numpy(), r, atol=2e-4, rtol=1e-4)
+
+
+def test_keypoint_maps_are_movenets_own_heads(tmp_path):
+    """backbone.keypoint_maps: the stride-4 map followed by MoveNet's heatmaps (its sigmoid applied) and
+    offsets, as ONNX Runtime computes them on the graph's own sub-graph."""
+    sub = tmp_path / "thunder-heads.onnx"
+    outputs = [FPN_OUTPUTS[2], *KEYPOINT_HEADS]
+    onnx.utils.extract_model(str(verified_path("movenet-thunder")), str(sub), ["input"], outputs)
+    session = ort.InferenceSession(str(sub), providers=["CPUExecutionProvider"])
+    pixels = np.random.default_rng(1).integers(0, 256, (1, 256, 256, 3))
+    m4, heatmap_logits, offsets = session.run(None, {"input": pixels.astype(np.int32)})
+    crop = ((pixels / 255.0 - IMAGENET_MEAN) / IMAGENET_STD).astype(np.float32)
+    backbone = MoveNetBackbone(keypoint_maps=True).eval()
+    assert backbone.feature_channels == (32, 24, 24 + 17 + 34)
+    with torch.no_grad():
+        got = backbone(torch.from_numpy(crop).permute(0, 3, 1, 2))[2].numpy()
+    ref = np.concatenate([m4, 1.0 / (1.0 + np.exp(-heatmap_logits)), offsets], axis=1)
+    assert got.shape == ref.shape == (1, 75, 64, 64)
+    assert np.abs(offsets).max() > 1.0
+    np.testing.assert_allclose(got, ref, atol=2e-4, rtol=1e-4)
+    with pytest.raises(ConfigError, match="only the movenet backbone has keypoint heads"):
+        config_from_dict({"base": "small-cpu", "backbone": {"keypoint_maps": True}})
 
 
 def test_trunk_is_frozen_and_not_in_the_state_dict(movenet):

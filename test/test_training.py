@@ -398,7 +398,12 @@ def test_shipped_model_configs_parse(path):
     from whmr_core.model.config import load_config
 
     cfg = load_config(path)
-    assert cfg.orient.base == "calibrated"  # the one shipped today: the calibrated OrientCorrect option
+    # What each file changes from its base: the calibrated OrientCorrect, MoveNet's keypoint maps.
+    changed = {
+        "small-cpu-calibrated.yaml": cfg.orient.base == "calibrated",
+        "movenet-keypoints.yaml": cfg.backbone.kind == "movenet" and cfg.backbone.keypoint_maps,
+    }
+    assert changed[path.name]
 
 
 def test_resume_after_a_crash_between_the_checkpoint_renames(tiny_data, tmp_path, monkeypatch, caplog):

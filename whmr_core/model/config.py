@@ -51,6 +51,10 @@ class BackboneConfig:
     crop_hw: tuple[int, int] = (224, 224)
     drop_path: float = 0.0  # stochastic depth (ViT only)
     pretrained: str | None = None  # optional file loaded at build time (never downloaded)
+    # movenet only: MoveNet's own keypoint heatmaps (17, after its sigmoid) and offsets (34), computed by
+    # its frozen heads from the stride-4 map, appended to that map (issue 23: pose evidence learnt on real
+    # people, the same on synthetic and real crops).
+    keypoint_maps: bool = False
 
 
 CONFIG_SCHEMA = 2  # version of the stored config layout (see the module docstring)
@@ -170,6 +174,11 @@ class ModelConfig:
             raise ConfigError(f"backbone.crop_hw: ResNet needs multiples of 32, got {self.backbone.crop_hw}")
         if self.backbone.kind == "movenet" and (h % 32 or w % 32):
             raise ConfigError(f"backbone.crop_hw: MoveNet needs multiples of 32, got {self.backbone.crop_hw}")
+        if self.backbone.keypoint_maps and self.backbone.kind != "movenet":
+            raise ConfigError(
+                "backbone.keypoint_maps: only the movenet backbone has keypoint heads, not "
+                f"{self.backbone.kind}"
+            )
         if self.backbone.kind == "vitb16" and (h % 16 or w % 16):
             raise ConfigError(
                 f"backbone.crop_hw: ViT-B/16 needs multiples of 16, got {self.backbone.crop_hw}"

@@ -229,8 +229,19 @@ class WHMR(nn.Module):
         return_aux: bool | None = None,
     ) -> ModelOutput:
         self._check_inputs(crops, glob_info, cam_rotation)
-        n = crops.shape[0]
-        phis = self.pyramid(self.backbone(crops))
+        return self.forward_features(self.backbone(crops), glob_info, cam_rotation, return_aux)
+
+    def forward_features(
+        self,
+        features: torch.Tensor | list[torch.Tensor],
+        glob_info: torch.Tensor,
+        cam_rotation: torch.Tensor | None = None,
+        return_aux: bool | None = None,
+    ) -> ModelOutput:
+        """Everything above the backbone, from its output (a frozen backbone's maps computed once:
+        ``whmr_core.training.feature_cache``). ``forward`` is ``forward_features(backbone(crops), ...)``."""
+        n = glob_info.shape[0]
+        phis = self.pyramid(features)
 
         # Depth/focal head (section 3): t_z from Phi_3, focal from eq. 3, t_b from eq. 4. The glob info is
         # normalised by the image diagonal, so box size / centre / image size below are in those units:
@@ -246,7 +257,7 @@ class WHMR(nn.Module):
 
         align = self.release_sampling
         params = self.mean_params(n)
-        points = self.grid_points.to(crops.dtype).expand(n, -1, -1)
+        points = self.grid_points.to(glob_info.dtype).expand(n, -1, -1)
         iterations: list[IterationOutput] = []
         feat3 = sampled3 = None
         prev_sparse = None
@@ -314,7 +325,7 @@ class WHMR(nn.Module):
         # OrientCorrect (eq. 6) and the world-frame (gravity-aligned) mesh, pelvis-centred.
         cam_root = final.rotmats[:, 0]
         if cam_rotation is None:
-            cam_rotation = torch.eye(3, dtype=crops.dtype, device=crops.device).expand(n, 3, 3)
+            cam_rotation = torch.eye(3, dtype=glob_info.dtype, device=glob_info.device).expand(n, 3, 3)
         world_root = self.orient_correct(feat3, glob_info, cam_root, cam_rotation)
         delta = world_root @ cam_root.transpose(1, 2)
         joints, coco, h36m = self.regress_joints(final.vertices)

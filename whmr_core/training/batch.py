@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from whmr_core.training.feature_cache import MAP_KEY
+
 __all__ = ["Batch", "DenseMaps"]
 
 
@@ -26,7 +28,7 @@ class DenseMaps:
 
 @dataclass(frozen=True)
 class Batch:
-    img: torch.Tensor  # (N,3,S,S) normalised square crops
+    img: torch.Tensor | None  # (N,3,S,S) normalised square crops; None when ``features`` replace them
     glob_info: torch.Tensor  # (N,5) eq. 7
     cam_rotation: torch.Tensor  # (N,3,3) R_c, identity where there is no gravity label
     image_wh: torch.Tensor  # (N,2) pixels
@@ -46,15 +48,18 @@ class Batch:
     maps: DenseMaps | None = None  # only when the data set was read with maps
     # (N,J) weights of each sample's protocol root (joint_layouts); None: joint 0
     joints3d_root: torch.Tensor | None = None
+    # The frozen backbone's maps of the crops, read from a feature cache (coarse to fine); None: run it
+    features: tuple[torch.Tensor, ...] | None = None
 
     @property
     def size(self) -> int:
-        return int(self.img.shape[0])
+        return int(self.glob_info.shape[0])
 
     @classmethod
     def from_collated(cls, d: dict[str, Any], device: str | torch.device = "cpu") -> Batch:
         """From ``whmr_core.data.batch.collate`` output; a missing label key is a clear KeyError."""
-        optional = ("maps", "joints3d_root")
+        levels = sorted((k for k in d if k.startswith(MAP_KEY)), key=lambda k: int(k[len(MAP_KEY) :]))
+        optional = ("maps", "joints3d_root", "features", *(("img",) if levels else ()))
         required = [f.name for f in fields(cls) if f.name not in optional] + ["has_gravity"]
         missing = [k for k in required if k not in d]
         if missing:
@@ -63,14 +68,14 @@ class Batch:
         def get(k: str) -> torch.Tensor:
             return d[k].to(device, non_blocking=True)
 
-        n = d["img"].shape[0]
+        n = d["glob_info"].shape[0]
         has_gravity = get("has_gravity") > 0
         eye = torch.eye(3, device=device).expand(n, 3, 3)
         maps = None
         if "iuv_part" in d:
             maps = DenseMaps(get("iuv_part"), get("iuv_uv"), get("inv_depth"), get("has_maps") > 0)
         return cls(
-            img=get("img"),
+            img=get("img") if "img" in d else None,
             glob_info=get("glob_info"),
             cam_rotation=torch.where(has_gravity[:, None, None], get("cam_rotation"), eye),
             image_wh=get("image_wh"),
@@ -88,4 +93,5 @@ class Batch:
             has_world=get("has_world") > 0,
             maps=maps,
             joints3d_root=get("joints3d_root") if "joints3d_root" in d else None,
+            features=tuple(get(k) for k in levels) or None,
         )

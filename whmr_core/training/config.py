@@ -92,6 +92,11 @@ class DataConfig:
     validation: tuple[ValSet, ...] = ()
     # The metric of the first validation set whose lowest value keeps a checkpoint in stage{k}/best.
     best_metric: str = "mpjpe"
+    # A folder for the frozen backbone's maps of the training crops, computed once and read back every step
+    # (whmr_core.training.feature_cache; movenet only). Rebuilt when the data or the backbone changes.
+    feature_cache: str | None = None
+    # Augmented versions of each training image in the cache (with augment: true; 1 without).
+    cache_copies: int = setting(1, "augmented copies per image in the feature cache", low=1)
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -226,6 +231,7 @@ def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None)
         train_images=_resolve(base, d.train_images) or "",
         val=_resolve(base, d.val),
         val_images=_resolve(base, d.val_images),
+        feature_cache=_resolve(base, d.feature_cache),
         mix=tuple(
             replace(m, train=_resolve(base, m.train) or "", images=_resolve(base, m.images) or "")
             for m in d.mix

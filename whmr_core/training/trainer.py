@@ -247,6 +247,8 @@ class Trainer:
         self.model = self.model.to(self.device)
         self.train_set, self.val_sets = build_datasets(cfg, max(self.model.crop_hw))
         self.is_main = self.rank == 0
+        # What the training loader reads: the training set, or its frozen-backbone maps (feature cache).
+        self.train_items: Any = self._feature_cache() if cfg.data.feature_cache else self.train_set
         self.writer = None
         if self.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -261,6 +263,19 @@ class Trainer:
         self.bad_samples = 0  # unreadable training samples skipped by this process
         self._faces: np.ndarray | None = None  # the body's triangles, for the validation pictures
         self._pictures_off = False
+
+    def _feature_cache(self) -> Any:
+        """The training set's crops through the frozen backbone, once (``data.feature_cache``)."""
+        from whmr_core.training.feature_cache import build_feature_cache, check_cacheable
+
+        d = self.cfg.data
+        if self.world > 1:
+            raise ConfigError("data.feature_cache: one process only (not with torchrun)")
+        check_cacheable(self.model, augment=d.augment, copies=d.cache_copies, maps=d.maps, mix=bool(d.mix))
+        assert d.feature_cache is not None
+        return build_feature_cache(
+            d.feature_cache, self.train_set, self.model, copies=d.cache_copies, num_workers=d.num_workers
+        )
 
     # -- ranks ----------------------------------------------------------------------------------------------
     def _main_decides(self, decide: Any) -> Any:
@@ -501,7 +516,7 @@ class Trainer:
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=False,
             )
-        epoch_size = getattr(self.train_set, "epoch_size", len(self.train_set))
+        epoch_size = getattr(self.train_items, "epoch_size", len(self.train_items))
         steps_per_epoch = epoch_size // self.world // cfg.batch_size
         if steps_per_epoch == 0:
             raise ValueError(
@@ -533,7 +548,7 @@ class Trainer:
                 cfg.seed + 1000 * stage,
                 rank=self.rank,
                 world=self.world,
-                order=getattr(self.train_set, "epoch_order", None),
+                order=getattr(self.train_items, "epoch_order", None),
             ),
             steps_per_epoch=steps_per_epoch,
             total=total,
@@ -560,10 +575,10 @@ class Trainer:
         cfg = self.cfg
         in_epoch = st.step - st.epoch * st.steps_per_epoch
         st.sampler.set_epoch(st.epoch, start=in_epoch * cfg.batch_size)
-        if hasattr(self.train_set, "set_epoch"):
-            self.train_set.set_epoch(st.epoch + 1000 * st.stage)
+        if hasattr(self.train_items, "set_epoch"):  # a feature cache's augmentations are fixed
+            self.train_items.set_epoch(st.epoch + 1000 * st.stage)
         return DataLoader(
-            self.train_set,
+            self.train_items,
             batch_size=cfg.batch_size,
             sampler=st.sampler,
             drop_last=True,
@@ -578,12 +593,18 @@ class Trainer:
     def _train_step(self, st: _StageRun, batch: Batch) -> dict[str, torch.Tensor]:
         """One optimiser step; returns the detached loss terms."""
         with torch.autocast(self.device.type, dtype=st.amp_dtype, enabled=st.amp_dtype is not None):
-            out = st.net(
-                network_crops(self.model.crop_hw, batch.img),
-                batch.glob_info,
-                batch.cam_rotation,
-                return_aux=self._wants_aux(st, batch),
-            )
+            if batch.features is not None:  # the frozen backbone's maps, from the feature cache
+                out = self.model.forward_features(
+                    list(batch.features), batch.glob_info, batch.cam_rotation, self._wants_aux(st, batch)
+                )
+            else:
+                assert batch.img is not None
+                out = st.net(
+                    network_crops(self.model.crop_hw, batch.img),
+                    batch.glob_info,
+                    batch.cam_rotation,
+                    return_aux=self._wants_aux(st, batch),
+                )
         losses = compute_losses(
             out,
             batch,

@@ -36,7 +36,7 @@ def build_backbone(cfg: BackboneConfig) -> nn.Module:
                 "backbone.pretrained: the movenet backbone reads its weights from the shipped "
                 "pose model; leave pretrained unset"
             )
-        return MoveNetBackbone()
+        return MoveNetBackbone(keypoint_maps=cfg.keypoint_maps)
     else:  # pragma: no cover - the config validates kind
         raise ValueError(f"unknown backbone kind {cfg.kind!r}")
     if cfg.pretrained:

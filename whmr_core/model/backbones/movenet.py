@@ -29,6 +29,7 @@ from torch import nn
 
 __all__ = [
     "FPN_OUTPUTS",
+    "KEYPOINT_HEADS",
     "MOVENET_INPUT",
     "MOVENET_NORMALISED",
     "MoveNetBackbone",
@@ -43,6 +44,12 @@ MOVENET_INPUT = _P + "model/Conv1_relu/Relu6/BiasAdd__15:0"
 # The FPN's top-down outputs, coarse to fine (strides 16, 8, 4): Phi_1..Phi_3's inputs.
 FPN_OUTPUTS = (_P + "re_lu/Relu/Relu:0", _P + "re_lu_1/Relu/Relu:0", _P + "re_lu_2/Relu/Relu:0")
 FPN_STRIDES = (16, 8, 4)
+# MoveNet's keypoint heads on the stride-4 map: heatmap logits (17 COCO joints; the graph's sigmoid is
+# applied here) and per-joint (y, x) offsets in stride-4 cells (34).
+KEYPOINT_HEADS = (
+    "StatefulPartitionedCall/kpt_heatmap_0/conv2d_5/BiasAdd/BiasAdd:0",
+    "StatefulPartitionedCall/kpt_offset_0/conv2d_7/BiasAdd/BiasAdd:0",
+)
 # The constants of the graph's input normalisation: (x - sub) * mul - offset on 0-255 RGB.
 _NORM_CONSTANTS = ("Const_39:0", "Const_40:0", "Const_41:0")
 
@@ -215,23 +222,30 @@ class MoveNetBackbone(nn.Module):
 
     multi_scale = True
 
-    def __init__(self, path: str | Path | None = None) -> None:
+    def __init__(self, path: str | Path | None = None, *, keypoint_maps: bool = False) -> None:
         super().__init__()
         from whmr_core.crops import IMAGENET_MEAN, IMAGENET_STD
 
         self.arch = "movenet-thunder"
-        spec = read_trunk(str(path if path is not None else _thunder_path()))
-        self.trunk = OnnxTrunk(spec, MOVENET_INPUT, FPN_OUTPUTS)
+        self.keypoint_maps = keypoint_maps
+        outputs = FPN_OUTPUTS + (KEYPOINT_HEADS if keypoint_maps else ())
+        spec = read_trunk(str(path if path is not None else _thunder_path()), outputs=outputs)
+        self.trunk = OnnxTrunk(spec, MOVENET_INPUT, outputs)
         # x_movenet = pixel * scale + offset with pixel = (x * std + mean) * 255: one affine per channel.
         std, mean = IMAGENET_STD.astype(np.float32), IMAGENET_MEAN.astype(np.float32)
         a = spec.norm_scale * std * 255.0
         b = spec.norm_scale * mean * 255.0 + spec.norm_offset
         self.register_buffer("input_scale", torch.from_numpy(a).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("input_offset", torch.from_numpy(b).view(1, 3, 1, 1), persistent=False)
-        self.feature_channels = self.trunk.out_channels
+        c16, c8, c4, *heads = self.trunk.out_channels
+        self.feature_channels = (c16, c8, c4 + sum(heads))
         self.feature_strides = FPN_STRIDES
         self.out_channels = self.feature_channels[0]
         self.stride = 32  # as ResNet's: Phi_1..Phi_3 lie at strides 16, 8, 4
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self.trunk(x * self.input_scale + self.input_offset)
+        maps = self.trunk(x * self.input_scale + self.input_offset)
+        if not self.keypoint_maps:
+            return maps
+        m16, m8, m4, heatmap_logits, offsets = maps
+        return [m16, m8, torch.cat([m4, torch.sigmoid(heatmap_logits), offsets], dim=1)]
