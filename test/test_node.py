@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -281,6 +282,45 @@ def test_bodies_tf_topology_diagnostics_and_markers():
             )
         assert status["whmr: gravity"]["source"] == "imu_orientation"
         listener.unregister()
+
+
+@pytest.mark.parametrize("ahead", [True, False], ids=["detect_ahead", "one thread"])
+def test_detect_ahead_runs_the_detector_on_its_own_thread_and_answers_every_image(ahead):
+    """With detect_ahead the built-in detector runs on the second thread ("whmr-detector") and its boxes
+    reach the worker's Pipeline (the person is where the detector said); without it, on the worker."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from whmr_ros.msg import BodyMeshArray
+
+    threads: list[str] = []
+    box = np.array([[4.0, 6.0, 20.0, 30.0]])  # off the image centre (32, 24), where a whole-image box is
+
+    def detector(image):
+        threads.append(threading.current_thread().name)
+        return box, np.array([0.9])
+
+    with _rig(autostart=False, detect_ahead=ahead) as probe:
+        node = probe.whmr
+        assert _lifecycle(probe, "configure")
+        node._host.pipeline.box_policy.detector = detector  # pipeline.detector none: a stand-in
+        assert _lifecycle(probe, "activate")
+        probe.robot()
+        bodies = probe.listen("/whmr/bodies", BodyMeshArray)
+        diagnostics = probe.listen("/diagnostics", DiagnosticArray)
+        for k in range(3):
+            stamp = probe.frame(k)
+            assert probe.answered(bodies, stamp), f"no bodies for image {k}"
+        assert [len(m.bodies) for m in bodies] == [1, 1, 1]
+        for m in bodies:  # the detector's box, square about its centre
+            assert (m.bodies[0].bbox_center_x, m.bodies[0].bbox_center_y) == pytest.approx(
+                (12.0, 18.0), abs=0.5
+            )
+        assert set(threads) == {"whmr-detector" if ahead else "whmr-inference"} and len(threads) == 3
+        assert probe.until(lambda: len(diagnostics) >= 1, timeout_s=5.0)
+        status = {s.name: {kv.key: kv.value for kv in s.values} for s in diagnostics[-1].status}
+        assert ("stage_detect_ms" in status["whmr: pipeline"]) == ahead
+        assert _lifecycle(probe, "deactivate")  # both threads end
+        assert node._worker is None and node._detector is None
+        assert not any(t.name in ("whmr-detector", "whmr-inference") for t in threading.enumerate())
 
 
 def test_bad_messages_dropped_with_a_throttled_warning_and_a_diagnostic():

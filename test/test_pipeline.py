@@ -309,3 +309,34 @@ def test_more_persons_than_the_engine_batch_run_in_chunks():
     assert len(engine.calls) == 3 and [len(c["crops"]) for c in engine.calls] == [2, 2, 1]
     got = sorted(p.translation_camera[0] for p in res.persons)
     np.testing.assert_allclose(got, [-2.0, -0.7, 0.7, 2.0, 3.2], atol=1e-4)
+
+
+def test_a_detection_run_ahead_is_the_detectors_own():
+    """``process(frame, detect(image))``: the built-in detector's result computed beforehand (a host runs it
+    on another thread) gives the same persons as ``process(frame)`` running it, without running it again."""
+    engine = _engine()
+    body = SeenBody(np.array([0.3, 0.2, 4.0]))
+    engine.bodies = [body]
+    calls: list[int] = []
+
+    def detector(image):
+        calls.append(1)
+        return np.array([engine.box_of(body)]), np.array([0.9])
+
+    def pipeline():
+        pipe = Pipeline(engine, TOPOLOGY, PipelineConfig(detector="none", track_min_hits=1))
+        pipe.box_policy.detector = detector
+        return pipe
+
+    inline = pipeline().process(Frame(IMAGE, 1, K=K))
+    assert len(calls) == 1
+    ahead = pipeline()
+    detected = ahead.detect(IMAGE)
+    res = ahead.process(Frame(IMAGE, 1, K=K), detected)
+    assert len(calls) == 2 and res.box_source == inline.box_source == "detector"
+    (p,), (q,) = res.persons, inline.persons
+    np.testing.assert_array_equal(p.box_xyxy, q.box_xyxy)
+    np.testing.assert_array_equal(p.translation_camera, q.translation_camera)
+    assert Pipeline(engine, TOPOLOGY, PipelineConfig(detector="none")).detect(IMAGE) is None
+    with pytest.raises(InputError):
+        ahead.detect(np.zeros((4, 4, 7), np.uint8))

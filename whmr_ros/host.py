@@ -146,6 +146,16 @@ class PreparedFrame:
     frame: Frame
     camera_frame_id: str
     received_s: float  # monotonic time the image arrived (latency)
+    detected: Detections | None = None  # the built-in detector's result, when it ran ahead (``detect``)
+
+
+@dataclass(frozen=True)
+class DetectedAhead:
+    """An image converted and its persons detected before its turn (``WhmrHost.detect_ahead``)."""
+
+    stamp_ns: int
+    rgb: np.ndarray
+    detected: Detections | None
 
 
 @dataclass
@@ -164,8 +174,9 @@ class StageTimes:
 
     Stages: ``wait`` (image stamp -> the node's worker took it: driver, DDS and the previous frame; system
     clock), ``inputs`` (the node's batch of IMU readings, CameraInfo and detections), ``convert`` (message
-    -> Frame: pixels, K, gravity), ``pipeline``, ``build`` (bodies and TF messages), ``publish`` (bodies,
-    TF, overlay), ``markers`` (built and published, when due)."""
+    -> Frame: pixels, K, gravity), ``detect`` (with ``detect_ahead``: conversion and the detector on the
+    second thread), ``pipeline``, ``build`` (bodies and TF messages), ``publish`` (bodies, TF, overlay),
+    ``markers`` (built and published, when due)."""
 
     def __init__(self, window: int = 60) -> None:
         self._lock = threading.Lock()  # the worker adds, the diagnostics timer reads
@@ -341,20 +352,47 @@ class WhmrHost:
             return
         self.gravity.set_camera_from_imu(tf[0])
 
-    def on_image(self, msg: object, received_s: float | None = None) -> PreparedFrame | None:
-        """Image message -> a Frame with K, gravity and detections at its stamp; None when dropped."""
+    def on_image(
+        self, msg: object, received_s: float | None = None, ahead: DetectedAhead | None = None
+    ) -> PreparedFrame | None:
+        """Image message -> a Frame with K, gravity and detections at its stamp; None when dropped.
+        ``ahead``: the message already converted and detected (``detect_ahead``)."""
+        t0 = time.perf_counter()
+        if ahead is None:
+            self.stats.frames_in += 1
+            try:
+                stamp = header_stamp_ns(msg)
+                rgb = self._image_to_rgb(msg)
+            except MessageError as e:
+                self.problem("image", f"dropped: {e}")
+                return None
+        else:
+            stamp, rgb = ahead.stamp_ns, ahead.rgb
+        with self._inputs_lock:
+            prepared = self._prepare(msg, rgb, stamp, received_s)
+        if prepared is not None and ahead is not None:
+            prepared.detected = ahead.detected
+        self.stats.stages.add("convert", time.perf_counter() - t0)
+        return prepared
+
+    def detect_ahead(self, msg: object) -> DetectedAhead | None:
+        """The first half of a frame, for a second thread while the previous frame's network and fit run:
+        the image converted and the Pipeline's own detector run on it (``Pipeline.detect``, stateless).
+        None when the message or the image is unusable (counted as a problem, like ``on_image``)."""
         self.stats.frames_in += 1
         t0 = time.perf_counter()
         try:
             stamp = header_stamp_ns(msg)
             rgb = self._image_to_rgb(msg)
+            detected = self.pipeline.detect(rgb)
         except MessageError as e:
             self.problem("image", f"dropped: {e}")
             return None
-        with self._inputs_lock:
-            prepared = self._prepare(msg, rgb, stamp, received_s)
-        self.stats.stages.add("convert", time.perf_counter() - t0)
-        return prepared
+        except (InputError, EngineError) as e:
+            self.problem("frame", f"dropped: {e}")
+            return None
+        self.stats.stages.add("detect", time.perf_counter() - t0)
+        return DetectedAhead(stamp, rgb, detected)
 
     def _prepare(
         self, msg: object, rgb: np.ndarray, stamp: int, received_s: float | None
@@ -415,7 +453,7 @@ class WhmrHost:
         self._last_stamp = stamp
         t0 = time.perf_counter()
         try:
-            result = self.pipeline.process(prepared.frame)
+            result = self.pipeline.process(prepared.frame, prepared.detected)
         except EngineError as e:  # e.g. a foreign engine's input limits: this frame is lost, not the host
             self.problem("engine", f"frame dropped: {e}")
             return None

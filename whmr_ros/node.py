@@ -13,6 +13,11 @@ skips (``_TakenByWorker``): one worker thread waits for images on its own wait s
 ones waiting are counted as dropped), then every IMU reading, CameraInfo and detection that came since in one
 batch, converts, runs the pipeline and publishes. The executor (parameters, lifecycle, TF, the diagnostics
 timer) is never woken by sensor data, and a slow engine adds latency to nothing but itself.
+
+With ``detect_ahead`` (and the Pipeline's own detector) the first half of a frame moves to a second thread:
+it takes the newest image, converts it and runs the detector, and hands the result to the worker through a
+one-place slot (a newer result replaces a waiting one: counted as dropped); the worker runs the network,
+the fit and the outputs. On two cores the next image's detector runs while this one's network and fit do.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from whmr_core.gravity import as_rotation_matrix
 from whmr_core.runtime.engines import Engine
 from whmr_core.runtime.pipeline import Pipeline
 from whmr_ros.conversions import cv_bridge_image_to_rgb, image_to_rgb
-from whmr_ros.host import WhmrHost
+from whmr_ros.host import DetectedAhead, WhmrHost
 from whmr_ros.message_kit import RclpyKit
 from whmr_ros.outputs import ERROR, DiagnosticStatusReport, diagnostic_array
 from whmr_ros.params import ParameterSpec, WhmrParams, parameter_specs, params_from_flat
@@ -74,6 +79,29 @@ _BATCHED_QOS = QoSProfile(
 
 
 _WAKE_NS = 100_000_000  # the worker's longest wait for an image: how soon it sees a deactivate
+
+
+class _Latest:
+    """A one-place slot between two threads: ``put`` replaces what waits (returns True when it did),
+    ``take`` waits up to ``timeout_s`` for an item (None when none came)."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Condition()
+        self._item: Any = None
+
+    def put(self, item: Any) -> bool:
+        with self._ready:
+            replaced = self._item is not None
+            self._item = item
+            self._ready.notify()
+        return replaced
+
+    def take(self, timeout_s: float) -> Any:
+        with self._ready:
+            if self._item is None:
+                self._ready.wait(timeout_s)
+            item, self._item = self._item, None
+        return item
 
 
 def _never_called(msg: Any) -> None:
@@ -152,6 +180,8 @@ class WhmrNode(LifecycleNode):
         self._dropped_in_queue = 0  # images that waited while the worker was busy and a newer one came
         self._stop = False
         self._worker: threading.Thread | None = None
+        self._detector: threading.Thread | None = None  # detect_ahead's first half of each frame
+        self._ahead = _Latest()  # its results, waiting for the worker
         self._subs: list[Any] = []
         self._image_sub: Any = None  # the worker waits on it and takes the newest image
         self._batched: list[tuple[Any, Any]] = []  # (subscription, callback) the worker takes from
@@ -340,16 +370,24 @@ class WhmrNode(LifecycleNode):
         )
         self._subs = [self._image_sub] + [sub for sub, _ in self._batched]
         self._stop = False
-        self._worker = threading.Thread(target=self._work, name="whmr-inference", daemon=True)
+        ahead = params.node.detect_ahead and not params.node.use_detections and host.pipeline.detector
+        self._ahead = _Latest()
+        self._worker = threading.Thread(
+            target=self._work_ahead if ahead else self._work, name="whmr-inference", daemon=True
+        )
         self._worker.start()
+        if ahead:
+            self._detector = threading.Thread(target=self._detect_ahead, name="whmr-detector", daemon=True)
+            self._detector.start()
         self._timer = self.create_timer(params.node.diagnostics_period_s, self._publish_diagnostics)
         return super().on_activate(state)
 
     def _teardown_active(self) -> None:
-        self._stop = True  # the worker sees it within _WAKE_NS
-        if self._worker is not None:  # before the subscriptions it takes from go
-            self._worker.join(timeout=10.0)
-            self._worker = None
+        self._stop = True  # the worker (and the detector thread) see it within _WAKE_NS
+        for thread in (self._detector, self._worker):  # before the subscriptions they take from go
+            if thread is not None:
+                thread.join(timeout=10.0)
+        self._worker = self._detector = None
         self._batched = []
         self._image_sub = None
         for s in self._subs:
@@ -430,6 +468,42 @@ class WhmrNode(LifecycleNode):
             except Exception as e:  # the node never dies on one frame
                 self.get_logger().error(f"frame failed: {e!r}", throttle_duration_sec=5.0)
 
+    def _detect_ahead(self) -> None:
+        """detect_ahead's first thread: the newest image, converted and detected, into the slot."""
+        wait_set = _rclpy.WaitSet(1, 0, 0, 0, 0, 0, self.context.handle)
+        while not self._stop:
+            try:
+                taken = self._next_image(wait_set)
+            except Exception as e:  # the context shut down, or rcl failed: stop quietly when asked to
+                if self._stop or not self.context.ok():
+                    return
+                self.get_logger().error(f"waiting for images failed: {e!r}", throttle_duration_sec=5.0)
+                time.sleep(_WAKE_NS * 1e-9)
+                continue
+            host = self._host
+            if taken is None or host is None:
+                continue
+            msg, taken_ns = taken
+            received_s = time.monotonic()
+            try:
+                done = host.detect_ahead(msg)
+            except Exception as e:  # the node never dies on one frame
+                self.get_logger().error(f"frame failed: {e!r}", throttle_duration_sec=5.0)
+                continue
+            if done is not None and self._ahead.put((msg, taken_ns, received_s, done)):
+                self._dropped_in_queue += 1
+
+    def _work_ahead(self) -> None:
+        """detect_ahead's second thread: the rest of each frame the first one detected."""
+        while not self._stop:
+            item = self._ahead.take(_WAKE_NS * 1e-9)
+            if item is None:
+                continue
+            try:
+                self._handle(*item)
+            except Exception as e:  # the node never dies on one frame
+                self.get_logger().error(f"frame failed: {e!r}", throttle_duration_sec=5.0)
+
     def _next_image(self, wait_set: Any) -> tuple[Any, int] | None:
         """The newest image waiting (older ones are counted as dropped) and when it was taken (system clock,
         ns), after waiting up to ``_WAKE_NS`` for one; None when none came."""
@@ -459,7 +533,9 @@ class WhmrNode(LifecycleNode):
                 except InvalidHandle:  # destroyed by a deactivate while this frame ran
                     return
 
-    def _handle(self, msg: Any, taken_ns: int) -> None:
+    def _handle(
+        self, msg: Any, taken_ns: int, received_s: float | None = None, ahead: DetectedAhead | None = None
+    ) -> None:
         host, scheduler = self._host, self._scheduler
         if host is None or scheduler is None:
             return
@@ -467,7 +543,7 @@ class WhmrNode(LifecycleNode):
         t0 = time.monotonic()
         self._take_batched()
         stages.add("inputs", time.monotonic() - t0)
-        prepared = host.on_image(msg, t0)
+        prepared = host.on_image(msg, t0 if received_s is None else received_s, ahead)
         if prepared is None:
             return
         # Stamp -> taken: the driver, DDS and the wait for the previous frame (CycloneDDS's receipt time is

@@ -123,13 +123,19 @@ class BoxPolicy:
     def reset(self) -> None:
         self._tracked = None
 
-    def boxes(self, frame: Frame, image: np.ndarray) -> BoxSet:
+    def detect(self, image: np.ndarray) -> Detections | None:
+        """The built-in detector's persons in ``image``; None without a detector. Stateless: a caller may
+        run it ahead, on another thread, and hand the result to ``boxes``."""
+        return None if self.detector is None else Detections.of(*self.detector(image))
+
+    def boxes(self, frame: Frame, image: np.ndarray, detected: Detections | None = None) -> BoxSet:
+        """``detected``: the built-in detector's result for this image when it already ran (``detect``)."""
         h, w = image.shape[:2]
         c = self.config
         tracked = c.use_tracked_boxes and self._tracked is not None and len(self._tracked.boxes) > 0
         found = None
-        if frame.detections is None and self.detector is not None:
-            found = Detections.of(*self.detector(image))
+        if frame.detections is None:
+            found = detected if detected is not None else self.detect(image)
         if frame.detections is not None:
             det, source = frame.detections, "detection"
         elif found is not None and (len(found.boxes) or not tracked):

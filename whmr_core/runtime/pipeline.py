@@ -43,6 +43,7 @@ from whmr_core.runtime.decode import (
 from whmr_core.runtime.engines import Engine
 from whmr_core.runtime.focal_fusion import fuse_focal, shared_camera
 from whmr_core.runtime.frames import (
+    Detections,
     DroppedPerson,
     Frame,
     FrameResult,
@@ -131,8 +132,15 @@ class Pipeline:
         self._last_stamp = None
         self._fits = {}
 
-    def process(self, frame: Frame) -> FrameResult:
-        """Run one frame. Raises ``InputError`` for an unusable frame; per-person problems drop the person."""
+    def detect(self, image: np.ndarray) -> Detections | None:
+        """The built-in detector on ``image`` (None without one): what ``process`` runs first when the frame
+        has no detections. Stateless, so a host may run it for the next frame on another thread while
+        ``process`` works on this one, and pass the result as ``process(frame, detected)``."""
+        return self.box_policy.detect(check_image(image))
+
+    def process(self, frame: Frame, detected: Detections | None = None) -> FrameResult:
+        """Run one frame. Raises ``InputError`` for an unusable frame; per-person problems drop the person.
+        ``detected``: ``detect``'s result for this frame's image, when it already ran."""
         image = check_image(frame.image)
         h, w = image.shape[:2]
         K = None if frame.K is None else check_K(frame.K, (w, h))
@@ -149,7 +157,7 @@ class Pipeline:
             clock.append(time.perf_counter())
             stage_s[name] = stage_s.get(name, 0.0) + clock[-1] - clock[-2]
 
-        boxes = self.box_policy.boxes(frame, image)
+        boxes = self.box_policy.boxes(frame, image, detected)
         lap("boxes")
         dropped = list(boxes.dropped)
         tracks = self.tracker.update(boxes.boxes, stamp, boxes.scores)
