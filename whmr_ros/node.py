@@ -370,7 +370,9 @@ class WhmrNode(LifecycleNode):
         )
         self._subs = [self._image_sub] + [sub for sub, _ in self._batched]
         self._stop = False
-        ahead = params.node.detect_ahead and not params.node.use_detections and host.pipeline.detector
+        ahead = (
+            params.node.detect_ahead and not params.node.use_detections and host.pipeline.detector is not None
+        )
         self._ahead = _Latest()
         self._worker = threading.Thread(
             target=self._work_ahead if ahead else self._work, name="whmr-inference", daemon=True
