@@ -58,7 +58,9 @@ def frame(rows: list[dict], joints: int, seed: int) -> pd.DataFrame:
             cols["occlusion"].append(p.get("occlusion", 10.0))
             cols["isValid"].append(p.get("occlusion", 10.0) <= 90.0)
             cols["gt_path_smpl"].append("smpl_gt/trainset_renderpeople_adults_bfh/rp_aaron_posed_002_0_0.obj")
-            cols["gt_path_smplx"].append("smplx_gt/trainset_renderpeople_adults_bfh/rp_aaron_posed_002_0_0.obj")
+            cols["gt_path_smplx"].append(
+                "smplx_gt/trainset_renderpeople_adults_bfh/rp_aaron_posed_002_0_0.obj"
+            )
             cols["gt_joints_2d"].append(uv)
             cols["gt_joints_3d"].append(j3d)
             cols["gt_verts"].append(j3d[:10].copy())
