@@ -39,7 +39,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "test"))
-STAGES = ("wait", "inputs", "convert", "pipeline", "build", "publish", "markers")
+STAGES = ("wait", "inputs", "convert", "detect", "pipeline", "build", "publish", "markers")
 BAG_TOPICS = {
     "image": "/camera/image_raw",
     "camera_info": "/camera/camera_info",
@@ -360,6 +360,9 @@ def main() -> int:
     ap.add_argument("--cache", default="/tmp/whmr_bench_bags")
     ap.add_argument("--no-pipeline-alone", action="store_true")
     ap.add_argument("--json", default="", help="also write the report here")
+    ap.add_argument(
+        "--domain", type=int, default=None, help="ROS_DOMAIN_ID (default from the pid): for an outside client"
+    )
     args = ap.parse_args()
 
     cases = [parse_case(c) for c in args.cases.split(",")]
@@ -390,7 +393,7 @@ def main() -> int:
     if any(w == "empty" for w, _, _ in cases):
         bags["empty"] = load_bag(render_bag(cache, 1, 2.0), empty=True)
 
-    domain = str(70 + os.getpid() % 10)
+    domain = str(args.domain if args.domain is not None else 70 + os.getpid() % 10)
     os.environ["ROS_DOMAIN_ID"] = domain
     rclpy.init()
     client = Client()

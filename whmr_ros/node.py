@@ -17,7 +17,8 @@ timer) is never woken by sensor data, and a slow engine adds latency to nothing 
 With ``detect_ahead`` (and the Pipeline's own detector) the first half of a frame moves to a second thread:
 it takes the newest image, converts it and runs the detector, and hands the result to the worker through a
 one-place slot (a newer result replaces a waiting one: counted as dropped); the worker runs the network,
-the fit and the outputs. On two cores the next image's detector runs while this one's network and fit do.
+the fit and the outputs. On two cores it did not answer more images and added 7-15 ms of latency (README,
+ROS benchmark), so it is off by default; it is there for computers with more cores.
 """
 
 from __future__ import annotations
