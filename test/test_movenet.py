@@ -39,11 +39,11 @@ class FakeSession:
         return [self.output]
 
 
-def _multipose_with(output: np.ndarray, sides=(256,), tile_crowds=True) -> MultiPoseDetector:
+def _multipose_with(output: np.ndarray, sides=(256,), tile_crowds=True, tile_depth=1) -> MultiPoseDetector:
     det = MultiPoseDetector.__new__(MultiPoseDetector)
     det.session, det.input_name = FakeSession(output), "input"
     det.score_threshold, det.sides, det.max_persons, det.merge_iou = 0.2, tuple(sides), 12, 0.5
-    det.tile_crowds = tile_crowds
+    det.tile_crowds, det.tile_depth = tile_crowds, tile_depth
     return det
 
 
@@ -170,6 +170,29 @@ def test_a_run_that_returns_six_people_is_run_again_on_the_crowd_tiles():
     off = _multipose_with(_persons_output(xs), tile_crowds=False)
     off.detect(np.zeros((480, 640, 3), np.uint8))
     assert len(off.session.inputs) == 1
+
+
+def test_a_saturated_tile_is_tiled_again_and_its_people_come_back_in_image_pixels():
+    xs = [0.1 + 0.16 * i for i in range(6)]
+    det = _multipose_with(_persons_output(xs), tile_depth=2)
+    det.max_persons = 200
+    p = det.detect(np.zeros((480, 640, 3), np.uint8))
+    # The whole image; each of its 4 tiles (384 x 384) returns 6, so each is run and then tiled again into
+    # 4 squares of 230 x 230 (60 % of 384) at (0|154, 0|154) in the tile: 1 + 4 x (1 + 4) runs.
+    assert [x.shape[1:3] for x in det.session.inputs] == [(192, 256)] + [(256, 256)] * 20
+    # The bottom-right tile (256, 96)'s bottom-right square (154, 154): its first person at
+    # x = 0.1 x 230 - 0.5 + 154 + 256, y = 0.5 x 230 - 0.5 + 154 + 96.
+    assert np.abs(p.keypoints[:, 0, :2] - [432.5, 364.5]).max(axis=1).min() < 1e-3
+
+    class FirstRunSaturated(FakeSession):
+        def run(self, names, feed):
+            full = super().run(names, feed)
+            return full if len(self.inputs) == 1 else [full[0][:, :5]]
+
+    five = _multipose_with(_persons_output(xs), tile_depth=2)
+    five.session = FirstRunSaturated(_persons_output(xs))
+    five.detect(np.zeros((480, 640, 3), np.uint8))
+    assert len(five.session.inputs) == 5  # tiles that return 5 are not tiled again
 
 
 def test_a_person_found_again_as_a_part_of_a_better_one_is_dropped():
