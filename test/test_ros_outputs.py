@@ -266,7 +266,7 @@ def test_a_time_jump_is_known_by_its_type_and_resets_under_the_input_lock():
     # The pipeline's own time-jump error (by type) resets gravity, holding the input lock.
     real_process = host.pipeline.process
 
-    def jumped(frame):
+    def jumped(frame, detected=None):
         raise StampWentBackError("older than the previous frame")
 
     host.pipeline.process = jumped
@@ -274,7 +274,7 @@ def test_a_time_jump_is_known_by_its_type_and_resets_under_the_input_lock():
     assert resets == [True] and host.dropped["frame"] == 1
 
     # Another unusable frame whose text happens to mention the previous frame is not a time jump.
-    def unusable(frame):
+    def unusable(frame, detected=None):
         raise InputError("stamp is before the previous frame")
 
     host.pipeline.process = unusable
