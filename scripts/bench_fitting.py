@@ -9,7 +9,9 @@ call for 1 and 4 persons (wall, process CPU, and the fastest call: on a busy mac
 closest to an idle one's), then the accuracy of the fit against the truth: mean keypoint distance (px),
 hip-centred keypoint error (mm), depth error.
 
-    python scripts/bench_fitting.py [--threads 2] [--iterations 12] [--people 32]
+    python scripts/bench_fitting.py [--threads 2] [--iterations 12] [--people 32] [--upright 0.01]
+
+``--upright W`` gives the fit the camera's up (level camera) with that weight of the upright-torso term.
 """
 
 from __future__ import annotations
@@ -63,8 +65,14 @@ def scene(
     }
 
 
+UP = np.array([0.0, -1.0, 0.0])  # the level camera's up in its optical axes (y down)
+
+
 def call(fitter: BodyFitter, s: dict[str, np.ndarray], sl: slice):
-    return fitter(s["rot_net"][sl], s["betas_net"][sl], s["t_net"][sl], s["keypoints"][sl], s["conf"][sl], K)
+    up = UP if fitter.config.w_upright > 0 else None
+    return fitter(
+        s["rot_net"][sl], s["betas_net"][sl], s["t_net"][sl], s["keypoints"][sl], s["conf"][sl], K, up=up
+    )
 
 
 def main() -> None:
@@ -78,15 +86,25 @@ def main() -> None:
     )
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--body", default="lowres", help="shipped variant (the shipped network's is lowres)")
+    ap.add_argument(
+        "--upright",
+        type=float,
+        default=None,
+        help="FitConfig.w_upright (the camera's up given; default: its default)",
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    fitter = BodyFitter(load_body_model(variant=args.body), FitConfig(iterations=args.iterations))
+    config = FitConfig(iterations=args.iterations)
+    if args.upright is not None:
+        config = FitConfig(iterations=args.iterations, w_upright=args.upright)
+    fitter = BodyFitter(load_body_model(variant=args.body), config)
     s = scene(fitter, max(4, args.people - args.people % 4), args.pose_noise, args.depth_error)
     load = os.getloadavg()[0]
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, body {args.body}, "
-        f"{args.iterations} iterations, load average {load:.1f} on {os.cpu_count()} cores"
+        f"{args.iterations} iterations, w_upright {fitter.config.w_upright:g}, "
+        f"load average {load:.1f} on {os.cpu_count()} cores"
     )
     for n in (1, 4):
         walls, cpus = [], []

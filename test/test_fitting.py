@@ -8,6 +8,7 @@ Synthetic cases with known truth: bodies posed from whmr's pose generator, proje
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -382,7 +383,8 @@ def test_keypoint_body_derivatives_match_autograd(model, correctives):
 
 def test_fit_objective_linearisation_is_the_energy_gradient(fitter, scene):
     """J^T r is half the gradient of the energy (E = sum r^2: the robust terms by IRLS weights, whose
-    gradient is the robust term's), with 3D keypoints and joints over their limits; E matches too."""
+    gradient is the robust term's), with 3D keypoints, the upright term and joints over their limits; E
+    matches too."""
     from whmr_core.fitting.objective import FitObjective, FitTargets
 
     m = 3
@@ -415,6 +417,9 @@ def test_fit_objective_linearisation_is_the_energy_gradient(fitter, scene):
         w_depth=0.3,
         keypoints_3d=d(scene["points"]) + 0.05 * torch.randn(m, 17, 3, generator=gen, dtype=torch.float64),
         weights_3d=torch.ones(m, 17, dtype=torch.float64),
+        up=torch.nn.functional.normalize(torch.randn(m, 3, generator=gen, dtype=torch.float64), dim=-1),
+        sigma_up=0.3,
+        w_up=0.5,
     )
     root = torch.as_tensor(np.asarray(scene["rot_net"][:m, 0]), dtype=torch.float64)
     objective = FitObjective(fitter.body64, targets, root)
@@ -454,6 +459,52 @@ def test_3d_keypoints_fix_what_2d_cannot(fitter, scene):
     twin = mirror_bodies(torch.tensor(scene["rot"])).numpy()
     r = fitter(twin, scene["betas"], scene["t"], scene["keypoints"], scene["conf"], K, keypoints_3d=k3)
     assert r.mirrored.all() and (err_mm(r) < 30).all()
+
+
+def _torso_tilt_deg(fitter, result, up):
+    with torch.no_grad():
+        p = fitter.body(torch.tensor(result.rotmats).float(), torch.tensor(result.betas).float()).numpy()
+    torso = p[:, 5:7].mean(1) - p[:, 11:13].mean(1)  # hips' midpoint -> shoulders' midpoint
+    return np.degrees(np.arccos(torso @ up / np.linalg.norm(torso, axis=-1)))
+
+
+def test_known_up_prefers_upright_torsos_without_overruling_the_keypoints(model, scene):
+    """With the camera's up given, the fitted torsos lean less than without it, stay within a few degrees of
+    the truth where the keypoints show the lean, and a person lying on the floor stays lying (the term is
+    robust: bounded, so keypoints that say "lying" win). The up is checked like every input."""
+    from whmr_core.fitting.so3 import exp as _exp
+    from whmr_core.fitting.so3 import matmul3
+
+    fitter = BodyFitter(model, FitConfig(w_upright=0.01))
+    up = np.array([0.0, -1.0, 0.0])  # the scene's level camera: y down
+    lean = axis_angle_to_matrix(torch.tensor([[-0.35, 0.0, 0.0]]))[0].numpy()  # spine1 20 deg forward
+    start = scene["rot"].copy()
+    start[:, 3] = lean @ start[:, 3]
+    truth = _torso_tilt_deg(fitter, SimpleNamespace(rotmats=scene["rot"], betas=scene["betas"]), up)
+    free = fitter(start, scene["betas"], scene["t"], scene["keypoints"], scene["conf"], K)
+    held = fitter(start, scene["betas"], scene["t"], scene["keypoints"], scene["conf"], K, up=up)
+    assert free.fitted.all() and held.fitted.all()
+    tilt_free, tilt_held = _torso_tilt_deg(fitter, free, up), _torso_tilt_deg(fitter, held, up)
+    assert (tilt_held < tilt_free).all() and (np.abs(tilt_held - truth) < 3).all(), (
+        truth,
+        tilt_free,
+        tilt_held,
+    )
+
+    rot, betas, t = (torch.tensor(scene[k]) for k in ("rot", "betas", "t"))
+    lying = rot.clone()
+    lying[:, 0] = matmul3(_exp(torch.tensor([0.0, 0.0, float(np.radians(90))])), rot[:, 0])
+    with torch.no_grad():
+        x = fitter.body(lying, betas) + t[:, None]
+    kp = (x[..., :2] / x[..., 2:] * 1000.0 + torch.tensor([640.0, 360.0])).numpy()
+    r = fitter(lying.numpy(), scene["betas"], scene["t"], kp, scene["conf"], K, up=up)
+    assert (
+        r.fitted.all() and (r.reprojection_px_after < 3).all() and (_torso_tilt_deg(fitter, r, up) > 80).all()
+    )
+
+    for bad in (np.zeros(3), np.array([np.nan, 1.0, 0.0]), np.ones((2, 3))):
+        with pytest.raises(ValueError, match="up"):
+            fitter(start, scene["betas"], scene["t"], scene["keypoints"], scene["conf"], K, up=bad)
 
 
 def test_garbage_never_gives_a_non_finite_body(fitter, scene):

@@ -73,3 +73,28 @@ def test_the_fit_takes_blazepose_3d_landmarks(shipped):
     with3d, pipe = _run(shipped, BOX, fit_3d=True)
     assert with3d.fit == "fitted" and pipe._world is not None
     assert np.isfinite(with3d.joints_camera).all()
+
+
+@pytest.mark.slow
+def test_the_fit_is_given_the_cameras_up_only_where_gravity_is_known(shipped, monkeypatch):
+    """A frame with gravity hands the fit the camera's up (minus gravity, camera axes: the upright-torso
+    term); a frame without gravity (a photo) hands it none."""
+    from whmr_core.fitting.fit import BodyFitter
+
+    seen = []
+    real_call = BodyFitter.__call__
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs.get("up"))
+        return real_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(BodyFitter, "__call__", spy)
+    engine, topology = shipped
+    image = cv2.cvtColor(cv2.imread(str(PHOTO)), cv2.COLOR_BGR2RGB)
+    tilted = np.array([0.0, np.cos(0.3), np.sin(0.3)])  # gravity, camera axes: pitched down 0.3 rad
+    for gravity in (None, tilted):
+        pipe = Pipeline(engine, topology, PipelineConfig(detector="none"))
+        (person,) = pipe.process(Frame(image, 0, gravity=gravity, detections=Detections.of([BOX]))).persons
+        assert person.fit == "fitted"
+    assert seen[0] is None
+    np.testing.assert_allclose(seen[1], -tilted, atol=1e-9)

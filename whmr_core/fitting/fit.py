@@ -7,6 +7,7 @@ threshold, else 0) and the person's size s (the larger side of the confident key
     E = sum_k w_k rho(|pi_K(X_k + t) - x_k| / s) / sum_k w_k                 robust 2D reprojection
       + w_3d sum_k v_k rho3(|(X_k - X_hips) - (Y_k - Y_hips)|) / sum_k v_k    optional 3D keypoints Y
       + w_prior P(theta) + w_limits L(theta)                                  pose prior, joint limits
+      + w_up rho_up(|torso across the up direction u|^2)                     upright torso, where u is known
       + w_pose |theta - theta_0|^2 + w_shape |beta - beta_0|^2 + w_depth log(t_z / t_z0)^2
                                                                               stay near the network
 
@@ -60,6 +61,11 @@ class FitConfig:
     robust_sigma: float = 0.4  # Geman-McClure scale, fraction of the person's size
     robust_sigma_3d_m: float = 0.15  # the same for 3D keypoints, metres
     w_keypoints_3d: float = 1.0
+    # Upright torso where the camera's up is known (gravity): 2D keypoints leave the torso's lean in depth
+    # open; this picks the most upright of the bodies that fit them. Robust, so a lying person pays little.
+    # Demo sequence: MPJPE 114 -> 61 mm; synthetic poses of every family: median 36.2 -> 36.4 mm.
+    w_upright: float = 0.01
+    robust_sigma_upright: float = 0.5  # Geman-McClure scale of the torso's sideways share (sin of its tilt)
     w_pose_prior: float = 1e-4
     w_joint_limits: float = 0.1
     w_init_pose: float = 1e-3
@@ -264,6 +270,7 @@ class BodyFitter:
         keypoints_3d: Any | None = None,
         confidences_3d: Any | None = None,
         warm_start: Sequence[PersonFit | None] | None = None,
+        up: Any | None = None,
     ) -> FitResult:
         """Fit N persons of one frame.
 
@@ -272,8 +279,9 @@ class BodyFitter:
         (N,17,2) COCO-17 pixels and confidences (N,17) in [0,1] (non-finite keypoints count as missing);
         K (3,3) or (N,3,3) pinhole intrinsics (skew ignored). Optional keypoints_3d (N,17,3) metres in
         camera axes, any origin (compared hip-centred), with confidences_3d (N,17) (default: confidences);
-        warm_start: per person a previous ``PersonFit`` of its track, or None. Works under any grad mode,
-        ``torch.inference_mode`` included (the fit's tensors are made outside it).
+        warm_start: per person a previous ``PersonFit`` of its track, or None. up: (3,) or (N,3) the
+        direction opposite gravity in camera axes, where known (the upright term, ``w_upright``). Works
+        under any grad mode, ``torch.inference_mode`` included (the fit's tensors are made outside it).
         """
         cfg = self.config
         rot_net = self._as_rotmats(rotmats)
@@ -295,6 +303,23 @@ class BodyFitter:
             )
         if warm_start is not None and len(warm_start) != n:
             raise ValueError(f"warm_start: expected {n} entries (None for none), got {len(warm_start)}")
+        up_dir = None
+        if up is not None:
+            try:
+                up_arr = torch.as_tensor(np.asarray(up, dtype=np.float64))
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"up: not numbers ({e})") from e
+            if up_arr.shape == (3,):
+                up_arr = up_arr.expand(n, 3)
+            if (
+                tuple(up_arr.shape) != (n, 3)
+                or not torch.isfinite(up_arr).all()
+                or (up_arr.norm(dim=-1) <= 1e-9).any()
+            ):
+                raise ValueError(
+                    f"up: expected a finite, non-zero (3,) or ({n},3), got shape {tuple(up_arr.shape)}"
+                )
+            up_dir = up_arr / up_arr.norm(dim=-1, keepdim=True)
 
         # Missing or unusable keypoints weigh nothing.
         conf = torch.nan_to_num(conf, nan=0.0).clamp(0.0, 1.0)
@@ -371,6 +396,7 @@ class BodyFitter:
                 orthonormalise(rows(rot_net)), rows(beta_net), rows(t_net), rows(kp), rows(w2d), rows(k_arr),
                 None if kp3 is None else (rows(kp3), rows(w3d)),
                 None if warm_start is None else [warm_start[i] for i in active],
+                None if up_dir is None else rows(up_dir),
             )  # fmt: skip
             iterations = res["iterations"]
             with torch.no_grad():
@@ -480,6 +506,9 @@ class BodyFitter:
             weights_3d=None if kp3 is None else take(kp3[1]),
             sigma_3d=cfg.robust_sigma_3d_m,
             w_3d=cfg.w_keypoints_3d,
+            up=None if "up" not in inputs else take(inputs["up"]),
+            sigma_up=cfg.robust_sigma_upright,
+            w_up=cfg.w_upright,
         )
 
     def _fit(
@@ -492,6 +521,7 @@ class BodyFitter:
         k_cam: torch.Tensor,
         kp3: tuple[torch.Tensor, torch.Tensor] | None,
         warm: list[PersonFit | None] | None,
+        up: torch.Tensor | None = None,
     ) -> dict[str, Any]:
         """Fit the m persons given (all usable); the returned tensors are per person, float32."""
         cfg = self.config
@@ -506,6 +536,8 @@ class BodyFitter:
         size = (hi - lo).amax(-1).clamp_min(10.0)  # (m,)
         inputs = {"keypoints": kp, "weights": w2d, "size": size, "camera": k_cam, "betas": beta_net}
         inputs["translation"] = t_net
+        if up is not None and cfg.w_upright > 0:
+            inputs["up"] = up.double()
         body = self.body64
         everyone = torch.arange(m)
 

@@ -8,7 +8,9 @@ detected keypoints x_k with weights w_k (confidence, 0 where not confident) and 
       + w_prior (1/2 |L^T (theta - mu)|^2 + c)                  the pose prior's component (precision L L^T)
       + w_limits |excess of theta over the joint limits|^2
       + w_pose |theta - theta_0|^2 + w_shape |beta - beta_0|^2 + w_depth log(t_z / t_z0)^2
+      + w_up rho(|(I - u u^T) T(X)|^2 / L^2; sigma_up)       optional upright torso (u: up, where known)
 
+with T(X) the hips' midpoint -> shoulders' midpoint and L = ``TORSO_M``.
 rho(e2; sigma) = sigma^2 e2 / (sigma^2 + e2) (Geman-McClure): quadratic for small errors, bounded for
 outliers. The unknowns per person, flat (``x``): the root's change omega (3, camera axes: R_0 = exp(omega)
 R_0,start), the 23 body joints' rotation vectors theta (69), betas, translation t (3, metres).
@@ -34,6 +36,15 @@ from whmr_core.fitting.so3 import exp, matmul3, right_jacobian
 __all__ = ["FitObjective", "FitTargets", "robust", "robust_weight"]
 
 _LEFT_HIP, _RIGHT_HIP = COCO17_NAMES.index("left_hip"), COCO17_NAMES.index("right_hip")
+_LEFT_SHOULDER, _RIGHT_SHOULDER = COCO17_NAMES.index("left_shoulder"), COCO17_NAMES.index("right_shoulder")
+TORSO_M = 0.5  # metres: the upright term's unit, about an adult's hips-to-shoulders length
+
+
+def _torso(a: torch.Tensor) -> torch.Tensor:
+    """Hips' midpoint -> shoulders' midpoint of COCO-17 points (or their derivatives) along dim 1."""
+    return 0.5 * (a[:, _LEFT_SHOULDER] + a[:, _RIGHT_SHOULDER]) - 0.5 * (a[:, _LEFT_HIP] + a[:, _RIGHT_HIP])
+
+
 NUM_BODY_JOINTS = 23
 
 
@@ -76,6 +87,9 @@ class FitTargets:
     weights_3d: torch.Tensor | None = None  # (m,17), 0 for all where either hip is missing
     sigma_3d: float = 0.15
     w_3d: float = 1.0
+    up: torch.Tensor | None = None  # (m,3) unit, opposite gravity in camera axes; None: no upright term
+    sigma_up: float = 0.5
+    w_up: float = 0.0
 
 
 class FitObjective:
@@ -113,7 +127,22 @@ class FitObjective:
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
         rot, theta, betas, t = self.unpack(x)
-        return self.keypoint_energy(self.body(rot, betas), t) + self._regulariser_energy(theta, betas, t)
+        points = self.body(rot, betas)
+        energy = self.keypoint_energy(points, t) + self._regulariser_energy(theta, betas, t)
+        if self._upright_on:
+            energy = energy + self.t.w_up * robust((self._sideways(points) ** 2).sum(-1), self.t.sigma_up)
+        return energy
+
+    @property
+    def _upright_on(self) -> bool:
+        return self.t.up is not None and self.t.w_up > 0
+
+    def _sideways(self, points: torch.Tensor) -> torch.Tensor:
+        """(m,3) the torso's (hips' midpoint -> shoulders' midpoint) part across the up direction, in units of
+        ``TORSO_M``: zero for an upright torso, the sine of its tilt for one of that length."""
+        u = self.t.up
+        d = _torso(points)
+        return (d - (d * u).sum(-1, keepdim=True) * u) / TORSO_M
 
     def linearise(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(E (m,), J^T r (m,P), J^T J (m,P,P)) at x."""
@@ -162,6 +191,15 @@ class FitObjective:
             d_hips = 0.5 * (d_x[:, _LEFT_HIP] + d_x[:, _RIGHT_HIP])
             rows_j.append((coef3[..., None, None] * (d_x - d_hips[:, None])).reshape(m, 51, -1))
             rows_r.append((coef3[..., None] * d3).reshape(m, 51))
+        if self._upright_on:
+            side = self._sideways(points)  # (m,3)
+            e_up = (side**2).sum(-1)
+            energy = energy + tg.w_up * robust(e_up, tg.sigma_up)
+            coef_up = torch.sqrt(tg.w_up * robust_weight(e_up, tg.sigma_up))  # (m,)
+            across = torch.eye(3, dtype=x.dtype) - tg.up[:, :, None] * tg.up[:, None, :]  # (m,3,3)
+            d_torso = _torso(d_x)  # (m,3,P): the torso's derivative
+            rows_j.append(coef_up[:, None, None] * (across @ d_torso) / TORSO_M)
+            rows_r.append(coef_up[:, None] * side)
         jac, res = torch.cat(rows_j, 1), torch.cat(rows_r, 1)
         grad = (jac * res[..., None]).sum(1)
         # numpy's OpenBLAS keeps products this small on the calling thread; torch's MKL wakes its OpenMP

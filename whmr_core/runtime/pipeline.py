@@ -303,6 +303,7 @@ class Pipeline:
                 keypoints_3d=kp3,
                 confidences_3d=conf3,
                 warm_start=warm,
+                up=-R_c[:, 1] if gravity_known else None,  # R_c's second column: gravity in camera axes
             )
         except (ValueError, RuntimeError) as e:  # never lose the frame to the fit: the network's bodies
             self.fit_fallbacks += len(placed)
