@@ -340,7 +340,9 @@ class Pipeline:
             from whmr_core.fitting import BodyFitter, FitConfig, FittedOutputs
 
             body = resolve(body_spec).load()
-            self._fit_config = FitConfig(iterations=self.config.fit_iterations)
+            self._fit_config = FitConfig(
+                iterations=self.config.fit_iterations, w_upright=self.config.fit_upright
+            )
             self._fitter_parts = (
                 BodyFitter(body, self._fit_config),
                 FittedOutputs(body),
