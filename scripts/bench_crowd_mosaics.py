@@ -37,18 +37,12 @@ from whmr_core.evaluation_real import (  # noqa: E402
     load_labels,
     match_people,
 )
+from whmr_core.media.image_files import read_image  # noqa: E402
 
 LABELS = ROOT / "test/data/real_images/labels.json"
 CELL_W, CELL_H, COLS, ROWS = 640, 480, 3, 2
 PHOTO_SIDES = (256, 512)  # whmr image's MultiPose sizes
 PHOTO_MAX_PEOPLE = 16
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"{path}: not a readable image")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def mosaic(
@@ -59,7 +53,7 @@ def mosaic(
     canvas = np.zeros((ROWS * CELL_H, COLS * CELL_W, 3), np.uint8)
     people: list[LabelledPerson] = []
     for k, img in enumerate(images):
-        rgb = read_rgb(labels_dir / img.file)
+        rgb = read_image(labels_dir / img.file)
         s = min(CELL_W / rgb.shape[1], CELL_H / rgb.shape[0])
         w, h = max(1, round(rgb.shape[1] * s)), max(1, round(rgb.shape[0] * s))
         x0 = (k % COLS) * CELL_W + (CELL_W - w) // 2

@@ -358,16 +358,10 @@ class WhmrHost:
         """Image message -> a Frame with K, gravity and detections at its stamp; None when dropped.
         ``ahead``: the message already converted and detected (``detect_ahead``)."""
         t0 = time.perf_counter()
-        if ahead is None:
-            self.stats.frames_in += 1
-            try:
-                stamp = header_stamp_ns(msg)
-                rgb = self._image_to_rgb(msg)
-            except MessageError as e:
-                self.problem("image", f"dropped: {e}")
-                return None
-        else:
-            stamp, rgb = ahead.stamp_ns, ahead.rgb
+        converted = self._converted(msg) if ahead is None else (ahead.stamp_ns, ahead.rgb)
+        if converted is None:
+            return None
+        stamp, rgb = converted
         with self._inputs_lock:
             prepared = self._prepare(msg, rgb, stamp, received_s)
         if prepared is not None and ahead is not None:
@@ -379,20 +373,27 @@ class WhmrHost:
         """The first half of a frame, for a second thread while the previous frame's network and fit run:
         the image converted and the Pipeline's own detector run on it (``Pipeline.detect``, stateless).
         None when the message or the image is unusable (counted as a problem, like ``on_image``)."""
-        self.stats.frames_in += 1
         t0 = time.perf_counter()
-        try:
-            stamp = header_stamp_ns(msg)
-            rgb = self._image_to_rgb(msg)
-            detected = self.pipeline.detect(rgb)
-        except MessageError as e:
-            self.problem("image", f"dropped: {e}")
+        converted = self._converted(msg)
+        if converted is None:
             return None
+        stamp, rgb = converted
+        try:
+            detected = self.pipeline.detect(rgb)
         except (InputError, EngineError) as e:
             self.problem("frame", f"dropped: {e}")
             return None
         self.stats.stages.add("detect", time.perf_counter() - t0)
         return DetectedAhead(stamp, rgb, detected)
+
+    def _converted(self, msg: object) -> tuple[int, np.ndarray] | None:
+        """An image message counted in, its stamp and pixels; None (a problem reported) when unusable."""
+        self.stats.frames_in += 1
+        try:
+            return header_stamp_ns(msg), self._image_to_rgb(msg)
+        except MessageError as e:
+            self.problem("image", f"dropped: {e}")
+            return None
 
     def _prepare(
         self, msg: object, rgb: np.ndarray, stamp: int, received_s: float | None

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -453,7 +454,8 @@ class WhmrNode(LifecycleNode):
 
     # --- worker thread ----------------------------------------------------------------------------
 
-    def _work(self) -> None:
+    def _taken_images(self) -> Iterator[tuple[Any, int]]:
+        """Images taken from the subscription (``_next_image``) until the node stops."""
         wait_set = _rclpy.WaitSet(1, 0, 0, 0, 0, 0, self.context.handle)
         while not self._stop:
             try:
@@ -462,31 +464,27 @@ class WhmrNode(LifecycleNode):
                 if self._stop or not self.context.ok():
                     return
                 self.get_logger().error(f"waiting for images failed: {e!r}", throttle_duration_sec=5.0)
-                time.sleep(_WAKE_NS * 1e-9)
+                time.sleep(_WAKE_NS * 1e-9)  # a back-off after an rcl failure, not a wait for data
                 continue
-            if taken is None:
-                continue
-            try:
-                self._handle(*taken)
-            except Exception as e:  # the node never dies on one frame
-                self.get_logger().error(f"frame failed: {e!r}", throttle_duration_sec=5.0)
+            if taken is not None:
+                yield taken
+
+    def _handle_logged(self, *frame: Any) -> None:
+        try:
+            self._handle(*frame)
+        except Exception as e:  # the node never dies on one frame
+            self.get_logger().error(f"frame failed: {e!r}", throttle_duration_sec=5.0)
+
+    def _work(self) -> None:
+        for taken in self._taken_images():
+            self._handle_logged(*taken)
 
     def _detect_ahead(self) -> None:
         """detect_ahead's first thread: the newest image, converted and detected, into the slot."""
-        wait_set = _rclpy.WaitSet(1, 0, 0, 0, 0, 0, self.context.handle)
-        while not self._stop:
-            try:
-                taken = self._next_image(wait_set)
-            except Exception as e:  # the context shut down, or rcl failed: stop quietly when asked to
-                if self._stop or not self.context.ok():
-                    return
-                self.get_logger().error(f"waiting for images failed: {e!r}", throttle_duration_sec=5.0)
-                time.sleep(_WAKE_NS * 1e-9)
-                continue
+        for msg, taken_ns in self._taken_images():
             host = self._host
-            if taken is None or host is None:
+            if host is None:
                 continue
-            msg, taken_ns = taken
             received_s = time.monotonic()
             try:
                 done = host.detect_ahead(msg)
@@ -500,12 +498,8 @@ class WhmrNode(LifecycleNode):
         """detect_ahead's second thread: the rest of each frame the first one detected."""
         while not self._stop:
             item = self._ahead.take(_WAKE_NS * 1e-9)
-            if item is None:
-                continue
-            try:
-                self._handle(*item)
-            except Exception as e:  # the node never dies on one frame
-                self.get_logger().error(f"frame failed: {e!r}", throttle_duration_sec=5.0)
+            if item is not None:
+                self._handle_logged(*item)
 
     def _next_image(self, wait_set: Any) -> tuple[Any, int] | None:
         """The newest image waiting (older ones are counted as dropped) and when it was taken (system clock,
