@@ -11,6 +11,10 @@ Sources, each scored by ``whmr_core.evaluation_real`` (definitions there):
   the records have them;
 * ``network on true boxes``: the same pipeline given the labelled boxes as detections (no detector; no
   cap on the number of people), and ``keypoint model on true boxes`` when its records have keypoints;
+* ``BlazePose landmarks on true boxes``: BlazePose full (the model behind ``whmr image``'s 3D fit term,
+  ``runtime.movenet.BlazePoseWorld``) run alone on each labelled box: its 2D landmarks at the COCO-17 points
+  for PCK, its 3D world landmarks (hip-centred metres, no placement: no depth) for MPJPE / PA-MPJPE,
+  mapped to the 14 joints by ``joints14_from_coco17`` (neck and pelvis: the shoulders' and hips' midpoints);
 * ``average pose in true box``: the network's mean body (its Theta_0 pose and shape, facing the camera),
   its mesh's 2D extent stretched onto each labelled box; with K its depth is the one at which the mesh's
   height fills the box.
@@ -39,6 +43,7 @@ from whmr_core.evaluation_real import (  # noqa: E402
     PredictedPerson,
     coco17_from_smpl_2d,
     format_table,
+    joints14_from_coco17,
     joints14_from_smpl,
     load_labels,
     persons_from_record,
@@ -50,9 +55,11 @@ WHMR = "whmr"
 KEYPOINTS = "keypoint model"
 TRUE_BOXES = "network on true boxes"
 KEYPOINTS_TRUE = "keypoint model on true boxes"
+BLAZEPOSE_TRUE = "BlazePose landmarks on true boxes"
 MEAN_POSE = "average pose in true box"
-SOURCES = (WHMR, KEYPOINTS, TRUE_BOXES, KEYPOINTS_TRUE, MEAN_POSE)
-GIVEN_BOXES = (TRUE_BOXES, KEYPOINTS_TRUE, MEAN_POSE)  # recall/precision say nothing about these
+SOURCES = (WHMR, KEYPOINTS, TRUE_BOXES, KEYPOINTS_TRUE, BLAZEPOSE_TRUE, MEAN_POSE)
+# recall/precision say nothing about these
+GIVEN_BOXES = (TRUE_BOXES, KEYPOINTS_TRUE, BLAZEPOSE_TRUE, MEAN_POSE)
 
 
 def mean_body(model_path: str) -> tuple[np.ndarray, np.ndarray]:
@@ -86,6 +93,16 @@ def mean_pose_people(img: LabelledImage, joints: np.ndarray, verts: np.ndarray) 
     return out
 
 
+def blazepose_people(img: LabelledImage, image: np.ndarray, blazepose) -> list[PredictedPerson]:
+    """BlazePose alone on each labelled box: 2D landmarks (COCO-17 points) and 3D world landmarks."""
+    boxes = np.array([q.box for q in img.people]).reshape(-1, 4)
+    world, _, image_points = blazepose.landmarks(image, boxes)
+    return [
+        PredictedPerson(b.copy(), kp, joints14_from_coco17(w))
+        for b, kp, w in zip(boxes, image_points, world, strict=True)
+    ]
+
+
 def _brief(summary: dict) -> dict:
     keep = ("counted_people", "found", "precision", "pck@0.2", "mirrored", "pa_mpjpe_mm", "depth_ratio_range")
     return {k: summary[k] for k in keep}
@@ -106,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     from whmr_core.media.results import frame_record
     from whmr_core.runtime.frames import Detections, Frame
+    from whmr_core.runtime.movenet import BlazePoseWorld
     from whmr_core.runtime.pipeline import Pipeline
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -131,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     pipeline = pipeline_from_args(args)
     given_boxes = Pipeline(pipeline.engine, pipeline.topology, replace(pipeline.config, max_persons=64))
     joints, verts = mean_body(args.model)
+    blazepose = BlazePoseWorld(args.threads)
     preds: dict[str, dict[str, list[PredictedPerson]]] = {name: {} for name in SOURCES}
     seconds = []
     args.out.mkdir(parents=True, exist_ok=True)
@@ -151,10 +170,12 @@ def main(argv: list[str] | None = None) -> int:
             preds[KEYPOINTS][img.file] = persons_from_record(record, keypoints="model")
             given_boxes.reset()  # the network alone on the labelled boxes
             boxes = Detections.of(np.array([q.box for q in img.people]))
-            result = given_boxes.process(Frame(read_image(path), 0, K=img.K, detections=boxes))
+            pixels = read_image(path)
+            result = given_boxes.process(Frame(pixels, 0, K=img.K, detections=boxes))
             record = frame_record(result, focal_px=result.focal_px)
             preds[TRUE_BOXES][img.file] = persons_from_record(record)
             preds[KEYPOINTS_TRUE][img.file] = persons_from_record(record, keypoints="model")
+            preds[BLAZEPOSE_TRUE][img.file] = blazepose_people(img, pixels, blazepose)
             preds[MEAN_POSE][img.file] = mean_pose_people(img, joints, verts)
             print(f"{img.file}: {len(preds[WHMR][img.file])} found, {len(img.people)} labelled "
                   f"[{seconds[-1]:.2f} s]", flush=True)  # fmt: skip

@@ -149,6 +149,28 @@ def test_joint_maps():
         R.joints14_from_label({"skeleton": "lsp", "names": h36m, "xyz_m": xyz, "valid": valid})
 
 
+def test_joints14_from_coco17_by_hand():
+    # COCO-17 points numbered so each is recognisable: point k at (k, 10 k, 100 k) cm.
+    coco = np.array([[k, 10 * k, 100 * k] for k in range(17)], dtype=float) / 100
+    j14 = R.joints14_from_coco17(coco)
+    names = [j[0] for j in R.JOINTS14]
+    for k in range(5, 17):  # the limb points are taken as they are
+        assert j14[names.index(COCO17_NAMES[k])] == pytest.approx(coco[k])
+    assert j14[names.index("neck")] == pytest.approx([0.055, 0.55, 5.5])  # shoulders 5 and 6
+    assert j14[names.index("pelvis")] == pytest.approx([0.115, 1.15, 11.5])  # hips 11 and 12
+    with pytest.raises(ValueError, match="COCO-17"):
+        R.joints14_from_coco17(coco[:12])
+    # Scored as any source: a label equal to the mapped points, turned and shifted, gives PA-MPJPE 0, and
+    # one knee 10 cm off gives MPJPE 10 / 14 cm (the hips, hence the alignment, unchanged).
+    j3 = np.random.default_rng(2).normal(size=(17, 3)) * 0.3 + [0, 0, 4]
+    label = person(joints3d=R.joints14_from_coco17(j3))
+    moved = j3.copy()
+    moved[COCO17_NAMES.index("left_knee")] += [0, 0, 0.1]
+    pred = R.PredictedPerson(BOX.copy(), label.keypoints.copy(), R.joints14_from_coco17(moved))
+    s = R.score_source([image([label])], {"a.jpg": [pred]}).summary()
+    assert s["mpjpe_mm"] == pytest.approx(100 / 14)
+
+
 def test_persons_from_record_body_and_keypoint_model():
     j2 = np.arange(48, dtype=float).reshape(24, 2)
     kp = np.full((17, 3), 7.0)

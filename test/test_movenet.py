@@ -320,3 +320,23 @@ def test_blazepose_world_landmarks_on_a_real_portrait(photo_boxes):
     assert p[5, 0] > p[6, 0] and p[0, 1] < p[5, 1]
     assert p[0, 2] < min(p[3, 2], p[4, 2])
     assert 0.25 < np.linalg.norm(p[5] - p[6]) < 0.5  # shoulder width of an adult
+
+
+def test_blazepose_2d_landmarks_land_on_a_labelled_person():
+    # The benchmark's tune COCO photo (one labelled person): BlazePose alone on the labelled box puts its 2D
+    # landmarks on the labelled limb points (the crop's pixels mapped back to the image's).
+    from whmr_core.evaluation_real import LIMB_POINTS, load_labels
+    from whmr_core.media.image import read_image
+    from whmr_core.runtime.movenet import BlazePoseWorld
+
+    labels = Path(__file__).parent / "data" / "real_images" / "labels.json"
+    images = load_labels(labels, check_images=False)
+    (img,) = [im for im in images if im.file.endswith("coco_000000000785.jpg")]
+    person = img.people[0]
+    world, scores, image_points = BlazePoseWorld().landmarks(read_image(labels.parent / img.file), person.box)
+    assert image_points.shape == (1, 17, 3) and world.shape == (1, 17, 3)
+    assert image_points[0, :, 2] == pytest.approx(scores[0])
+    limbs = [k for k in LIMB_POINTS if person.keypoints[k, 2] > 0]
+    size = max(person.box[2] - person.box[0], person.box[3] - person.box[1])
+    miss = np.linalg.norm(image_points[0, limbs, :2] - person.keypoints[limbs, :2], axis=1) / size
+    assert np.median(miss) < 0.05 and (miss < 0.1).mean() >= 0.9, miss

@@ -19,7 +19,14 @@ model) gives per image a list of ``PredictedPerson``. Definitions:
   left and right swapped than to the labels: a body facing the other way or with crossed limbs.
 * **MPJPE / PA-MPJPE** (mm) on 3D-labelled people found, over ``JOINTS14`` (12 limb joints, neck,
   pelvis) of SMPL and of the data set's skeleton: MPJPE aligned at the hip midpoint, PA-MPJPE after a
-  similarity (Procrustes) alignment (``whmr_core.metrics``).
+  similarity (Procrustes) alignment (``whmr_core.metrics``). The labels' joints are the data sets' own
+  motion-capture skeletons: Human3.6M's hips, knees, "feet" (the ankle joints), shoulders, elbows, wrists,
+  its thorax as the neck and its root (pelvis) as the pelvis; MPI-INF-3DHP's limb joints, neck and root.
+  In both, the root is the hips' midpoint exactly (checked on every labelled frame) and the neck / thorax
+  lies 1-8 cm from the shoulders' midpoint, mostly above it; their hips are 24-29 cm apart. A body gives
+  SMPL's joints (``joints14_from_smpl``: its own neck and pelvis joints); a keypoint model's 3D points at
+  the COCO-17 limb points (BlazePose's world landmarks) give ``joints14_from_coco17``: the 12 limb points,
+  neck = shoulders' midpoint, pelvis = hips' midpoint.
 * **depth with K**: predicted over true depth (z) of the hip midpoint, camera frame, on 3D-labelled
   people found in images whose K the source was given; reported as the median of |ratio - 1| and the
   range of ratios.
@@ -55,6 +62,7 @@ __all__ = [
     "box_iou",
     "format_table",
     "is_mirrored",
+    "joints14_from_coco17",
     "joints14_from_label",
     "joints14_from_smpl",
     "load_labels",
@@ -191,6 +199,20 @@ def joints14_from_smpl(joints: np.ndarray) -> np.ndarray:
     """SMPL joints (>= 24, 3), named as ``SMPL_JOINT_NAMES`` -> (14, 3) JOINTS14."""
     joints = np.asarray(joints, dtype=np.float64)
     return np.stack([joints[SMPL_JOINT_NAMES.index(smpl)] for _, smpl, _ in JOINTS14])
+
+
+def joints14_from_coco17(points: np.ndarray) -> np.ndarray:
+    """3D points at the COCO-17 keypoints (17, 3) -> (14, 3) JOINTS14: the 12 limb points as they are, the
+    neck at the shoulders' midpoint, the pelvis at the hips' midpoint (the face points are not used)."""
+    points = np.asarray(points, dtype=np.float64)
+    if points.shape != (len(COCO17_NAMES), 3):
+        raise ValueError(f"expected ({len(COCO17_NAMES)}, 3) COCO-17 points, got {points.shape}")
+    mid = {"neck": ("left_shoulder", "right_shoulder"), "pelvis": ("left_hip", "right_hip")}
+    rows = []
+    for name, _, _ in JOINTS14:
+        pair = mid.get(name, (name, name))
+        rows.append(0.5 * (points[COCO17_NAMES.index(pair[0])] + points[COCO17_NAMES.index(pair[1])]))
+    return np.stack(rows)
 
 
 def coco17_from_smpl_2d(joints_2d: np.ndarray) -> np.ndarray:

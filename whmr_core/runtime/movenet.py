@@ -334,16 +334,26 @@ class BlazePoseWorld:
         self.outputs = [names[2], names[3], names[4]]  # landmarks (39 x 5), pose flag, world (39 x 3)
 
     def __call__(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        points, scores, _ = self.landmarks(image, boxes)
+        return points, scores
+
+    def landmarks(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """As ``__call__``, and BlazePose's 2D landmarks at the COCO-17 points: (N, 17, 3) x, y in image
+        pixels, and the same score."""
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         points, scores = np.zeros((len(boxes), 17, 3)), np.zeros((len(boxes), 17))
+        image_points = np.zeros((len(boxes), 17, 3))
         if len(boxes):
             image = exposure_normalised(image)
         for i, b in enumerate(boxes):
-            crop, _, _ = _square_crop(image, b, BLAZEPOSE_SIZE)
+            crop, corner, side = _square_crop(image, b, BLAZEPOSE_SIZE)
             x = (crop.astype(np.float32) / 255.0)[None]
             landmarks, flag, world = self.session.run(self.outputs, {self.input_name: x})
             lm = landmarks.reshape(39, 5)[list(BLAZEPOSE_COCO17)]
             visibility = 1.0 / (1.0 + np.exp(-lm[:, 3]))
             points[i] = world.reshape(39, 3)[list(BLAZEPOSE_COCO17)]
             scores[i] = visibility * float(np.clip(flag.reshape(-1)[0], 0.0, 1.0))
-        return points, scores
+            # Landmarks x, y in crop pixels, pixel centres at integers (as _square_crop's warp).
+            image_points[i, :, :2] = corner + (lm[:, :2] + 0.5) * side / BLAZEPOSE_SIZE
+            image_points[i, :, 2] = scores[i]
+        return points, scores, image_points
