@@ -33,10 +33,10 @@ def onnx_file(small_model, tmp_path_factory):
     )
 
 
-def inputs(n: int, seed: int = 0) -> dict[str, np.ndarray]:
+def inputs(n: int, seed: int = 0, crop_hw: tuple[int, int] = (128, 128)) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {
-        "crops": rng.normal(size=(n, 3, 128, 128)).astype(np.float32),
+        "crops": rng.normal(size=(n, 3, *crop_hw)).astype(np.float32),
         "glob_info": np.tile(np.array([[0.05, -0.02, 0.3, 0.8, 0.6]], np.float32), (n, 1)),
         "cam_rotation": np.tile(np.eye(3, dtype=np.float32), (n, 1, 1)),
     }
@@ -190,9 +190,10 @@ def test_export_and_bench_commands_on_the_shipped_checkpoint(tmp_path, capsys):
     out = tmp_path / "shipped.onnx"
     assert main(["export", "--format", "onnx", "--out", str(out)]) == 0
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
-    assert meta["config"] == "small-cpu" and meta["body"] == "lowres"
+    assert meta["config"] == "movenet-keypoints-cpu" and meta["body"] == "lowres"
     eng = OnnxRuntimeEngine(out, threads=1)
-    assert eng.infer(**inputs(2)).vertices.shape == (2, 1229, 3)
+    assert eng.crop_hw == (192, 192)
+    assert eng.infer(**inputs(2, crop_hw=eng.crop_hw)).vertices.shape == (2, 1229, 3)
     report = tmp_path / "bench.json"
     args = [
         "bench",

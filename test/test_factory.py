@@ -22,7 +22,7 @@ def test_unknown_kind_suffix_and_missing_files_are_clear_errors(tmp_path):
 def test_no_model_file_means_the_shipped_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setenv("WHMR_CACHE_DIR", str(tmp_path))
     engine = load_engine("torch", "")
-    assert engine.kind == "torch" and engine.crop_hw == (128, 128)
+    assert engine.kind == "torch" and engine.crop_hw == (192, 192)
 
 
 def test_torch_engine_with_a_named_config_rebuilds_the_checkpoints_body():
@@ -32,7 +32,9 @@ def test_torch_engine_with_a_named_config_rebuilds_the_checkpoints_body():
     from whmr_core.runtime.factory import load_topology
 
     engine = load_engine("torch", shipped_checkpoint(), config="small-cpu")
-    out = engine.infer(np.zeros((1, 3, 128, 128), np.float32), np.array([[0, 0, 0.3, 0.8, 0.6]], np.float32))
+    out = engine.infer(
+        np.zeros((1, 3, *engine.crop_hw), np.float32), np.array([[0, 0, 0.3, 0.8, 0.6]], np.float32)
+    )
     topology = load_topology(engine=engine)
     assert engine.body == "lowres" and out.num_vertices == topology.num_vertices == 1229
 
@@ -77,7 +79,7 @@ def test_a_corrupt_cached_onnx_export_is_exported_again(tmp_path, monkeypatch, c
     data = cached.read_bytes()
     cached.write_bytes(data[: len(data) // 2])
     engine = default_engine("onnxruntime")
-    assert engine.kind == "onnxruntime" and engine.crop_hw == (128, 128)
+    assert engine.kind == "onnxruntime" and engine.crop_hw == (192, 192)
     assert "cached ONNX export unusable" in caplog.text
     assert sorted(p.name for p in tmp_path.iterdir()) == [cached.name]  # no temporaries left
 

@@ -64,7 +64,7 @@ def test_newer_schema_is_refused():
 def test_shipped_checkpoint_outputs_do_not_change(data_dir):
     """Outputs of the shipped checkpoint recorded when it was shipped (``build_from_checkpoint()`` on these
     inputs): a change of the model code that moves them fails here, not on a robot."""
-    ref = np.load(data_dir / "shipped_small_cpu_outputs.npz")
+    ref = np.load(data_dir / "shipped_outputs.npz")
     model = build_from_checkpoint()
     assert model.config.schema == CONFIG_SCHEMA
     g = torch.Generator().manual_seed(int(ref["seed"]))
