@@ -12,6 +12,13 @@ hip-centred keypoint error (mm), depth error.
     python scripts/bench_fitting.py [--threads 2] [--iterations 12] [--people 32] [--upright 0.01]
 
 ``--upright W`` gives the fit the camera's up (level camera) with that weight of the upright-torso term.
+``--landmarks camera|crop|crop-turned`` also gives it 3D keypoints as a crop model (BlazePose) gives them:
+the true body's COCO-17 points with ``--landmark-noise`` m of noise, the hips ``--landmark-hips`` cm lower
+and outside (BlazePose's hips against the body's hip joints: -8 and 2.5 cm), scaled by ``--landmark-scale``,
+in the camera's axes (``camera``), in the axes of the person's crop as BlazePose reports them (``crop``:
+the fit is given them as they are) or those turned back into the camera's (``crop-turned``:
+``runtime.movenet.crop_to_camera``, as the Pipeline does). ``--spread X`` places people up to X m sideways
+(default 1: within ~15 degrees of the optical axis; 2.5: up to ~40).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -32,7 +40,7 @@ K = np.array([[1000.0, 0.0, 640.0], [0.0, 1000.0, 360.0], [0.0, 0.0, 1.0]])
 
 
 def scene(
-    fitter: BodyFitter, n: int, pose_noise: float, depth_error: float, seed: int = 1
+    fitter: BodyFitter, n: int, pose_noise: float, depth_error: float, seed: int = 1, spread: float = 1.0
 ) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     fams = sorted(FAMILIES)
@@ -43,7 +51,7 @@ def scene(
     rot[:, 0] = torch.diag(torch.tensor([1.0, -1.0, -1.0])) @ axis_angle_to_matrix(yaw)
     betas = torch.tensor(np.stack([sample_betas(rng) for _ in range(n)]), dtype=torch.float32)
     t = torch.tensor(
-        [[rng.uniform(-1, 1), rng.uniform(-0.3, 0.3), rng.uniform(3, 7)] for _ in range(n)],
+        [[rng.uniform(-spread, spread), rng.uniform(-0.3, 0.3), rng.uniform(3, 7)] for _ in range(n)],
         dtype=torch.float32,
     )
     with torch.no_grad():
@@ -56,6 +64,7 @@ def scene(
     rot_net[:, 0] = tilt @ rot[:, 0]
     return {
         "points": points.numpy(),
+        "root": rot[:, 0].numpy(),
         "t": t.numpy(),
         "keypoints": (uv + torch.tensor(rng.normal(0.0, 2.0, uv.shape), dtype=torch.float32)).numpy(),
         "conf": np.full((n, 17), 0.9, np.float32),
@@ -68,11 +77,41 @@ def scene(
 UP = np.array([0.0, -1.0, 0.0])  # the level camera's up in its optical axes (y down)
 
 
+def landmarks(
+    s: dict[str, np.ndarray],
+    mode: str,
+    noise: float,
+    hips_cm: tuple[float, float],
+    scale: float,
+    seed: int = 2,
+) -> np.ndarray:
+    """3D keypoints (N,17,3) of the true bodies as a crop model gives them (module doc)."""
+    from whmr_core.runtime.movenet import crop_to_camera
+
+    rng = np.random.default_rng(seed)
+    pts = s["points"] - s["t"][:, None]  # model frame: camera axes about the body's origin
+    hips = pts[:, 11:13].mean(1, keepdims=True)
+    drop, out = hips_cm[0] / 100, hips_cm[1] / 100
+    for k, side in ((11, 1.0), (12, -1.0)):  # the body's +x is its left
+        pts[:, k] += np.einsum("nij,j->ni", s["root"], [side * out, -drop, 0.0])
+    pts = hips + scale * (pts - hips) + rng.normal(0.0, noise, pts.shape)
+    if mode == "camera":
+        return pts
+    # The crop's axes: the person's box centred on the projection of their points' centre.
+    centre = (s["points"][..., :2] / s["points"][..., 2:]).mean(1) * 1000.0 + [640.0, 360.0]
+    boxes = np.concatenate([centre, centre], 1)
+    turn = crop_to_camera(np.broadcast_to(np.eye(3), (len(pts), 3, 3)), boxes, K)  # rows: R^T
+    in_crop = np.einsum("nij,npj->npi", turn, pts)  # R^T p
+    return in_crop if mode == "crop" else crop_to_camera(in_crop, boxes, K)
+
+
 def call(fitter: BodyFitter, s: dict[str, np.ndarray], sl: slice):
     up = UP if fitter.config.w_upright > 0 else None
+    k3 = None if "landmarks" not in s else s["landmarks"][sl]
     return fitter(
-        s["rot_net"][sl], s["betas_net"][sl], s["t_net"][sl], s["keypoints"][sl], s["conf"][sl], K, up=up
-    )
+        s["rot_net"][sl], s["betas_net"][sl], s["t_net"][sl], s["keypoints"][sl], s["conf"][sl], K, up=up,
+        keypoints_3d=k3,
+    )  # fmt: skip
 
 
 def main() -> None:
@@ -92,14 +131,26 @@ def main() -> None:
         default=None,
         help="FitConfig.w_upright (the camera's up given; default: its default)",
     )
+    ap.add_argument("--landmarks", choices=("none", "camera", "crop", "crop-turned"), default="none")
+    ap.add_argument("--landmark-noise", type=float, default=0.03, help="m")
+    ap.add_argument("--landmark-hips", type=float, nargs=2, default=(0.0, 0.0), help="cm lower, outside")
+    ap.add_argument("--landmark-scale", type=float, default=1.0)
+    ap.add_argument("--align", default=None, help="FitConfig.keypoints_3d_align: centroid or hips")
+    ap.add_argument("--spread", type=float, default=1.0, help="m sideways, at most")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     config = FitConfig(iterations=args.iterations)
     if args.upright is not None:
-        config = FitConfig(iterations=args.iterations, w_upright=args.upright)
+        config = replace(config, w_upright=args.upright)
+    if args.align is not None:
+        config = replace(config, keypoints_3d_align=args.align)
     fitter = BodyFitter(load_body_model(variant=args.body), config)
-    s = scene(fitter, max(4, args.people - args.people % 4), args.pose_noise, args.depth_error)
+    s = scene(fitter, max(4, args.people - args.people % 4), args.pose_noise, args.depth_error,
+              spread=args.spread)  # fmt: skip
+    if args.landmarks != "none":
+        s["landmarks"] = landmarks(s, args.landmarks, args.landmark_noise, args.landmark_hips,
+                                   args.landmark_scale)  # fmt: skip
     load = os.getloadavg()[0]
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, body {args.body}, "

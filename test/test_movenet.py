@@ -340,3 +340,24 @@ def test_blazepose_2d_landmarks_land_on_a_labelled_person():
     size = max(person.box[2] - person.box[0], person.box[3] - person.box[1])
     miss = np.linalg.norm(image_points[0, limbs, :2] - person.keypoints[limbs, :2], axis=1) / size
     assert np.median(miss) < 0.05 and (miss < 0.1).mean() >= 0.9, miss
+
+
+def test_crop_to_camera_turns_the_crop_axes_onto_the_ray():
+    """A crop model's 3D points are in the axes of a camera looking along the ray through the crop's centre:
+    at the principal point nothing turns; 25 degrees to the right the crop's optical axis becomes that ray,
+    its up stays up (the smallest rotation), and lengths are kept. Each person uses its own K."""
+    from whmr_core.runtime.movenet import crop_to_camera
+
+    K = np.array([[800.0, 0.0, 320.0], [0.0, 800.0, 240.0], [0.0, 0.0, 1.0]])
+    axes = np.eye(3)[None].repeat(2, 0)  # rows: the crop's x, y and z axes
+    u = 320.0 + 800.0 * np.tan(np.radians(25.0))
+    boxes = np.array([[300.0, 200.0, 340.0, 280.0], [u - 20.0, 200.0, u + 20.0, 280.0]])
+    out = crop_to_camera(axes, boxes, K)
+    assert out[0] == pytest.approx(np.eye(3))
+    s, c = np.sin(np.radians(25.0)), np.cos(np.radians(25.0))
+    assert out[1, 2] == pytest.approx([s, 0.0, c])  # the crop's optical axis: the ray to the person
+    assert out[1, 1] == pytest.approx([0.0, 1.0, 0.0])  # the crop's down stays the camera's down
+    assert out[1, 0] == pytest.approx([c, 0.0, -s])
+    K2 = K.copy()
+    K2[0, 2] = u  # the same box on a camera centred on it: no turn
+    assert crop_to_camera(axes, boxes, np.stack([K, K2]))[1] == pytest.approx(np.eye(3))

@@ -76,6 +76,34 @@ def test_the_fit_takes_blazepose_3d_landmarks(shipped):
 
 
 @pytest.mark.slow
+def test_the_fit_gets_the_landmarks_in_the_cameras_axes(shipped, monkeypatch):
+    """BlazePose's world landmarks are in the axes of the person's crop; the fit is given them turned into
+    the camera's (``crop_to_camera`` with the person's box and camera)."""
+    from whmr_core.fitting.fit import BodyFitter
+    from whmr_core.runtime.movenet import BlazePoseWorld, crop_to_camera
+
+    seen, world = [], []
+    real_call, real_world = BodyFitter.__call__, BlazePoseWorld.__call__
+
+    def spy(self, *args, **kwargs):
+        seen.append((kwargs["keypoints_3d"], args[5]))
+        return real_call(self, *args, **kwargs)
+
+    def spy_world(self, image, boxes):
+        out = real_world(self, image, boxes)
+        world.append((out[0], np.array(boxes)))
+        return out
+
+    monkeypatch.setattr(BodyFitter, "__call__", spy)
+    monkeypatch.setattr(BlazePoseWorld, "__call__", spy_world)
+    box = [120.0, 14.0, 462.0, 511.5]  # off the image's centre: a turn of a few degrees
+    _run(shipped, box, fit_3d=True)
+    (given, K), ((crop, boxes),) = seen[-1], world
+    np.testing.assert_allclose(given, crop_to_camera(crop, boxes, K), atol=1e-5)
+    assert np.abs(given - crop).max() > 1e-3
+
+
+@pytest.mark.slow
 def test_the_fit_is_given_the_cameras_up_only_where_gravity_is_known(shipped, monkeypatch):
     """A frame with gravity hands the fit the camera's up (minus gravity, camera axes: the upright-torso
     term); a frame without gravity (a photo) hands it none."""

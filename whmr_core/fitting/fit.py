@@ -5,13 +5,15 @@ camera K (fx, fy, cx, cy), detected keypoints x_k with confidences c_k (w_k = c_
 threshold, else 0) and the person's size s (the larger side of the confident keypoints' box):
 
     E = sum_k w_k rho(|pi_K(X_k + t) - x_k| / s) / sum_k w_k                 robust 2D reprojection
-      + w_3d sum_k v_k rho3(|(X_k - X_hips) - (Y_k - Y_hips)|) / sum_k v_k    optional 3D keypoints Y
+      + w_3d sum_k v_k rho3(|(X_k - Y_k) - c(X - Y)|) / sum_k v_k            optional 3D keypoints Y
       + w_prior P(theta) + w_limits L(theta)                                  pose prior, joint limits
       + w_up rho_up(|torso across the up direction u|^2)                     upright torso, where u is known
       + w_pose |theta - theta_0|^2 + w_shape |beta - beta_0|^2 + w_depth log(t_z / t_z0)^2
                                                                               stay near the network
 
 rho(e^2) = sigma^2 e^2 / (sigma^2 + e^2) (Geman-McClure): quadratic for small errors, bounded for outliers.
+c(.) is the v-weighted mean over the keypoints: 3D keypoints (any origin) are compared after the
+translation that fits them best (a 3D model's hips are not the body's hip joints).
 theta are the 23 body joints' rotation vectors; the root is the start's root times a free rotation.
 Before the fit: the sideways translation that best places the network body on the keypoints (closed
 form), the mirror and turn checks (the network body's depth-ambiguity twin, ``mirror_bodies``, and both
@@ -61,6 +63,9 @@ class FitConfig:
     robust_sigma: float = 0.4  # Geman-McClure scale, fraction of the person's size
     robust_sigma_3d_m: float = 0.15  # the same for 3D keypoints, metres
     w_keypoints_3d: float = 1.0
+    # 3D keypoints compared after the translation that fits them best ("centroid"; a 3D model's hips are
+    # not the body's) or at the hips' midpoint ("hips", before; objective.FitObjective).
+    keypoints_3d_align: str = "centroid"
     # Upright torso where the camera's up is known (gravity): 2D keypoints leave the torso's lean in depth
     # open; this picks the most upright of the bodies that fit them. Robust, so a lying person pays little.
     # Demo sequence: MPJPE 114 -> 61 mm; synthetic poses of every family: median 36.2 -> 36.4 mm.
@@ -79,6 +84,10 @@ class FitConfig:
     min_depth_m: float = 0.05  # fallback when the fitted body comes nearer than this (or behind the camera)
 
     def __post_init__(self) -> None:
+        if self.keypoints_3d_align not in ("centroid", "hips"):
+            raise ValueError(
+                f"FitConfig.keypoints_3d_align: centroid or hips, got {self.keypoints_3d_align!r}"
+            )
         if self.iterations < 1 or self.min_keypoints < 1:
             raise ValueError("FitConfig: iterations and min_keypoints must be >= 1")
         if not 0.0 <= self.confidence_threshold <= 1.0:
@@ -506,6 +515,7 @@ class BodyFitter:
             weights_3d=None if kp3 is None else take(kp3[1]),
             sigma_3d=cfg.robust_sigma_3d_m,
             w_3d=cfg.w_keypoints_3d,
+            mode_3d=cfg.keypoints_3d_align,
             up=None if "up" not in inputs else take(inputs["up"]),
             sigma_up=cfg.robust_sigma_upright,
             w_up=cfg.w_upright,

@@ -4,13 +4,18 @@ Per person, with the COCO-17 points X_k of the posed body (``KeypointBody``), tr
 detected keypoints x_k with weights w_k (confidence, 0 where not confident) and the person's size s:
 
     E = sum_k w_k rho(|pi_K(X_k + t) - x_k|^2 / s^2; sigma) / sum_k w_k               robust 2D reprojection
-      + w_3d sum_k v_k rho(|(X_k - X_hips) - (Y_k - Y_hips)|^2; sigma_3d) / sum_k v_k   optional 3D keypoints
+      + w_3d sum_k v_k rho(|(X_k - Y_k) - c(X - Y)|^2; sigma_3d) / sum_k v_k         optional 3D keypoints
       + w_prior (1/2 |L^T (theta - mu)|^2 + c)                  the pose prior's component (precision L L^T)
       + w_limits |excess of theta over the joint limits|^2
       + w_pose |theta - theta_0|^2 + w_shape |beta - beta_0|^2 + w_depth log(t_z / t_z0)^2
       + w_up rho(|(I - u u^T) T(X)|^2 / L^2; sigma_up)       optional upright torso (u: up, where known)
 
-with T(X) the hips' midpoint -> shoulders' midpoint and L = ``TORSO_M``.
+with T(X) the hips' midpoint -> shoulders' midpoint and L = ``TORSO_M``; c(.) = sum_k v_k (.)_k / sum_k v_k,
+the v-weighted mean: the 3D keypoints Y (any origin) are compared after the translation that fits them
+best, not at the hips' midpoint. A 3D keypoint model's points are not the body's joints: BlazePose's hips
+lie ~8 cm higher than the body's hip joints and ~2.5 cm outside them (its thighs 40-42 cm against the
+body's 31-33 on the real tune frames), so centring both at their hips moved every other target by that
+difference (``FitTargets.mode_3d`` "hips": that former comparison, kept for measurements).
 rho(e2; sigma) = sigma^2 e2 / (sigma^2 + e2) (Geman-McClure): quadratic for small errors, bounded for
 outliers. The unknowns per person, flat (``x``): the root's change omega (3, camera axes: R_0 = exp(omega)
 R_0,start), the 23 body joints' rotation vectors theta (69), betas, translation t (3, metres).
@@ -87,6 +92,7 @@ class FitTargets:
     weights_3d: torch.Tensor | None = None  # (m,17), 0 for all where either hip is missing
     sigma_3d: float = 0.15
     w_3d: float = 1.0
+    mode_3d: str = "centroid"  # 3D keypoints compared about their weighted mean; "hips": hip-centred
     up: torch.Tensor | None = None  # (m,3) unit, opposite gravity in camera axes; None: no upright term
     sigma_up: float = 0.5
     w_up: float = 0.0
@@ -101,6 +107,8 @@ class FitObjective:
         self.root_start = root_start
         self.num_betas = body.num_betas
         self.size = 3 + 3 * NUM_BODY_JOINTS + self.num_betas + 3
+        if targets.mode_3d not in ("centroid", "hips"):
+            raise ValueError(f"mode_3d: centroid or hips, got {targets.mode_3d!r}")
 
     def pack(self, omega: torch.Tensor, theta: torch.Tensor, betas: torch.Tensor, t: torch.Tensor):
         return torch.cat([omega, theta.reshape(len(theta), -1), betas, t], 1)
@@ -120,10 +128,28 @@ class FitObjective:
         e2 = ((self._project(points + t[:, None]) - tg.keypoints) ** 2).sum(-1) / tg.size[:, None] ** 2
         energy = (tg.weights * robust(e2, tg.sigma)).sum(1) / tg.weights.sum(1)
         if tg.keypoints_3d is not None and tg.w_3d > 0:
-            d2 = (self._hip_centred_3d(points) ** 2).sum(-1)
+            d2 = (self._residual_3d(points) ** 2).sum(-1)
             w3 = tg.weights_3d
             energy = energy + tg.w_3d * (w3 * robust(d2, tg.sigma_3d)).sum(1) / w3.sum(1).clamp_min(1e-9)
         return energy
+
+    def _residual_3d(self, points: torch.Tensor) -> torch.Tensor:
+        """(m,17,3) the 3D term's residuals of model points (m,17,3): model minus 3D keypoints, less their
+        weighted mean ("centroid") or less the difference at the hips' midpoint ("hips")."""
+        if self.t.mode_3d == "hips":
+            return self._hip_centred_3d(points)
+        d = points - self.t.keypoints_3d
+        return d - (self._centring()[..., None] * d).sum(1, keepdim=True)
+
+    def _jacobian_3d(self, d_x: torch.Tensor) -> torch.Tensor:
+        """d residual_3d / d x (m,17,3,P) from the points' derivatives d_x (m,17,3,P)."""
+        if self.t.mode_3d == "hips":
+            return d_x - 0.5 * (d_x[:, _LEFT_HIP] + d_x[:, _RIGHT_HIP])[:, None]
+        return d_x - (self._centring()[..., None, None] * d_x).sum(1, keepdim=True)
+
+    def _centring(self) -> torch.Tensor:
+        w = self.t.weights_3d
+        return w / w.sum(1, keepdim=True).clamp_min(1e-9)  # (m,17)
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
         rot, theta, betas, t = self.unpack(x)
@@ -182,14 +208,13 @@ class FitObjective:
         rows_j = [sum(d_uv[..., c, None] * d_x[:, :, None, c] for c in range(3)).reshape(m, 34, -1)]
         rows_r = [(coef[..., None] * err).reshape(m, 34)]
         if tg.keypoints_3d is not None and tg.w_3d > 0:
-            d3 = self._hip_centred_3d(points)  # (m,17,3)
+            d3 = self._residual_3d(points)  # (m,17,3)
             e3 = (d3**2).sum(-1)
             w3 = tg.weights_3d
             w3sum = w3.sum(1, keepdim=True).clamp_min(1e-9)
             energy = energy + tg.w_3d * (w3 * robust(e3, tg.sigma_3d)).sum(1) / w3sum[:, 0]
             coef3 = torch.sqrt(tg.w_3d * w3 * robust_weight(e3, tg.sigma_3d) / w3sum)
-            d_hips = 0.5 * (d_x[:, _LEFT_HIP] + d_x[:, _RIGHT_HIP])
-            rows_j.append((coef3[..., None, None] * (d_x - d_hips[:, None])).reshape(m, 51, -1))
+            rows_j.append((coef3[..., None, None] * self._jacobian_3d(d_x)).reshape(m, 51, -1))
             rows_r.append((coef3[..., None] * d3).reshape(m, 51))
         if self._upright_on:
             side = self._sideways(points)  # (m,3)

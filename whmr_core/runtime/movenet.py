@@ -30,6 +30,7 @@ __all__ = [
     "MultiPoseDetector",
     "PoseSet",
     "ThunderKeypoints",
+    "crop_to_camera",
     "crowd_tiles",
     "cut_by_tile_edge",
     "exposure_normalised",
@@ -319,6 +320,35 @@ class ThunderKeypoints:
 # BlazePose's 33 landmarks at the COCO-17 points (nose, eyes, ears, shoulders ... ankles).
 BLAZEPOSE_COCO17 = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
 BLAZEPOSE_SIZE = 256
+
+
+def crop_to_camera(points: np.ndarray, boxes: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """3D points in the axes of each person's crop (N, P, 3), as BlazePose's world landmarks are, turned
+    into the camera's axes.
+
+    A crop network sees the person as a camera looking straight at them would: along the ray through the
+    crop's centre, not along the optical axis. Its axes are the camera's turned by the smallest rotation
+    that takes the optical axis (0, 0, 1) to that ray, ``K^-1 (u, v, 1)`` of the box centre (u, v); a person
+    at the image centre keeps the camera's axes, one 25 degrees off it is turned by 25 degrees (a 3D
+    model's body there would otherwise lean against its own 2D keypoints). ``K``: (3, 3) or (N, 3, 3)."""
+    points = np.asarray(points, np.float64)
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    K = np.broadcast_to(np.asarray(K, np.float64), (len(boxes), 3, 3))
+    out = np.empty_like(points)
+    for i, (b, k) in enumerate(zip(boxes, K, strict=True)):
+        centre = np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2, 1.0])
+        ray = np.linalg.solve(k, centre)
+        ray /= np.linalg.norm(ray)
+        axis = np.cross([0.0, 0.0, 1.0], ray)  # sin(angle) long
+        s, c = np.linalg.norm(axis), ray[2]
+        if s < 1e-12:
+            out[i] = points[i]
+            continue
+        a = axis / s
+        cross = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
+        R = np.eye(3) + s * cross + (1 - c) * cross @ cross  # Rodrigues
+        out[i] = points[i] @ R.T
+    return out
 
 
 class BlazePoseWorld:

@@ -287,7 +287,12 @@ class Pipeline:
                 from whmr_core.runtime.movenet import BlazePoseWorld
 
                 self._world = BlazePoseWorld()
-            kp3, conf3 = self._world(image, np.stack([p.box.box_xyxy for p in placed]))
+            from whmr_core.runtime.movenet import crop_to_camera
+
+            boxes = np.stack([p.box.box_xyxy for p in placed])
+            kp3, conf3 = self._world(image, boxes)
+            # The landmarks are in the axes of each person's crop: turned into the camera's.
+            kp3 = crop_to_camera(kp3, boxes, K)
         # In a sequence, persons who all start from their track's last fit need fewer iterations.
         tracked = all(w is not None for w in warm)
         iterations = self.config.fit_iterations_tracked if tracked else self.config.fit_iterations
