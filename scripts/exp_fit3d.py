@@ -233,6 +233,12 @@ def main() -> int:
                 row = {"file": im.file.split("/")[-1], "body": body}
                 only = ok & LIMBS10
                 row["body10"] = pa_per_joint(pred.joints3d, label.joints3d, only)
+                # the body's neck and pelvis as the landmarks' are: the shoulders' and hips' midpoints
+                mid = pred.joints3d.copy()
+                for name, pair in (("neck", "shoulder"), ("pelvis", "hip")):
+                    mid[NAMES14.index(name)] = 0.5 * (mid[NAMES14.index(f"left_{pair}")]
+                                                      + mid[NAMES14.index(f"right_{pair}")])  # fmt: skip
+                row["body_mid"] = pa_per_joint(mid, label.joints3d, ok)
                 if seen_world:
                     b3, w3, s3 = seen_world[-1]
                     k = int(np.argmin(np.abs(b3 - label.box).sum(1)))
@@ -255,11 +261,13 @@ def main() -> int:
         pck = " / ".join(f"{100 * h / max(n, 1):.1f}" for h, n in hits.values())
         pa = [np.nanmean(r["body"]) for r in rows]
         pa10 = [float(np.nanmean(r["body10"])) for r in rows]
+        pa_mid = [float(np.nanmean(r["body_mid"])) for r in rows]
         lm10 = [float(np.nanmean(r["landmarks10"])) for r in rows if "landmarks10" in r]
         lm = [np.nanmean(r["landmarks"]) for r in rows if "landmarks" in r]
         fvl = [np.nanmean(r["fit_vs_landmarks"][:12]) for r in rows if "fit_vs_landmarks" in r]
         print(f"{variant:50s} PCK@0.1/0.2 {pck}  body PA {np.round(pa, 1)} mean {np.mean(pa):.1f}  "
-              f"landmarks PA {np.round(lm, 1)}  | 10 limb joints (no hips, neck, pelvis): "
+              f"landmarks PA {np.round(lm, 1)}  body PA, neck/pelvis as midpoints {np.round(pa_mid, 1)}"
+              f"  | 10 limb joints (no hips, neck, pelvis): "
               f"body {np.round(pa10, 1)} "
               f"landmarks {np.round(lm10, 1)} | fit-vs-landmarks (limbs, hip-centred) {np.round(fvl, 1)}",
               flush=True)  # fmt: skip
