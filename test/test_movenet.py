@@ -17,6 +17,7 @@ from whmr_core.runtime.movenet import (
     HANDS,
     HEAD_TOP,
     MultiPoseDetector,
+    PoseSet,
     ThunderKeypoints,
     crowd_tiles,
     cut_by_tile_edge,
@@ -39,11 +40,13 @@ class FakeSession:
         return [self.output]
 
 
-def _multipose_with(output: np.ndarray, sides=(256,), tile_crowds=True, tile_depth=1) -> MultiPoseDetector:
+def _multipose_with(
+    output: np.ndarray, sides=(256,), tile_crowds=True, tile_depth=1, small_person=0.0
+) -> MultiPoseDetector:
     det = MultiPoseDetector.__new__(MultiPoseDetector)
     det.session, det.input_name = FakeSession(output), "input"
     det.score_threshold, det.sides, det.max_persons, det.merge_iou = 0.2, tuple(sides), 12, 0.5
-    det.tile_crowds, det.tile_depth = tile_crowds, tile_depth
+    det.tile_crowds, det.tile_depth, det.small_person = tile_crowds, tile_depth, small_person
     return det
 
 
@@ -170,6 +173,38 @@ def test_a_run_that_returns_six_people_is_run_again_on_the_crowd_tiles():
     off = _multipose_with(_persons_output(xs), tile_crowds=False)
     off.detect(np.zeros((480, 640, 3), np.uint8))
     assert len(off.session.inputs) == 1
+
+
+def test_small_people_call_for_the_tiles_where_the_tiles_add_detail():
+    def people(heights) -> PoseSet:
+        boxes = np.array([[100.0, 100.0, 150.0, 100.0 + h] for h in heights]).reshape(-1, 4)
+        return PoseSet(boxes, np.full(len(boxes), 0.5), np.zeros((len(boxes), 17, 3)))
+
+    det = _multipose_with(np.zeros((1, 6, 56), np.float32), sides=(256, 512), small_person=0.2)
+    # 1920 x 960: a person shorter than 0.2 x 1920 = 384 px in either run calls for the tiles.
+    assert det._wants_tiles([people([500]), people([383])], 1920, 960)
+    assert not det._wants_tiles([people([500, 385]), people([400])], 1920, 960)
+    assert not det._wants_tiles([people([]), people([])], 1920, 960)  # nobody: nothing says people are small
+    # 800 x 600: a tile (480 px) holds fewer pixels than the 512 run sees: the tiles add nothing.
+    assert not det._wants_tiles([people([50]), people([50])], 800, 600)
+    assert det._wants_tiles([people([50]), people([50])], 900, 600)  # 540 px tiles
+    # Saturated runs call for them whatever the sizes; small_person 0 leaves only that.
+    assert det._wants_tiles([people([700] * 6), people([])], 800, 600)
+    det.small_person = 0.0
+    assert not det._wants_tiles([people([50]), people([50])], 1920, 960)
+
+
+def test_a_run_with_a_small_person_is_run_again_on_the_tiles():
+    # 1280 x 720 at side 256 (256 x 144, padded to 160); tiles 768 x 720 (2 across, the height whole), each
+    # resized to 256 x 240 (padded to 256).
+    small = _multipose_with(_persons_output([0.3]), small_person=0.2)  # 0.1 x 720 = 72 px < 256 px tall
+    p = small.detect(np.zeros((720, 1280, 3), np.uint8))
+    assert [x.shape[1:3] for x in small.session.inputs] == [(160, 256)] + [(256, 256)] * 2
+    # The tiles' copies of the person at x = 0.3 x 768 - 0.5 (+ 512), the whole image's at 0.3 x 1280 - 0.5.
+    assert sorted(np.round(p.keypoints[:, 0, 0], 1)) == [229.9, 383.5, 741.9]
+    tall = _multipose_with(_persons_output([0.3], half=(0.1, 0.45)), small_person=0.2)  # 648 px tall
+    tall.detect(np.zeros((720, 1280, 3), np.uint8))
+    assert len(tall.session.inputs) == 1
 
 
 def test_a_saturated_tile_is_tiled_again_and_its_people_come_back_in_image_pixels():

@@ -364,8 +364,8 @@ def add_model_arguments(
         "--crowd-tiles",
         action=argparse.BooleanOptionalAction,
         default=crowd_tiles,
-        help="when MultiPose returns its most (6 people), run it again on overlapping tiles of the image "
-        "(2-4 more runs) for the people it left out (default: %(default)s)",
+        help="when MultiPose returns its most (6 people), or small people in a large image, run it again "
+        "on overlapping tiles of the image (2-4 more runs) for the people it left out (default: %(default)s)",
     )
     p.add_argument(
         "--movenet-sides",

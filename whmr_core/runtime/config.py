@@ -51,9 +51,10 @@ class PipelineConfig:
     )
     movenet_crowd_tiles: bool = setting(
         False,
-        "when a MultiPose run returns its most (6 people), run it again on 2-4 overlapping tiles of the "
-        "image for the people it left out (crowded frames pay 2-4 more runs, ~100 ms at 256: on for whmr "
-        "image, off for real-time hosts)",
+        "when a MultiPose run returns its most (6 people), or a person under a fifth of the image's longer "
+        "side in an image whose tiles hold more pixels than the largest input, run it again on 2-4 "
+        "overlapping tiles of the image for the people it left out (such frames pay 2-4 more runs, ~100 ms "
+        "at 256: on for whmr image, off for real-time hosts)",
     )
     keypoints: str = setting(
         "auto",

@@ -5,8 +5,9 @@ MultiPose (up to 6 people per run) takes an int32 (1, H, W, 3) RGB image with H,
 (1, 6, 56): per person 17 x (y, x, score) then (ymin, xmin, ymax, xmax, score), normalised to that input. The
 image is letterboxed (resized so its longer side is ``side``, padded bottom/right). Wide or tall images, and
 people too small at one scale, are covered by running more than one ``side`` and merging the persons by box
-overlap. A crowd (a run that returns its maximum of 6 people, who may not be all) is run again on
-overlapping tiles of the image (``crowd_tiles``), each tile at the largest ``side``. Thunder takes a
+overlap. A crowd (a run that returns its maximum of 6 people, who may not be all), or small people in an image
+larger than the tiles' input (``SMALL_PERSON``), is run again on overlapping tiles of the image
+(``crowd_tiles``), each tile at the largest ``side``. Thunder takes a
 (1, 256, 256, 3) int32 crop and returns (1, 1, 17, 3), the same (y, x, score).
 
 Box rule: the body network crops a square around the person's box (``box_scale`` context), so the box must
@@ -75,6 +76,14 @@ TILE_FRACTION = 0.6
 # photos) a second level found 101 instead of 98 of 146 people for 2.7x the CPU, and on a real crowd of 12
 # it returned 19 people instead of 12 (parts of people found again at the smaller scale).
 TILE_DEPTH = 1
+# Small people: whole-image runs that return a person (at or above the score threshold) shorter than this
+# share of the image's longer side see people at the scale where they miss some of that person's neighbours,
+# so the crowd tiles run too, where they add detail (a tile at the largest side sees more pixels than the
+# whole image does: the image's longer side x TILE_FRACTION exceeds that side). 0: tiles for saturated runs
+# only. Measured on the real-image tune set (scripts/diag_missed_people.py): mosaics (3 draws of 6) 98 -> 107
+# of 146 people found (0.1: 99, 0.15: 103, 0.3 and tiles on every large image: 107), no false alarm; tune
+# photos 14 of 16 either way, the tiles ran on 1 of 12 (its box step 65 -> 352 ms CPU, 4 tiles; +26 ms mean).
+SMALL_PERSON = 0.2
 # A tile's person whose box comes this close (share of the tile's longer side) to an edge the tile shares
 # with the image's inside is cut by it: the tile that holds the person whole (or the whole image) finds them.
 TILE_EDGE_MARGIN = 0.01
@@ -205,6 +214,7 @@ class MultiPoseDetector:
         threads: int | None = None,
         tile_crowds: bool = True,
         tile_depth: int = TILE_DEPTH,
+        small_person: float = SMALL_PERSON,
     ) -> None:
         if not sides or any(s < 32 or s % 32 for s in sides):
             raise ValueError(f"MultiPose input sides must be multiples of 32 (>= 32), got {sides}")
@@ -216,6 +226,7 @@ class MultiPoseDetector:
         self.merge_iou = merge_iou
         self.tile_crowds = tile_crowds
         self.tile_depth = tile_depth
+        self.small_person = small_person
 
     def _run(self, image: np.ndarray, side: int) -> PoseSet:
         h, w = image.shape[:2]
@@ -258,10 +269,21 @@ class MultiPoseDetector:
             sets.append(PoseSet(p.boxes[whole] + np.array([x0, y0, x0, y0]), p.scores[whole], keypoints))
         return sets
 
+    def _wants_tiles(self, sets: list[PoseSet], width: int, height: int) -> bool:
+        """Whether the whole-image runs ``sets`` call for the crowd tiles: one returned MultiPose's most, or
+        (``small_person``) one returned a small person and the tiles see the image in more detail."""
+        if max(len(p.scores) for p in sets) >= MULTIPOSE_MAX_PERSONS:
+            return True
+        longer = max(width, height)
+        if not self.small_person or TILE_FRACTION * longer <= max(self.sides):
+            return False
+        heights = np.concatenate([p.boxes[:, 3] - p.boxes[:, 1] for p in sets])
+        return bool((heights < self.small_person * longer).any())
+
     def detect(self, image: np.ndarray) -> PoseSet:
         image = exposure_normalised(image)
         sets = [self._run(image, side) for side in self.sides]
-        if self.tile_crowds and max(len(p.scores) for p in sets) >= MULTIPOSE_MAX_PERSONS:
+        if self.tile_crowds and self._wants_tiles(sets, image.shape[1], image.shape[0]):
             sets += self._tiled(image, max(self.sides), self.tile_depth)
         every = _joined(sets)
         boxes, scores, keypoints = every.boxes, every.scores, every.keypoints
