@@ -353,24 +353,20 @@ def crop_to_camera(points: np.ndarray, boxes: np.ndarray, K: np.ndarray) -> np.n
     that takes the optical axis (0, 0, 1) to that ray, ``K^-1 (u, v, 1)`` of the box centre (u, v); a person
     at the image centre keeps the camera's axes, one 25 degrees off it is turned by 25 degrees (a 3D
     model's body there would otherwise lean against its own 2D keypoints). ``K``: (3, 3) or (N, 3, 3)."""
+    from scipy.spatial.transform import Rotation
+
     points = np.asarray(points, np.float64)
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     K = np.broadcast_to(np.asarray(K, np.float64), (len(boxes), 3, 3))
-    out = np.empty_like(points)
-    for i, (b, k) in enumerate(zip(boxes, K, strict=True)):
-        centre = np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2, 1.0])
-        ray = np.linalg.solve(k, centre)
-        ray /= np.linalg.norm(ray)
-        axis = np.cross([0.0, 0.0, 1.0], ray)  # sin(angle) long
-        s, c = np.linalg.norm(axis), ray[2]
-        if s < 1e-12:
-            out[i] = points[i]
-            continue
-        a = axis / s
-        cross = np.array([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]])
-        R = np.eye(3) + s * cross + (1 - c) * cross @ cross  # Rodrigues
-        out[i] = points[i] @ R.T
-    return out
+    centres = np.stack(
+        [(boxes[:, 0] + boxes[:, 2]) / 2, (boxes[:, 1] + boxes[:, 3]) / 2, np.ones(len(boxes))], 1
+    )
+    rays = np.linalg.solve(K, centres[..., None])[..., 0]
+    rays /= np.linalg.norm(rays, axis=1, keepdims=True)
+    axes = np.cross([0.0, 0.0, 1.0], rays)  # |axis| = sin(angle), rays[:, 2] = cos(angle)
+    sin = np.linalg.norm(axes, axis=1, keepdims=True)
+    rotvec = axes / np.maximum(sin, 1e-12) * np.arctan2(sin, rays[:, 2:3])
+    return np.einsum("npj,nij->npi", points, Rotation.from_rotvec(rotvec).as_matrix())
 
 
 class BlazePoseWorld:
