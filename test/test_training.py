@@ -398,10 +398,12 @@ def test_shipped_model_configs_parse(path):
     from whmr_core.model.config import load_config
 
     cfg = load_config(path)
-    # What each file changes from its base: the calibrated OrientCorrect, MoveNet's keypoint maps.
+    # What each file changes from its base: the calibrated OrientCorrect, MoveNet's keypoint maps, and
+    # those with MoveNet's FPN and heads tuned.
     changed = {
         "small-cpu-calibrated.yaml": cfg.orient.base == "calibrated",
         "movenet-keypoints.yaml": cfg.backbone.kind == "movenet" and cfg.backbone.keypoint_maps,
+        "movenet-keypoints-tuned.yaml": cfg.backbone.keypoint_maps and cfg.backbone.tune_fpn,
     }
     assert changed[path.name]
 

@@ -55,6 +55,11 @@ class BackboneConfig:
     # its frozen heads from the stride-4 map, appended to that map (issue 23: pose evidence learnt on real
     # people, the same on synthetic and real crops).
     keypoint_maps: bool = False
+    # movenet only (issue 23's low-rate schedule): the FPN (and with keypoint_maps MoveNet's heads) train as
+    # w = w0 + rms(w0) * delta, delta from 0, at the stage's learning rate times tune_lr_scale; MobileNetV2
+    # below the FPN stays frozen (backbones/movenet.py). False builds the frozen trunk exactly as before.
+    tune_fpn: bool = False
+    tune_lr_scale: float = 0.1
 
 
 CONFIG_SCHEMA = 2  # version of the stored config layout (see the module docstring)
@@ -179,6 +184,12 @@ class ModelConfig:
                 "backbone.keypoint_maps: only the movenet backbone has keypoint heads, not "
                 f"{self.backbone.kind}"
             )
+        if self.backbone.tune_fpn and self.backbone.kind != "movenet":
+            raise ConfigError(
+                f"backbone.tune_fpn: only the movenet backbone has an FPN, not {self.backbone.kind}"
+            )
+        if not self.backbone.tune_lr_scale > 0:
+            raise ConfigError(f"backbone.tune_lr_scale: must be > 0, got {self.backbone.tune_lr_scale}")
         if self.backbone.kind == "vitb16" and (h % 16 or w % 16):
             raise ConfigError(
                 f"backbone.crop_hw: ViT-B/16 needs multiples of 16, got {self.backbone.crop_hw}"

@@ -190,6 +190,10 @@ class TrainConfig:
     # Many processes (torchrun): BatchNorm statistics over every rank's samples rather than each rank's own.
     sync_batchnorm: bool = False
     max_nonfinite_steps: int = setting(20, "steps with a non-finite loss skipped before a stage stops", low=0)
+    # A checkpoint directory (another run's stage or model) whose weights start this run where names and
+    # shapes match; new parameters keep their initialisation. The first stage run then needs no earlier
+    # stage of its own (``--stage 2,3`` from another run's stage 2). Relative to this config.
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -247,4 +251,4 @@ def load_train_config(path: str | Path, overrides: dict[str, Any] | None = None)
     body = cfg.body
     if body not in ("full", "lowres"):
         body = _resolve(base, body) or body
-    return replace(cfg, data=data_cfg, model=model, body=body)
+    return replace(cfg, data=data_cfg, model=model, body=body, init_from=_resolve(base, cfg.init_from))

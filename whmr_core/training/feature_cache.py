@@ -17,6 +17,11 @@ backbone) decides whether a cache on disk is this run's, or is rebuilt.
 The stage rules are untouched: every stage trains what it trains, with its losses, on the same samples;
 only the frozen backbone's output comes from the disk (``WHMRNetwork.forward_features``). Validation
 runs the whole network on images, as without a cache.
+
+A backbone with a trainable part above a frozen one (``movenet`` with ``backbone.tune_fpn``: the FPN on
+MobileNetV2's four maps) caches the frozen part's maps (``backbone.frozen_maps``); each training step runs
+the trainable part on them (``backbone.tuned_maps``, ``cached_features``) before ``forward_features``. The
+fingerprint names the part cached, so neither cache is mistaken for the other.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import torch
 
 from whmr_core.config_io import ConfigError
 
-__all__ = ["FeatureCache", "build_feature_cache", "check_cacheable"]
+__all__ = ["FeatureCache", "build_feature_cache", "cached_features", "check_cacheable"]
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +49,16 @@ MAP_KEY = "backbone_map"  # item keys of the cached maps: backbone_map0 (coarses
 
 
 def check_cacheable(model: torch.nn.Module, *, augment: bool, copies: int, maps: bool, mix: bool) -> None:
-    """Refuse a feature cache where it would change what trains or what the network sees."""
-    trainable = [n for n, _ in model.backbone.named_parameters()]
-    if trainable:
+    """Refuse a feature cache where it would change what trains or what the network sees: the cached
+    (frozen) part of the backbone must have no parameter; only its ``tuned`` part (run every step) may."""
+    tuned = getattr(model.backbone, "tuned", None)
+    tuned_ids = {id(p) for p in tuned.parameters()} if isinstance(tuned, torch.nn.Module) else set()
+    trainable = [n for n, p in model.backbone.named_parameters() if id(p) not in tuned_ids]
+    if trainable or (tuned_ids and not hasattr(model.backbone, "frozen_maps")):
         raise ConfigError(
             f"data.feature_cache: the {model.config.backbone.kind} backbone has weights a stage trains "
-            f"({trainable[0]}, ...); only a frozen backbone (movenet) gives the same maps every step"
+            f"({(trainable or ['tuned'])[0]}, ...) below what would be cached; only a frozen backbone "
+            "(movenet), or its frozen part (movenet with tune_fpn), gives the same maps every step"
         )
     if copies < 1:
         raise ConfigError(f"data.cache_copies: must be >= 1, got {copies}")
@@ -68,7 +77,7 @@ def _fingerprint(dataset: Any, model: torch.nn.Module, copies: int) -> dict[str,
     ann = Path(dataset.ann.path)
     st = ann.stat()
     bb = model.config.backbone
-    return {
+    meta: dict[str, Any] = {
         "annotations": str(ann.resolve()),
         "annotations_size": st.st_size,
         "annotations_mtime_ns": st.st_mtime_ns,
@@ -82,6 +91,21 @@ def _fingerprint(dataset: Any, model: torch.nn.Module, copies: int) -> dict[str,
         "backbone": {"kind": bb.kind, "keypoint_maps": bb.keypoint_maps},
         "channels": list(getattr(model.backbone, "feature_channels", [])),
     }
+    if getattr(bb, "tune_fpn", False):  # the frozen part's maps (the FPN's inputs), not the backbone's
+        meta["cached"] = {"part": "movenet-fpn-inputs", "channels": list(model.backbone.frozen_channels)}
+    return meta
+
+
+def _frozen_part(backbone: torch.nn.Module) -> Any:
+    """What the cache stores: the backbone's frozen part, or the whole (frozen) backbone."""
+    return getattr(backbone, "frozen_maps", backbone)
+
+
+def cached_features(model: torch.nn.Module, maps: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The backbone's output from a cache's maps: its trainable part run on them (``tuned_maps``), or the
+    maps themselves (a wholly frozen backbone)."""
+    tuned = getattr(model.backbone, "tuned_maps", None)
+    return list(maps) if tuned is None else tuned(list(maps))
 
 
 def build_feature_cache(
@@ -111,6 +135,7 @@ def build_feature_cache(
     tmp.mkdir(parents=True)
     n = len(dataset)
     backbone = model.backbone
+    frozen = _frozen_part(backbone)
     device = next(backbone.buffers()).device
     was_training = backbone.training
     backbone.eval()
@@ -128,7 +153,7 @@ def build_feature_cache(
             for raw in loader:
                 crops = network_crops(model.crop_hw, raw.pop("img")).to(device)
                 with torch.no_grad():
-                    maps = [m.float().cpu() for m in backbone(crops)]
+                    maps = [m.float().cpu() for m in frozen(crops)]
                 if not arrays:
                     arrays = [
                         np.lib.format.open_memmap(

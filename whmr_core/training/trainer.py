@@ -13,7 +13,9 @@ Layout of ``out_dir``::
 Resuming (``--resume``) continues the first unfinished stage from its ``last`` checkpoint at the same step:
 the batch order and augmentations depend only on (seed, stage, epoch, index), and RNG states are restored.
 Stage k > 1 starts from ``stage{k-1}/final``; without it the run is refused rather than silently started
-from an untrained network.
+from an untrained network, unless ``init_from`` names another run's checkpoint: its weights start the run
+where names and shapes match (new parameters, e.g. a tuned FPN's deltas, keep their initialisation), and
+the first stage run needs no earlier stage of its own.
 """
 
 from __future__ import annotations
@@ -44,7 +46,15 @@ from whmr_core.training.config import StageConfig, TrainConfig
 from whmr_core.training.objective import LABEL_NAMES, LOSS_LABELS, PRIORS, compute_losses, stage_terms
 from whmr_core.training.stages import StageRules, configure_stage, stage_rules
 
-__all__ = ["ResumableSampler", "Trainer", "build_datasets", "build_network", "lr_factor", "parse_device"]
+__all__ = [
+    "ResumableSampler",
+    "Trainer",
+    "build_datasets",
+    "build_network",
+    "init_from_checkpoint",
+    "lr_factor",
+    "parse_device",
+]
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +147,38 @@ def _end_with_launcher() -> None:
     libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM))
     if os.getppid() == 1:  # the launcher died before the call
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def init_from_checkpoint(model: torch.nn.Module, path: str | Path) -> tuple[list[str], list[str]]:
+    """Copy a checkpoint's weights into ``model`` where names and shapes match (``init_from``). Entries the
+    model has and the checkpoint lacks keep their initialisation; entries only the checkpoint has are left
+    out; both are logged. A name both hold with different shapes is refused, naming them.
+    Returns (new names, unused names)."""
+    from whmr_core.checkpoint import load_weights
+
+    weights, _ = load_weights(path)
+    own = model.state_dict()
+    shared = [k for k in own if k in weights]
+    clash = [f"{k} {tuple(weights[k].shape)} vs {tuple(own[k].shape)}" for k in shared
+             if weights[k].shape != own[k].shape]  # fmt: skip
+    if clash:
+        raise CheckpointError(
+            f"init_from {path}: {len(clash)} weights have other shapes than this network's (checkpoint vs "
+            f"network): {'; '.join(clash[:8])}{' ...' if len(clash) > 8 else ''}"
+        )
+    if not shared:
+        raise CheckpointError(f"init_from {path}: no weight of it has a name this network has")
+    new = [k for k in own if k not in weights]
+    unused = [k for k in weights if k not in own]
+    model.load_state_dict({k: weights[k].to(own[k].dtype) for k in shared}, strict=False)
+    log.info("init_from %s: %d of the network's %d weights loaded", path, len(shared), len(own))
+    if new:
+        log.info("init_from: %d new (kept as initialised): %s", len(new), ", ".join(new[:6]) +
+                 (" ..." if len(new) > 6 else ""))  # fmt: skip
+    if unused:
+        log.warning("init_from: %d of the checkpoint's weights are not in this network: %s", len(unused),
+                    ", ".join(unused[:6]) + (" ..." if len(unused) > 6 else ""))  # fmt: skip
+    return new, unused
 
 
 def build_network(cfg: TrainConfig) -> torch.nn.Module:
@@ -418,6 +460,10 @@ class Trainer:
     def run(self, stages: list[int], resume: bool = False) -> Path:
         for stage in stages:  # refuse before training anything, not after hours of stage I
             self.check_stage_losses(stage)
+        if self.cfg.init_from:
+            # Another run's weights where names and shapes match (new parameters keep their
+            # initialisation); the first stage run here starts from them unless this run has its own.
+            init_from_checkpoint(self.model, self.cfg.init_from)
         initial = self.out / "initial"
         if self.is_main and not initial.is_dir():
             # The untrained network, the baseline every evaluation of this run is compared with.
@@ -433,12 +479,15 @@ class Trainer:
             resumes = resume and self._main_decides(lambda p=last: recover_checkpoint(p))
             if stage > 1 and not resumes:
                 prev = self._stage_dir(stage - 1) / "final"
-                if not prev.is_dir():
+                if not prev.is_dir() and self.cfg.init_from and stage == stages[0]:
+                    log.info("stage %d starts from %s (init_from)", stage, self.cfg.init_from)
+                elif not prev.is_dir():
                     raise CheckpointError(
                         f"stage {stage} starts from stage {stage - 1}'s result, but {prev} does not exist: "
                         f"run stage {stage - 1} into {self.out} first (or --stage all)"
                     )
-                load_checkpoint(prev, self.model)
+                else:
+                    load_checkpoint(prev, self.model)
             self.train_stage(stage, resume=resume)
         model_dir = self.out / "model"
         if self.is_main:
@@ -506,7 +555,9 @@ class Trainer:
             aux.eval()
             names = [n for n in names if n != "aux_heads" and not n.startswith("aux_heads.")]
         params = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam(params, lr=scfg.lr, weight_decay=scfg.weight_decay)
+        optimizer = torch.optim.Adam(
+            self._param_groups(params, scfg.lr), lr=scfg.lr, weight_decay=scfg.weight_decay
+        )
         net: Any = self.model
         if self.world > 1:
             # Every trained parameter gets a gradient each step: the auxiliary heads run only when their
@@ -570,6 +621,19 @@ class Trainer:
             log.info("resuming stage %d at step %d (epoch %d)", stage, st.step, st.epoch)
         return st
 
+    def _param_groups(self, params: list[torch.nn.Parameter], lr: float) -> list[dict[str, Any]]:
+        """One group at the stage's rate, and the backbone's trained parameters at ``lr`` times its
+        ``lr_scale`` where it has one (movenet with ``backbone.tune_fpn``)."""
+        scale = getattr(self.model.backbone, "lr_scale", None)
+        if scale is None:
+            return [{"params": params}]
+        own = {id(p) for p in self.model.backbone.parameters()}
+        rest = [p for p in params if id(p) not in own]
+        tuned = [p for p in params if id(p) in own]
+        if tuned and self.is_main:
+            log.info("backbone: %d tensors train at lr x %g", len(tuned), scale)
+        return [g for g in ({"params": rest}, {"params": tuned, "lr": lr * scale}) if g["params"]]
+
     def _epoch_loader(self, st: _StageRun) -> DataLoader:
         """The rest of epoch ``st.epoch`` from the current step on (mid-epoch after a resume)."""
         cfg = self.cfg
@@ -593,9 +657,14 @@ class Trainer:
     def _train_step(self, st: _StageRun, batch: Batch) -> dict[str, torch.Tensor]:
         """One optimiser step; returns the detached loss terms."""
         with torch.autocast(self.device.type, dtype=st.amp_dtype, enabled=st.amp_dtype is not None):
-            if batch.features is not None:  # the frozen backbone's maps, from the feature cache
+            if batch.features is not None:  # the frozen backbone (part)'s maps, from the feature cache
+                from whmr_core.training.feature_cache import cached_features
+
                 out = self.model.forward_features(
-                    list(batch.features), batch.glob_info, batch.cam_rotation, self._wants_aux(st, batch)
+                    cached_features(self.model, list(batch.features)),
+                    batch.glob_info,
+                    batch.cam_rotation,
+                    self._wants_aux(st, batch),
                 )
             else:
                 assert batch.img is not None

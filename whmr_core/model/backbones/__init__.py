@@ -30,13 +30,16 @@ def build_backbone(cfg: BackboneConfig) -> nn.Module:
     elif cfg.kind == "vitb16":
         net = vit_base_patch16(crop_hw=cfg.crop_hw, drop_path=cfg.drop_path)
     elif cfg.kind == "movenet":
-        # Frozen, rebuilt from the committed pose model at every build (no weights of its own to load).
+        # Rebuilt from the committed pose model at every build: frozen, or with tune_fpn its FPN's deltas
+        # (in the network's checkpoints; no weights of its own to load).
         if cfg.pretrained:
             raise ValueError(
                 "backbone.pretrained: the movenet backbone reads its weights from the shipped "
                 "pose model; leave pretrained unset"
             )
-        return MoveNetBackbone(keypoint_maps=cfg.keypoint_maps)
+        return MoveNetBackbone(
+            keypoint_maps=cfg.keypoint_maps, tune_fpn=cfg.tune_fpn, tune_lr_scale=cfg.tune_lr_scale
+        )
     else:  # pragma: no cover - the config validates kind
         raise ValueError(f"unknown backbone kind {cfg.kind!r}")
     if cfg.pretrained:

@@ -11,6 +11,15 @@ The weights are frozen and held as non-persistent buffers: the optimiser never s
 convolutions reach |w| ~ 150, and Adam at 1e-4 moved the FPN features by 44-177 % in one step, see
 ``../shared/pretrained/PROBE.md``), and checkpoints do not carry them: every build reads the checked file.
 
+With ``tune_fpn`` (issue 23's low-rate schedule) the trunk is split where the FPN reads MobileNetV2: a
+frozen part (input -> the four maps at strides 4, 8, 16, 32, ``FPN_INPUTS``) and a tuned part (those four
+-> the FPN's outputs and, with ``keypoint_maps``, MoveNet's heads). Each convolution of the tuned part is
+``w = w0 + rms(w0) * delta`` (per output channel; the bias with the rms of the layer's bias), ``w0`` still a
+non-persistent buffer read from the file and ``delta`` a parameter that starts at 0: the network starts as
+the frozen one, Adam's step moves every layer by about its learning rate relative to its own scale
+(the raw weights span 1e-3 to 150), and checkpoints carry the deltas only. The tuned part's learning rate is
+the stage's times ``lr_scale`` (``backbone.tune_lr_scale``).
+
 The backbone returns the FPN's three top-down maps, coarse to fine: stride 16, 8 and 4 (the stride-4 map
 is the one every MoveNet head reads). Input: whmr's ImageNet-normalised crops; the affine map to MoveNet's
 ``x * 0.00784302 - 1`` on 0-255 RGB is taken from the graph's own constants.
@@ -28,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
+    "FPN_INPUTS",
     "FPN_OUTPUTS",
     "KEYPOINT_HEADS",
     "MOVENET_INPUT",
@@ -44,6 +54,14 @@ MOVENET_INPUT = _P + "model/Conv1_relu/Relu6/BiasAdd__15:0"
 # The FPN's top-down outputs, coarse to fine (strides 16, 8, 4): Phi_1..Phi_3's inputs.
 FPN_OUTPUTS = (_P + "re_lu/Relu/Relu:0", _P + "re_lu_1/Relu/Relu:0", _P + "re_lu_2/Relu/Relu:0")
 FPN_STRIDES = (16, 8, 4)
+# The MobileNetV2 maps the FPN reads (strides 4, 8, 16, 32; 40, 56, 112 and 1280 channels): where the tuned
+# part of a ``tune_fpn`` backbone starts and what its feature cache holds.
+FPN_INPUTS = (
+    _P + "model/block_2_add/add:0",
+    _P + "model/block_5_add/add:0",
+    _P + "model/block_9_add/add:0",
+    _P + "model/out_relu/Relu6/Relu6:0",
+)
 # MoveNet's keypoint heads on the stride-4 map: heatmap logits (17 COCO joints; the graph's sigmoid is
 # applied here) and per-joint (y, x) offsets in stride-4 cells (34).
 KEYPOINT_HEADS = (
@@ -89,11 +107,16 @@ def _attrs(node) -> dict:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
-@functools.lru_cache(maxsize=2)
-def read_trunk(path: str, start: str = MOVENET_INPUT, outputs: tuple[str, ...] = FPN_OUTPUTS) -> TrunkSpec:
-    """Parse the sub-graph of ``path`` from tensor ``start`` to ``outputs`` (cached per process)."""
+@functools.lru_cache(maxsize=4)
+def read_trunk(
+    path: str, start: str | tuple[str, ...] = MOVENET_INPUT, outputs: tuple[str, ...] = FPN_OUTPUTS
+) -> TrunkSpec:
+    """Parse the sub-graph of ``path`` from tensor ``start`` (or the tensors of a tuple) to ``outputs``
+    (cached per process). A path from the outputs back to anything but the start tensors and constants is
+    an error (an op the reader does not know, or a tensor nothing produces)."""
     import onnx
 
+    starts = (start,) if isinstance(start, str) else tuple(start)
     graph = onnx.load(path).graph
     consts = _constants(graph)
     producer = {o: n for n in graph.node for o in n.output}
@@ -103,7 +126,7 @@ def read_trunk(path: str, start: str = MOVENET_INPUT, outputs: tuple[str, ...] =
     seen: set[str] = set()
     while stack:
         name = stack.pop()
-        if name in seen or name == start or name in consts:
+        if name in seen or name in starts or name in consts:
             continue
         seen.add(name)
         if name not in producer:
@@ -163,13 +186,43 @@ class _FrozenConv(nn.Module):
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
-class OnnxTrunk(nn.Module):
-    """Runs a ``TrunkSpec``'s ops in order: (N,C,H,W) at ``start`` -> the output maps, in order."""
+class _TunedConv(_FrozenConv):
+    """A Conv node that trains at its own scale: ``w = w0 + rms(w0) * delta_weight`` (rms per output
+    channel), ``b = b0 + rms(b0) * delta_bias`` (rms of the layer's bias); the deltas start at 0, ``w0`` and
+    ``b0`` stay non-persistent buffers (read from the file at every build)."""
 
-    def __init__(self, spec: TrunkSpec, start: str, outputs: tuple[str, ...]) -> None:
+    def __init__(self, weight: np.ndarray, bias: np.ndarray | None, attrs: dict) -> None:
+        super().__init__(weight, bias, attrs)
+        w, b = self.weight, self.bias
+        w_rms = w.flatten(1).square().mean(1).sqrt().view(-1, *([1] * (w.dim() - 1)))
+        b_rms = b.square().mean().sqrt()
+        if float(b_rms) == 0.0:  # no bias in the file: move it at the weights' scale
+            b_rms = w.square().mean().sqrt()
+        self.register_buffer("weight_scale", w_rms, persistent=False)
+        self.register_buffer("bias_scale", b_rms.reshape(1), persistent=False)
+        self.delta_weight = nn.Parameter(torch.zeros_like(w))
+        self.delta_bias = nn.Parameter(torch.zeros_like(b))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.symmetric:
+            x = F.pad(x, self.pad)
+        w = self.weight + self.weight_scale * self.delta_weight
+        b = self.bias + self.bias_scale * self.delta_bias
+        return F.conv2d(x, w, b, self.stride, self.padding, self.dilation, self.groups)
+
+
+class OnnxTrunk(nn.Module):
+    """Runs a ``TrunkSpec``'s ops in order: the (N,C,H,W) map at ``start`` (or one map per tensor of a tuple
+    ``start``) -> the output maps, in order. ``tuned``: its convolutions train (``_TunedConv``)."""
+
+    def __init__(
+        self, spec: TrunkSpec, start: str | tuple[str, ...], outputs: tuple[str, ...], *, tuned: bool = False
+    ) -> None:
         super().__init__()
-        self.start, self.outputs = start, tuple(outputs)
+        self.starts = (start,) if isinstance(start, str) else tuple(start)
+        self.start, self.outputs = self.starts[0], tuple(outputs)
         self.convs = nn.ModuleList()
+        conv = _TunedConv if tuned else _FrozenConv
         self._program: list[tuple[str, tuple[str, ...], str, object]] = []
         channels: dict[str, int] = {}
         for op in spec.ops:
@@ -178,7 +231,7 @@ class OnnxTrunk(nn.Module):
                 weight = spec.constants[op.inputs[1]]
                 bias = spec.constants[op.inputs[2]] if len(op.inputs) > 2 and op.inputs[2] else None
                 arg = len(self.convs)
-                self.convs.append(_FrozenConv(weight, bias, op.attrs))
+                self.convs.append(conv(weight, bias, op.attrs))
                 channels[op.output] = int(weight.shape[0])
                 ins = op.inputs[:1]
             else:
@@ -188,8 +241,11 @@ class OnnxTrunk(nn.Module):
             self._program.append((op.kind, ins, op.output, arg))
         self.out_channels = tuple(channels[o] for o in self.outputs)
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        env = {self.start: x}
+    def forward(self, x: torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
+        maps = [x] if isinstance(x, torch.Tensor) else list(x)
+        if len(maps) != len(self.starts):
+            raise ValueError(f"OnnxTrunk: {len(self.starts)} input maps expected, got {len(maps)}")
+        env = dict(zip(self.starts, maps, strict=True))
         for kind, ins, out, arg in self._program:
             a = env[ins[0]]
             if kind == "conv":
@@ -217,35 +273,79 @@ class MoveNetBackbone(nn.Module):
     """ImageNet-normalised crops (N,3,H,W), H and W multiples of 32 -> [FPN stride 16, 8, 4 maps].
 
     ``feature_channels`` and ``feature_strides`` describe the maps (coarse to fine); ``multi_scale`` tells
-    the network to feed them to ``MultiScalePyramid``. Nothing here trains (see the module docstring).
+    the network to feed them to ``MultiScalePyramid``. Without ``tune_fpn`` nothing here trains (see the
+    module docstring); with it, the FPN (and MoveNet's heads) train through their deltas.
+
+    ``forward(x) == tuned_maps(frozen_maps(x))``: ``frozen_maps`` is what no stage can change (the whole
+    backbone's output, or with ``tune_fpn`` the four MobileNetV2 maps the FPN reads), the part a feature
+    cache stores; ``tuned_maps`` runs the rest (nothing, or the tuned FPN and heads).
     """
 
     multi_scale = True
 
-    def __init__(self, path: str | Path | None = None, *, keypoint_maps: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        keypoint_maps: bool = False,
+        tune_fpn: bool = False,
+        tune_lr_scale: float = 0.1,
+    ) -> None:
         super().__init__()
         from whmr_core.crops import IMAGENET_MEAN, IMAGENET_STD
 
         self.arch = "movenet-thunder"
         self.keypoint_maps = keypoint_maps
+        self.tune_fpn = tune_fpn
         outputs = FPN_OUTPUTS + (KEYPOINT_HEADS if keypoint_maps else ())
-        spec = read_trunk(str(path if path is not None else _thunder_path()), outputs=outputs)
-        self.trunk = OnnxTrunk(spec, MOVENET_INPUT, outputs)
+        file = str(path if path is not None else _thunder_path())
+        spec = read_trunk(file, outputs=outputs)
+        if not tune_fpn:
+            self.trunk = OnnxTrunk(spec, MOVENET_INPUT, outputs)
+            out_channels = self.trunk.out_channels
+            self.frozen_channels = tuple(out_channels)
+        else:
+            frozen_spec = read_trunk(file, outputs=FPN_INPUTS)
+            tuned_spec = read_trunk(file, FPN_INPUTS, outputs)
+            shared = {o.output for o in frozen_spec.ops} & {o.output for o in tuned_spec.ops}
+            if shared:  # the FPN would read MobileNetV2 elsewhere than at FPN_INPUTS
+                raise ValueError(f"{file}: the tuned part repeats frozen ops ({sorted(shared)[:3]}, ...)")
+            self.frozen = OnnxTrunk(frozen_spec, MOVENET_INPUT, FPN_INPUTS)
+            self.tuned = OnnxTrunk(tuned_spec, FPN_INPUTS, outputs, tuned=True)
+            self.frozen_channels = tuple(self.frozen.out_channels)
+            out_channels = self.tuned.out_channels
+            # The trainer gives the tuned part's parameters the stage's learning rate times this.
+            self.lr_scale = float(tune_lr_scale)
         # x_movenet = pixel * scale + offset with pixel = (x * std + mean) * 255: one affine per channel.
         std, mean = IMAGENET_STD.astype(np.float32), IMAGENET_MEAN.astype(np.float32)
         a = spec.norm_scale * std * 255.0
         b = spec.norm_scale * mean * 255.0 + spec.norm_offset
         self.register_buffer("input_scale", torch.from_numpy(a).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("input_offset", torch.from_numpy(b).view(1, 3, 1, 1), persistent=False)
-        c16, c8, c4, *heads = self.trunk.out_channels
+        c16, c8, c4, *heads = out_channels
         self.feature_channels = (c16, c8, c4 + sum(heads))
         self.feature_strides = FPN_STRIDES
         self.out_channels = self.feature_channels[0]
         self.stride = 32  # as ResNet's: Phi_1..Phi_3 lie at strides 16, 8, 4
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        maps = self.trunk(x * self.input_scale + self.input_offset)
+    def _heads(self, maps: list[torch.Tensor]) -> list[torch.Tensor]:
         if not self.keypoint_maps:
             return maps
         m16, m8, m4, heatmap_logits, offsets = maps
         return [m16, m8, torch.cat([m4, torch.sigmoid(heatmap_logits), offsets], dim=1)]
+
+    def frozen_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """What no stage trains: the backbone's output, or with ``tune_fpn`` the FPN's four inputs."""
+        x = x * self.input_scale + self.input_offset
+        if not self.tune_fpn:
+            return self._heads(self.trunk(x))
+        return self.frozen(x)
+
+    def tuned_maps(self, maps: list[torch.Tensor]) -> list[torch.Tensor]:
+        """``frozen_maps``' output -> the backbone's output (the identity without ``tune_fpn``)."""
+        if not self.tune_fpn:
+            return list(maps)
+        return self._heads(self.tuned(maps))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.tuned_maps(self.frozen_maps(x))
