@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_crowd_mosaics import (  # noqa: E402
     COLS,
+    LABELS,
     PHOTO_MAX_PEOPLE,
     PHOTO_SIDES,
     ROWS,
@@ -56,7 +57,6 @@ from whmr_core.evaluation_real import (  # noqa: E402
 )
 from whmr_core.media.image_files import read_image  # noqa: E402
 
-LABELS = ROOT / "test/data/real_images/labels.json"
 NEAR_IOU = 0.3
 
 

@@ -14,7 +14,6 @@ from whmr_core.checkpoint import CheckpointError, load_weights
 
 __all__ = [
     "SHIPPED_CHECKPOINT",
-    "SMALL_CPU_CHECKPOINT",
     "build_from_checkpoint",
     "checkpoint_info",
     "load_state",
@@ -26,9 +25,9 @@ log = logging.getLogger(__name__)
 CHECKPOINTS = Path(__file__).parent / "assets" / "checkpoints"
 # MoveNet Thunder's frozen trunk (rebuilt from the shipped, hash-checked ONNX) under small-cpu's heads,
 # trained on whmr's synthetic people: it beats the synthetic-only small-cpu on real photos (README).
+# Beside it, small-cpu-synthetic (the previous default: ResNet-18 from scratch on synthetic people, faster,
+# no real-image features) stays for ``--checkpoint``/``model``.
 SHIPPED_CHECKPOINT = CHECKPOINTS / "movenet-keypoints-cpu-synthetic"
-# The previous default: ResNet-18 from scratch on synthetic people, ~30 % faster, no real-image features.
-SMALL_CPU_CHECKPOINT = CHECKPOINTS / "small-cpu-synthetic"
 
 
 def shipped_checkpoint() -> Path | None:

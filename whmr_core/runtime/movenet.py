@@ -371,9 +371,10 @@ def crop_to_camera(points: np.ndarray, boxes: np.ndarray, K: np.ndarray) -> np.n
 
 class BlazePoseWorld:
     """``__call__(image, boxes (N, 4)) -> (points (N, 17, 3), scores (N, 17))``: BlazePose full's 3D world
-    landmarks at the COCO-17 points, metres, hip-centred, in the axes of an upright crop (x right, y down,
-    z away from the camera: the camera's axes up to perspective), with their visibility in [0, 1]; one run
-    per person on a square crop (as Thunder's). The fit uses them against depth ambiguity and mirroring."""
+    landmarks at the COCO-17 points, metres, hip-centred, in the axes of each person's upright crop (x
+    right, y down, z along the ray through the crop; ``crop_to_camera`` turns them into the camera's axes),
+    with their visibility in [0, 1]; one run per person on a square crop (as Thunder's). The fit uses them
+    against depth ambiguity and mirroring."""
 
     def __init__(self, threads: int | None = None) -> None:
         self.session = load_pose_session("blazepose-full", threads)

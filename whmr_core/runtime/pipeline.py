@@ -283,12 +283,10 @@ class Pipeline:
         warm = [self._fits.get(p.track.track_id) for p in placed]
         kp3 = conf3 = None
         if self.config.fit_3d:
+            from whmr_core.runtime.movenet import BlazePoseWorld, crop_to_camera
+
             if self._world is None:
-                from whmr_core.runtime.movenet import BlazePoseWorld
-
                 self._world = BlazePoseWorld()
-            from whmr_core.runtime.movenet import crop_to_camera
-
             boxes = np.stack([p.box.box_xyxy for p in placed])
             kp3, conf3 = self._world(image, boxes)
             # The landmarks are in the axes of each person's crop: turned into the camera's.

@@ -159,12 +159,15 @@ def init_from_checkpoint(model: torch.nn.Module, path: str | Path) -> tuple[list
     weights, _ = load_weights(path)
     own = model.state_dict()
     shared = [k for k in own if k in weights]
-    clash = [f"{k} {tuple(weights[k].shape)} vs {tuple(own[k].shape)}" for k in shared
-             if weights[k].shape != own[k].shape]  # fmt: skip
+    clash = [
+        f"{k} {tuple(weights[k].shape)} vs {tuple(own[k].shape)}"
+        for k in shared
+        if weights[k].shape != own[k].shape
+    ]
     if clash:
         raise CheckpointError(
             f"init_from {path}: {len(clash)} weights have other shapes than this network's (checkpoint vs "
-            f"network): {'; '.join(clash[:8])}{' ...' if len(clash) > 8 else ''}"
+            f"network): {_first(clash, 8, '; ')}"
         )
     if not shared:
         raise CheckpointError(f"init_from {path}: no weight of it has a name this network has")
@@ -173,12 +176,19 @@ def init_from_checkpoint(model: torch.nn.Module, path: str | Path) -> tuple[list
     model.load_state_dict({k: weights[k].to(own[k].dtype) for k in shared}, strict=False)
     log.info("init_from %s: %d of the network's %d weights loaded", path, len(shared), len(own))
     if new:
-        log.info("init_from: %d new (kept as initialised): %s", len(new), ", ".join(new[:6]) +
-                 (" ..." if len(new) > 6 else ""))  # fmt: skip
+        log.info("init_from: %d new (kept as initialised): %s", len(new), _first(new, 6))
     if unused:
-        log.warning("init_from: %d of the checkpoint's weights are not in this network: %s", len(unused),
-                    ", ".join(unused[:6]) + (" ..." if len(unused) > 6 else ""))  # fmt: skip
+        log.warning(
+            "init_from: %d of the checkpoint's weights are not in this network: %s",
+            len(unused),
+            _first(unused, 6),
+        )
     return new, unused
+
+
+def _first(names: list[str], n: int, sep: str = ", ") -> str:
+    """The first ``n`` of ``names`` joined, with " ..." where there are more (for messages)."""
+    return sep.join(names[:n]) + (" ..." if len(names) > n else "")
 
 
 def build_network(cfg: TrainConfig) -> torch.nn.Module:
