@@ -340,3 +340,36 @@ def test_a_detection_run_ahead_is_the_detectors_own():
     assert Pipeline(engine, TOPOLOGY, PipelineConfig(detector="none")).detect(IMAGE) is None
     with pytest.raises(InputError):
         ahead.detect(np.zeros((4, 4, 7), np.uint8))
+
+
+def _network_pixels(engine) -> np.ndarray:
+    """The crop the network was given in its last call, back on the 0-255 scale (H, W, 3)."""
+    from whmr_core.crops import IMAGENET_MEAN, IMAGENET_STD
+
+    x = np.moveaxis(engine.calls[-1]["crops"][0], 0, -1)
+    return (x * IMAGENET_STD + IMAGENET_MEAN) * 255.0
+
+
+def test_a_dark_frame_is_brightened_for_the_network_and_a_bright_one_is_not():
+    # A low-light frame: values 0-4 of 255 (a low-light data set's frames look like this). The network,
+    # trained on well-exposed people, is given it brightened (its bright end at BRIGHT_TARGET), as the
+    # pose models are; a normally exposed frame reaches it unchanged.
+    from whmr_core.crops import extract_crops, square_boxes
+    from whmr_core.runtime.movenet import BRIGHT_TARGET
+
+    rng = np.random.default_rng(0)
+    dark = rng.integers(0, 5, size=(H, W, 3), dtype=np.uint8)
+    engine = _engine()
+    body = SeenBody(np.array([0.0, 0.0, 4.0]))
+    engine.bodies = [body]
+    box = engine.box_of(body)
+    _run(engine, Frame(dark, 1, K=K, detections=Detections.of([box])))
+    seen = _network_pixels(engine)
+    assert np.percentile(seen, 99.5) == pytest.approx(BRIGHT_TARGET, abs=3.0)
+    assert seen.max() > 200 and np.percentile(dark, 99.5) == 4
+
+    bright = rng.integers(0, 256, size=(H, W, 3), dtype=np.uint8)
+    _run(engine, Frame(bright, 2, K=K, detections=Detections.of([box])))
+    centres, sides = square_boxes(np.array([box]), engine.crop_hw, PipelineConfig().box_scale)
+    plain = extract_crops(bright, centres, sides, engine.crop_hw)[0]
+    np.testing.assert_array_equal(engine.calls[-1]["crops"][0], plain)

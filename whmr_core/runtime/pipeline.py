@@ -53,6 +53,7 @@ from whmr_core.runtime.frames import (
     check_image,
     check_K,
 )
+from whmr_core.runtime.movenet import exposure_normalised
 from whmr_core.tracking import Track, Tracker
 
 __all__ = ["Pipeline", "StampWentBackError"]
@@ -168,7 +169,9 @@ class Pipeline:
         lap("keypoints")
         if len(boxes.boxes):
             centres, sides = square_boxes(boxes.boxes, self.engine.crop_hw, self.config.box_scale)
-            crops = extract_crops(image, centres, sides, self.engine.crop_hw)
+            # A dark frame is brightened for the network as for the pose models (trained on well-exposed
+            # people, it sees nobody in a frame of values 0-4).
+            crops = extract_crops(exposure_normalised(image), centres, sides, self.engine.crop_hw)
             n = len(centres)
             image_wh = torch.tensor([[w, h]], dtype=torch.float64).expand(n, 2)
             info = geometry.glob_info(torch.as_tensor(centres), torch.as_tensor(sides), image_wh)
