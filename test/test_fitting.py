@@ -26,7 +26,7 @@ from whmr_core.fitting import (
     mirror_bodies,
 )
 from whmr_core.fitting.priors import joint_limits_rad
-from whmr_core.rotations import axis_angle_to_matrix
+from whmr_core.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
 K = np.array([[1000.0, 0.0, 640.0], [0.0, 1000.0, 360.0], [0.0, 0.0, 1.0]])
 FACING_CAMERA = torch.diag(torch.tensor([1.0, -1.0, -1.0]))  # upright, facing the camera (optical frame)
@@ -110,6 +110,29 @@ def test_keypoint_body_is_the_network_coco_regressor(model):
     torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
 
 
+def test_keypoint_body_raises_the_hips_to_where_pose_models_put_them(model):
+    """With ``hip_lift`` the two hip points are the hip joints moved by lift x (pelvis joint - hip joints'
+    midpoint) of the posed mesh (joints regressed from its vertices); every other point is unchanged."""
+    from whmr_core.body import body_assets
+    from whmr_core.body.keypoints import COCO17_NAMES
+    from whmr_core.model.body_layer import BodyLayer
+
+    gen = torch.Generator().manual_seed(1)
+    rot = axis_angle_to_matrix(0.4 * torch.randn(2, 24, 3, generator=gen))
+    betas = torch.randn(2, 10, generator=gen)
+    with torch.no_grad():
+        plain = KeypointBody(model)(rot, betas)
+        lifted = KeypointBody(model, hip_lift=1.5)(rot, betas)
+        verts, _ = BodyLayer(model, body_assets(model))(rot, betas)
+        joints = model.J_regressor.float() @ verts
+    hips = [COCO17_NAMES.index("left_hip"), COCO17_NAMES.index("right_hip")]
+    lift = 1.5 * (joints[:, 0] - 0.5 * (joints[:, 1] + joints[:, 2]))  # SMPL: 0 pelvis, 1/2 hips
+    torch.testing.assert_close(lifted[:, hips], plain[:, hips] + lift[:, None], atol=1e-5, rtol=0)
+    others = [k for k in range(17) if k not in hips]
+    torch.testing.assert_close(lifted[:, others], plain[:, others], atol=1e-6, rtol=0)
+    assert float(lift.norm(dim=-1).min()) > 0.05  # a real move: centimetres, not float noise
+
+
 def test_fit_reprojects_onto_the_keypoints(fitter, scene):
     r = fitter(*_net(scene), scene["keypoints"], scene["conf"], K)
     assert r.fitted.all() and r.fallback_reason == (None,) * 4
@@ -143,7 +166,6 @@ def test_fit_reprojects_onto_the_keypoints(fitter, scene):
 
 
 def test_axis_angle_input_gives_the_same_fit(fitter, scene):
-    from whmr_core.rotations import matrix_to_axis_angle
 
     aa = matrix_to_axis_angle(torch.tensor(scene["rot_net"][:1])).numpy()
     a = fitter(scene["rot_net"][:1], scene["betas_net"][:1], scene["t_net"][:1], scene["keypoints"][:1],
@@ -228,13 +250,14 @@ def test_pose_prior_pulls_an_extreme_pose_back():
     assert (x.detach()[:, 3, 0] > -0.6).all() and (x.detach()[:, 15, 2] < 1.2).all()
 
 
-def test_mirror_bodies_is_the_depth_ambiguity_twin(fitter, scene):
+def test_mirror_bodies_is_the_depth_ambiguity_twin(model, scene):
     rot = torch.tensor(scene["rot"])
     twin = mirror_bodies(rot)
     torch.testing.assert_close(twin @ twin.transpose(-1, -2), torch.eye(3).expand_as(twin), atol=1e-5, rtol=0)
     betas = torch.tensor(scene["betas"])
+    body = KeypointBody(model)  # the body's own points (the fitter's raised hips add the pelvis's asymmetry)
     with torch.no_grad():
-        a, b = fitter.body(rot, betas), fitter.body(twin, betas)
+        a, b = body(rot, betas), body(twin, betas)
     a = a - a[:, 11:13].mean(1, keepdim=True)
     b = b - b[:, 11:13].mean(1, keepdim=True)
     flipped = a[:, list(COCO17_FLIP_PERM)]
@@ -307,7 +330,10 @@ def test_fitted_outputs_repose_the_network_outputs(model, fitter, scene):
     # The mesh's COCO keypoints are the fitted ones the fitter reprojected.
     from whmr_core.body import body_assets
 
-    coco = body_assets(model).coco_regressor.double().numpy() @ out.vertices + out.translation
+    coco = body_assets(model).coco_regressor.double().numpy() @ out.vertices
+    joints = model.J_regressor.double().numpy() @ out.vertices  # the fitter raises the hips by its lift
+    coco[11:13] += fitter.config.coco_hip_lift * (joints[0] - 0.5 * (joints[1] + joints[2]))
+    coco = coco + out.translation
     uv = coco[:, :2] / coco[:, 2:] * 1000.0 + np.array([640.0, 360.0])
     err = np.linalg.norm(uv - scene["keypoints"][0], axis=-1).mean()
     assert abs(err - r.reprojection_px_after[0]) < 0.05

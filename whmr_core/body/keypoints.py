@@ -15,6 +15,7 @@ __all__ = [
     "COCO17_NAMES",
     "COCO17_SKELETON",
     "COCO17_SMPL_JOINT",
+    "POSE_MODEL_HIP_LIFT",
 ]
 
 COCO17_NAMES: tuple[str, ...] = (
@@ -31,6 +32,14 @@ COCO17_FLIP_PERM: tuple[int, ...] = tuple(COCO17_NAMES.index(mirror_name(n)) for
 COCO17_SMPL_JOINT: dict[int, int] = {
     k: SMPL_JOINT_NAMES.index(n) for k, n in enumerate(COCO17_NAMES) if n in SMPL_JOINT_NAMES
 }
+
+# Where 2D pose models trained on COCO put a body's hips: not at its hip joints but higher, by this many times
+# the pelvis joint's height over the hip joints' midpoint (about 2 cm above the pelvis joint), with no
+# sideways offset. Measured with MoveNet Thunder on whmr's synthetic renders, whose joints are known
+# (scripts/measure_pose_model_hips.py: 590 people, 1.38; halves 1.33 / 1.43; sideways -0.01..0.01 of the
+# hip width); BlazePose's hips sit as high (docs/fitting.md). The keypoint fit matches pose models' hips
+# there.
+POSE_MODEL_HIP_LIFT = 1.38
 
 # COCO keypoint index -> surface landmark name (``landmarks.surface_landmarks``), for the face points.
 COCO17_FACE_LANDMARKS: dict[int, str] = {0: "nose", 1: "leye", 2: "reye", 3: "lear", 4: "rear"}

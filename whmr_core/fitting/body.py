@@ -34,6 +34,7 @@ from torch import nn
 
 from whmr_core.body.keypoints import COCO17_FACE_LANDMARKS, COCO17_NAMES, COCO17_SMPL_JOINT
 from whmr_core.body.landmarks import smplx_vertex_ids
+from whmr_core.body.skeleton import SMPL_JOINT_NAMES
 from whmr_core.fitting.so3 import cross_matrix
 
 __all__ = ["NUM_POINTS", "PARALLEL_GRAIN", "KeypointBody", "row_chunks"]
@@ -46,10 +47,12 @@ class KeypointBody(nn.Module):
     """(rotmats (N,J,3,3) local, betas (N,B)) -> COCO-17 points (N,17,3), model frame (add t_b to place).
 
     ``model`` is an ``smplx.SMPL``-like module (``whmr_core.body.load_body_model``): v_template, shapedirs,
-    posedirs, J_regressor, lbs_weights, parents.
+    posedirs, J_regressor, lbs_weights, parents. ``hip_lift``: the hips raised by that many times the pelvis
+    joint's height over the hip joints' midpoint (``POSE_MODEL_HIP_LIFT``: where 2D pose models put them); 0
+    gives the body's own COCO points (the network's ``coco_regressor``).
     """
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, hip_lift: float = 0.0) -> None:
         super().__init__()
 
         def arr(name: str) -> np.ndarray:
@@ -69,6 +72,10 @@ class KeypointBody(nn.Module):
                 rows[k, landmarks[COCO17_FACE_LANDMARKS[k]]] = 1.0
             else:
                 rows[k] = j_regressor[COCO17_SMPL_JOINT[k]]
+        pelvis, left_hip, right_hip = (SMPL_JOINT_NAMES.index(n) for n in ("pelvis", "left_hip", "right_hip"))
+        lift = hip_lift * (j_regressor[pelvis] - 0.5 * (j_regressor[left_hip] + j_regressor[right_hip]))
+        for name in ("left_hip", "right_hip"):
+            rows[COCO17_NAMES.index(name)] += lift
         used = np.flatnonzero(np.abs(rows).max(0) > 0)
         rows = rows[:, used]
         w = weights[used]  # (Vu,J)

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from whmr_core.body.keypoints import COCO17_NAMES
+from whmr_core.body.keypoints import COCO17_NAMES, POSE_MODEL_HIP_LIFT
 from whmr_core.body.skeleton import SMPL_FLIP_PERM
 from whmr_core.fitting.body import KeypointBody
 from whmr_core.fitting.levenberg_marquardt import levenberg_marquardt
@@ -63,6 +63,10 @@ class FitConfig:
     robust_sigma: float = 0.4  # Geman-McClure scale, fraction of the person's size
     robust_sigma_3d_m: float = 0.15  # the same for 3D keypoints, metres
     w_keypoints_3d: float = 1.0
+    # The body's points matched to the keypoints' hips: its hip joints raised to where 2D pose models put
+    # hips (body.keypoints.POSE_MODEL_HIP_LIFT); 0: the hip joints themselves, as before. Demo sequence:
+    # MPJPE 64.7 -> 59.0 mm; synthetic people on true boxes, no 3D landmarks: 121.5 -> 112.4 mm.
+    coco_hip_lift: float = POSE_MODEL_HIP_LIFT
     # 3D keypoints compared after the translation that fits them best ("centroid"; a 3D model's hips are
     # not the body's) or at the hips' midpoint ("hips", before; objective.FitObjective).
     keypoints_3d_align: str = "centroid"
@@ -232,8 +236,9 @@ class BodyFitter:
     ) -> None:
         self.config = config or FitConfig()
         with torch.inference_mode(False):  # buffers must be usable by autograd whatever the caller's mode
-            self.body = KeypointBody(body_model)
-            self.body64 = KeypointBody(body_model).double()  # the fit itself runs in float64
+            self.body = KeypointBody(body_model, self.config.coco_hip_lift)
+            # The fit itself runs in float64.
+            self.body64 = KeypointBody(body_model, self.config.coco_hip_lift).double()
             self.prior = PosePrior(prior_path)
             chol = self.prior.precision_chol.double()
             self._prior_precision = chol @ chol.transpose(-1, -2)  # (K,69,69)
