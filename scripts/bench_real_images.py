@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         fit_3d=True,
         max_persons=PHOTO_MAX_PERSONS,
         crowd_tiles=True,
+        crowd_boxes=True,
     )
     args = p.parse_args(argv)
     try:

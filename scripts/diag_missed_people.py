@@ -20,7 +20,8 @@ does (IoU >= 0.5), and for each counted person it misses prints:
 
 Only for the tune split (decisions are made there). Light: one thread.
 
-    .venv/bin/python scripts/diag_missed_people.py [--split tune] [--mosaics 6] [--seeds 0 1 2]
+    .venv/bin/python scripts/diag_missed_people.py [--split tune] [--layout 3x2] [--mosaics 6] [--seeds 0 1 2]
+    .venv/bin/python scripts/diag_missed_people.py --compare boxes:crowd_boxes=1 two:tile_depth=2
 """
 
 from __future__ import annotations
@@ -37,11 +38,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_crowd_mosaics import (  # noqa: E402
-    COLS,
     LABELS,
+    LAYOUTS,
     PHOTO_MAX_PEOPLE,
     PHOTO_SIDES,
-    ROWS,
+    draw,
     false_alarms,
     mosaic,
 )
@@ -149,7 +150,9 @@ def diagnose(
     return rows, (len(m.pairs), m.counted, len(final.boxes))
 
 
-def measure(det, scenes: list[tuple[str, np.ndarray, list[LabelledPerson], object]]) -> dict:
+def measure(
+    det, scenes: list[tuple[str, np.ndarray, list[LabelledPerson], object]], layout=LAYOUTS["3x2"]
+) -> dict:
     """Recall, precision and CPU of ``det`` on scenes (name, image, labels, everyone-labelled: a bool for a
     photo, the per-cell list for a mosaic)."""
     import time
@@ -163,7 +166,7 @@ def measure(det, scenes: list[tuple[str, np.ndarray, list[LabelledPerson], objec
         m = match_people(people, [PredictedPerson(b) for b in boxes])
         found, counted, returned = found + len(m.pairs), counted + m.counted, returned + len(boxes)
         if isinstance(everyone, list):
-            alarms += false_alarms(boxes, m.unpaired, everyone)
+            alarms += false_alarms(boxes, m.unpaired, everyone, layout)
         else:
             alarms += len(m.unpaired) if everyone else 0
     return {"found": found, "counted": counted, "returned": returned, "false_alarms": alarms,
@@ -179,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", choices=("tune",), default="tune")  # held-out: never for choosing
     p.add_argument("--mosaics", type=int, default=6)
     p.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
+    p.add_argument("--layout", choices=sorted(LAYOUTS), default="3x2", help="mosaic grid (cols x rows)")
     p.add_argument("--no-photos", action="store_true")
     p.add_argument(
         "--set", default="", metavar="KEY=VALUE,...", help="MultiPoseDetector keywords for the table"
@@ -193,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     images = [i for i in load_labels(args.labels) if i.split == args.split]
+    layout = LAYOUTS[args.layout]
     kw = {k: float(v) for k, v in (item.split("=") for item in args.set.split(",") if item)}
     det = MultiPoseDetector(sides=PHOTO_SIDES, max_persons=PHOTO_MAX_PEOPLE, threads=1, **kw)
     det0 = MultiPoseDetector(sides=PHOTO_SIDES, threads=1, **{**kw, "score_threshold": 0.0})
@@ -204,14 +209,13 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             rng = np.random.default_rng(seed)
             for k in range(args.mosaics):
-                chosen = [images[j] for j in rng.choice(len(images), COLS * ROWS, replace=False)]
-                canvas, people, everyone = mosaic(chosen, args.labels.parent)
+                canvas, people, everyone = mosaic(draw(images, rng, layout), args.labels.parent, layout)
                 scenes.setdefault("mosaics", []).append((f"s{seed}m{k}", canvas, people, everyone))
         for spec in ["defaults:", *args.compare]:
             name, _, kws = spec.partition(":")
             kw = {k: float(v) for k, v in (item.split("=") for item in kws.split(",") if item)}
             d = MultiPoseDetector(sides=PHOTO_SIDES, max_persons=PHOTO_MAX_PEOPLE, threads=1, **kw)
-            print(name, {k: measure(d, v) for k, v in scenes.items()}, flush=True)
+            print(name, {k: measure(d, v, layout) for k, v in scenes.items()}, flush=True)
         return 0
     rows, totals = [], {}
     if not args.no_photos:
@@ -226,8 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         rng = np.random.default_rng(seed)
         t = [0, 0, 0]
         for k in range(args.mosaics):
-            chosen = [images[j] for j in rng.choice(len(images), COLS * ROWS, replace=False)]
-            canvas, people, _ = mosaic(chosen, args.labels.parent)
+            chosen = draw(images, rng, layout)
+            canvas, people, _ = mosaic(chosen, args.labels.parent, layout)
             f_all = [f for im in chosen for f in facts[im.file]]
             names = ",".join(im.dataset[:4] for im in chosen)
             r, (f, c, n) = diagnose(f"s{seed}m{k} {names}", canvas, people, f_all, det, det0)

@@ -297,6 +297,7 @@ def add_image_arguments(p: argparse.ArgumentParser) -> None:
         fit_3d=True,
         max_persons=PHOTO_MAX_PERSONS,
         crowd_tiles=True,
+        crowd_boxes=True,
     )
     p.add_argument(
         "--mesh-format",
@@ -330,11 +331,12 @@ def add_model_arguments(
     fit_3d: bool = False,
     max_persons: int | None = None,
     crowd_tiles: bool = False,
+    crowd_boxes: bool = False,
 ) -> None:
     """Engine, model, detector and focal options shared by ``whmr image`` and ``whmr video``
-    (``movenet_sides``, ``fit_3d``, ``max_persons``, ``crowd_tiles``: defaults; photos take a second,
-    larger MultiPose pass, the 3D landmarks, more people and crowd tiles, which video leaves out for its
-    rate)."""
+    (``movenet_sides``, ``fit_3d``, ``max_persons``, ``crowd_tiles``, ``crowd_boxes``: defaults; photos take
+    a second, larger MultiPose pass, the 3D landmarks, more people, crowd tiles and NanoDet's boxes on them,
+    which video leaves out for its rate)."""
     p.add_argument("--engine", default="auto", choices=("auto", "onnxruntime", "tensorrt", "torch"))
     p.add_argument("--model", default="", help="model file (default: the shipped checkpoint)")
     p.add_argument("--body-model", default=None, help="the network's body model (default: the checkpoint's)")
@@ -366,6 +368,13 @@ def add_model_arguments(
         default=crowd_tiles,
         help="when MultiPose returns its most (6 people), or small people in a large image, run it again "
         "on overlapping tiles of the image (2-4 more runs) for the people it left out (default: %(default)s)",
+    )
+    p.add_argument(
+        "--crowd-boxes",
+        action=argparse.BooleanOptionalAction,
+        default=crowd_boxes,
+        help="where the crowd tiles run, NanoDet's person boxes on them too: the people MultiPose left out "
+        "(6 per run) are added with MoveNet Thunder's keypoints (default: %(default)s)",
     )
     p.add_argument(
         "--movenet-sides",
@@ -433,6 +442,7 @@ def pipeline_from_args(args: argparse.Namespace, base: PipelineConfig | None = N
     kw["fit"] = not args.no_fit
     kw["fit_3d"] = bool(args.fit_3d)
     kw["movenet_crowd_tiles"] = bool(args.crowd_tiles)
+    kw["movenet_crowd_boxes"] = bool(args.crowd_boxes)
     config = replace(base or PipelineConfig(), per_person_focal=bool(args.per_person_focal), **kw)
     engine = load_engine(args.engine, args.model, threads=args.threads)
     return Pipeline(engine, load_topology(args.body_model, engine=engine), config)

@@ -56,6 +56,12 @@ class PipelineConfig:
         "overlapping tiles of the image for the people it left out (such frames pay 2-4 more runs, ~100 ms "
         "at 256: on for whmr image, off for real-time hosts)",
     )
+    movenet_crowd_boxes: bool = setting(
+        False,
+        "where the crowd tiles run, NanoDet's person boxes on them too: people no MultiPose person covers "
+        "are added with MoveNet Thunder's keypoints (a tile's MultiPose run returns 6 people at most; "
+        "2-4 NanoDet runs and a Thunder run per candidate, +150-420 ms CPU on crowds: on for whmr image)",
+    )
     keypoints: str = setting(
         "auto",
         "2D keypoints (COCO-17) per person: auto (the MultiPose detector's own where its boxes are used, "

@@ -108,6 +108,7 @@ class Pipeline:
                 sides=c.movenet_sides,
                 max_persons=2 * c.max_persons,
                 tile_crowds=c.movenet_crowd_tiles,
+                crowd_boxes=c.movenet_crowd_tiles and c.movenet_crowd_boxes,
             )
         elif c.detector_kind == "blazepose":
             from whmr_core.runtime.blazepose import BlazePoseDetector

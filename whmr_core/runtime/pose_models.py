@@ -53,6 +53,12 @@ POSE_MODELS: dict[str, PoseModelFile] = {
             "MediaPipe BlazePose GHUM full landmark model (github.com/google/mediapipe, pose_detection)",
             "Apache-2.0",
         ),
+        PoseModelFile(
+            "nanodet",
+            "a81858b35bea3c2331ae6055ed6e1aa822fb2ace1e6430ff0dea20654d7c6125",
+            "NanoDet, 416 input, COCO's 80 classes (github.com/RangiLyu/nanodet)",
+            "Apache-2.0",
+        ),
     )
 }
 
