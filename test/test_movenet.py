@@ -342,6 +342,43 @@ def test_dark_images_are_brightened_for_the_pose_models_and_bright_ones_left_alo
     assert out[0, 0, 0] == BRIGHT_TARGET and out[39, 0, 0] == 0
 
 
+def test_crops_of_dark_frames_average_the_pixels_each_crop_pixel_covers():
+    from whmr_core.runtime.movenet import _square_crop, exposure_normalised
+
+    rng = np.random.default_rng(0)
+    dark = rng.integers(0, 5, (1024, 1024, 3)).astype(np.uint8)  # a low-light frame: noise of 0-4 levels
+    bright = (dark * 50).astype(np.uint8)
+    # A box whose crop (side 1.25 x 819.2 = 1024 around 511.5) is the whole frame, pixel edges on pixel edges:
+    # each of Thunder's 256 x 256 crop pixels covers a 4 x 4 block.
+    box = np.array([[101.9, 101.9, 921.1, 921.1]])
+    th = ThunderKeypoints.__new__(ThunderKeypoints)
+    th.session, th.input_name = FakeSession(np.zeros((1, 1, 17, 3), np.float32)), "input"
+    th(dark, box)
+    blocks = exposure_normalised(dark).reshape(256, 4, 256, 4, 3).astype(np.float64).mean((1, 3))
+    fed = th.session.inputs[0][0]
+    assert np.abs(fed - blocks).max() <= 0.5 + 1e-9  # each block's mean, rounded
+    bilinear = _square_crop(exposure_normalised(dark), box[0], 256)[0]
+    # The gained noise averaged out: 16 pixels a crop pixel, not bilinear's 2 x 2 (here at their middle).
+    assert fed.std() < 0.6 * bilinear.std()
+    th(bright, box)  # a bright frame's crop is the bilinear one, as before
+    np.testing.assert_array_equal(th.session.inputs[1][0], _square_crop(bright, box[0], 256)[0])
+
+
+def test_an_averaged_crop_lies_where_the_bilinear_crop_does():
+    from whmr_core.runtime.movenet import _square_crop
+
+    yy, xx = np.mgrid[:900, :1200]
+    ramp = np.repeat((0.2 * xx + 0.05 * yy)[..., None], 3, axis=2).astype(np.float32)
+    box = np.array([333.3, 177.7, 777.7, 655.5])  # crop side 600 at 192 px: shrinks 3.1x, off the grid
+    a, corner, side = _square_crop(ramp, box, 192, average=True)
+    b, corner_b, side_b = _square_crop(ramp, box, 192)
+    np.testing.assert_array_equal(corner, corner_b)
+    assert side == side_b
+    # A linear ramp's area mean is its value at the footprint's centre, which is where bilinear samples it
+    # (to warpAffine's 1/32-pixel steps; half an image pixel off would be 0.1 here).
+    np.testing.assert_allclose(a[4:-4, 4:-4], b[4:-4, 4:-4], atol=0.02)
+
+
 def test_blazepose_world_landmarks_on_a_real_portrait(photo_boxes):
     from whmr_core.runtime.movenet import BlazePoseWorld
 

@@ -215,7 +215,6 @@ class MultiPoseDetector:
         tile_crowds: bool = True,
         tile_depth: int = TILE_DEPTH,
         small_person: float = SMALL_PERSON,
-        crowd_boxes: bool = False,
     ) -> None:
         if not sides or any(s < 32 or s % 32 for s in sides):
             raise ValueError(f"MultiPose input sides must be multiples of 32 (>= 32), got {sides}")
@@ -228,17 +227,6 @@ class MultiPoseDetector:
         self.tile_crowds = tile_crowds
         self.tile_depth = tile_depth
         self.small_person = small_person
-        if crowd_boxes:
-            from whmr_core.runtime.nanodet import NanoDetPersons
-
-            self.second_boxes = NanoDetPersons(threads=threads)
-            self.second_keypoints = ThunderKeypoints(threads)
-
-    # Crowd boxes (``crowd_boxes``): where the crowd tiles run, NanoDet runs on them too, and its people that
-    # no MultiPose person covers are added with Thunder's keypoints (``nanodet.add_uncovered``): a tile's
-    # MultiPose run returns 6 people at most, NanoDet has no such cap.
-    second_boxes = None
-    second_keypoints = None
 
     def _run(self, image: np.ndarray, side: int) -> PoseSet:
         h, w = image.shape[:2]
@@ -293,10 +281,9 @@ class MultiPoseDetector:
         return bool((heights < self.small_person * longer).any())
 
     def detect(self, image: np.ndarray) -> PoseSet:
-        original, image = image, exposure_normalised(image)
+        image = exposure_normalised(image)
         sets = [self._run(image, side) for side in self.sides]
-        tiled = self.tile_crowds and self._wants_tiles(sets, image.shape[1], image.shape[0])
-        if tiled:
+        if self.tile_crowds and self._wants_tiles(sets, image.shape[1], image.shape[0]):
             sets += self._tiled(image, max(self.sides), self.tile_depth)
         every = _joined(sets)
         boxes, scores, keypoints = every.boxes, every.scores, every.keypoints
@@ -307,42 +294,52 @@ class MultiPoseDetector:
             if all(keypoint_similarity(keypoints[j], keypoints[i], boxes[j]) <= DUPLICATE_OKS for j in keep):
                 keep.append(i)
         keep = keep[: self.max_persons]
-        found = PoseSet(boxes[keep], scores[keep], keypoints[keep]) if keep else PoseSet.empty()
-        if tiled and self.second_boxes is not None:
-            found = self._with_crowd_boxes(original, image, found)
-        return found
-
-    def _with_crowd_boxes(self, original: np.ndarray, image: np.ndarray, found: PoseSet) -> PoseSet:
-        """``found`` and the second box source's people on the crowd tiles of ``image`` (``original``
-        exposure-normalised) that none of them covers, with Thunder's keypoints (run on ``original``)."""
-        from whmr_core.runtime.nanodet import NMS_IOU, add_uncovered
-
-        h, w = image.shape[:2]
-        boxes, scores = [np.zeros((0, 4))], [np.zeros(0)]
-        for tile in crowd_tiles(w, h):
-            x0, y0, x1, y1 = tile
-            b, s = self.second_boxes(np.ascontiguousarray(image[y0:y1, x0:x1]))
-            whole = ~cut_by_tile_edge(b, tile, w, h)
-            boxes.append(b[whole] + np.array([x0, y0, x0, y0]))
-            scores.append(s[whole])
-        b, s = np.concatenate(boxes), np.concatenate(scores)
-        k = nms(b, s, NMS_IOU) if len(s) else np.zeros(0, int)
-        return add_uncovered(original, found, b[k], s[k], self.second_keypoints, self.max_persons)
+        if not len(keep):
+            return PoseSet.empty()
+        return PoseSet(boxes[keep], scores[keep], keypoints[keep])
 
     def __call__(self, image: np.ndarray):
         p = self.detect(image)
         return p.boxes, p.scores, p.keypoints
 
 
-def _square_crop(image: np.ndarray, box: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, float]:
+def _area_resized(
+    image: np.ndarray, corner: np.ndarray, side: float, a: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The region of ``image`` under the crop (``corner``, ``side``; a pixel more around) area-resized by
+    about ``a`` (< 1), and the warp that takes it to the crop: (M, region)."""
+    h, w = image.shape[:2]
+    x0, y0 = max(int(np.floor(corner[0])) - 1, 0), max(int(np.floor(corner[1])) - 1, 0)
+    x1, y1 = min(int(np.ceil(corner[0] + side)) + 2, w), min(int(np.ceil(corner[1] + side)) + 2, h)
+    if x1 <= x0 or y1 <= y0:  # the crop lies outside the image: black either way
+        x0, y0, x1, y1 = 0, 0, w, h
+    rw, rh = max(1, round((x1 - x0) * a)), max(1, round((y1 - y0) * a))
+    region = cv2.resize(image[y0:y1, x0:x1], (rw, rh), interpolation=cv2.INTER_AREA)
+    # The region's pixel i has its centre at image x = (i + 0.5) / fx + x0 - 0.5; the crop's u = a (x -
+    # corner) - 0.5 (pixel centres at integers, as _square_crop's warp).
+    fx, fy = rw / (x1 - x0), rh / (y1 - y0)
+    M = np.array([[a / fx, 0, a * (0.5 / fx + x0 - 0.5 - corner[0]) - 0.5],
+                  [0, a / fy, a * (0.5 / fy + y0 - 0.5 - corner[1]) - 0.5]])  # fmt: skip
+    return M, region
+
+
+def _square_crop(
+    image: np.ndarray, box: np.ndarray, size: int, average: bool = False
+) -> tuple[np.ndarray, np.ndarray, float]:
     """A ``size`` x ``size`` crop of side ``CROP_SCALE`` x the box's longer side around its centre (black
-    outside the image), its top-left edge in image pixels and its side in image pixels."""
+    outside the image), its top-left edge in image pixels and its side in image pixels.
+
+    Bilinear: each crop pixel samples the 2 x 2 image pixels nearest to it. ``average`` (a brightened dark
+    frame): where the crop shrinks the image, each crop pixel averages the image pixels it covers (the region
+    is area-resized first), so the frame's sensor noise, multiplied by the gain, averages out."""
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     side = CROP_SCALE * max(box[2] - box[0], box[3] - box[1], 1.0)
     a = size / side  # crop pixels per image pixel
     corner = np.array([cx - side / 2, cy - side / 2])
     # Pixel centres at integers: the image point ``corner`` is the crop's edge, -0.5.
     M = np.array([[a, 0, -a * corner[0] - 0.5], [0, a, -a * corner[1] - 0.5]])
+    if average and a < 1:
+        M, image = _area_resized(image, corner, side, a)
     crop = cv2.warpAffine(image, M, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     return crop, corner, side
 
@@ -358,10 +355,11 @@ class ThunderKeypoints:
     def __call__(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         out = np.zeros((len(boxes), 17, 3))
-        if len(boxes):
-            image = exposure_normalised(image)
+        lit = exposure_normalised(image) if len(boxes) else image
         for i, b in enumerate(boxes):
-            crop, corner, side = _square_crop(image, b, THUNDER_SIZE)
+            # A brightened dark frame's crop averages its pixels (bench_dark_frames: PCK up on dark frames;
+            # BlazePose's crops stay bilinear: no gain measured there).
+            crop, corner, side = _square_crop(lit, b, THUNDER_SIZE, average=lit is not image)
             kp = self.session.run(None, {self.input_name: crop[None].astype(np.int32)})[0].reshape(17, 3)
             # Normalised crop (y, x): 0 and 1 are the crop's edges.
             out[i, :, 0] = corner[0] + kp[:, 1] * side
