@@ -215,6 +215,7 @@ class MultiPoseDetector:
         tile_crowds: bool = True,
         tile_depth: int = TILE_DEPTH,
         small_person: float = SMALL_PERSON,
+        crowd_boxes: bool = False,
     ) -> None:
         if not sides or any(s < 32 or s % 32 for s in sides):
             raise ValueError(f"MultiPose input sides must be multiples of 32 (>= 32), got {sides}")
@@ -227,6 +228,17 @@ class MultiPoseDetector:
         self.tile_crowds = tile_crowds
         self.tile_depth = tile_depth
         self.small_person = small_person
+        if crowd_boxes:
+            from whmr_core.runtime.nanodet import NanoDetPersons
+
+            self.second_boxes = NanoDetPersons(threads=threads)
+            self.second_keypoints = ThunderKeypoints(threads)
+
+    # Crowd boxes (``crowd_boxes``): where the crowd tiles run, NanoDet runs on them too, and its people that
+    # no MultiPose person covers are added with Thunder's keypoints (``nanodet.add_uncovered``): a tile's
+    # MultiPose run returns 6 people at most, NanoDet has no such cap.
+    second_boxes = None
+    second_keypoints = None
 
     def _run(self, image: np.ndarray, side: int) -> PoseSet:
         h, w = image.shape[:2]
@@ -281,9 +293,10 @@ class MultiPoseDetector:
         return bool((heights < self.small_person * longer).any())
 
     def detect(self, image: np.ndarray) -> PoseSet:
-        image = exposure_normalised(image)
+        original, image = image, exposure_normalised(image)
         sets = [self._run(image, side) for side in self.sides]
-        if self.tile_crowds and self._wants_tiles(sets, image.shape[1], image.shape[0]):
+        tiled = self.tile_crowds and self._wants_tiles(sets, image.shape[1], image.shape[0])
+        if tiled:
             sets += self._tiled(image, max(self.sides), self.tile_depth)
         every = _joined(sets)
         boxes, scores, keypoints = every.boxes, every.scores, every.keypoints
@@ -294,9 +307,27 @@ class MultiPoseDetector:
             if all(keypoint_similarity(keypoints[j], keypoints[i], boxes[j]) <= DUPLICATE_OKS for j in keep):
                 keep.append(i)
         keep = keep[: self.max_persons]
-        if not len(keep):
-            return PoseSet.empty()
-        return PoseSet(boxes[keep], scores[keep], keypoints[keep])
+        found = PoseSet(boxes[keep], scores[keep], keypoints[keep]) if keep else PoseSet.empty()
+        if tiled and self.second_boxes is not None:
+            found = self._with_crowd_boxes(original, image, found)
+        return found
+
+    def _with_crowd_boxes(self, original: np.ndarray, image: np.ndarray, found: PoseSet) -> PoseSet:
+        """``found`` and the second box source's people on the crowd tiles of ``image`` (``original``
+        exposure-normalised) that none of them covers, with Thunder's keypoints (run on ``original``)."""
+        from whmr_core.runtime.nanodet import NMS_IOU, add_uncovered
+
+        h, w = image.shape[:2]
+        boxes, scores = [np.zeros((0, 4))], [np.zeros(0)]
+        for tile in crowd_tiles(w, h):
+            x0, y0, x1, y1 = tile
+            b, s = self.second_boxes(np.ascontiguousarray(image[y0:y1, x0:x1]))
+            whole = ~cut_by_tile_edge(b, tile, w, h)
+            boxes.append(b[whole] + np.array([x0, y0, x0, y0]))
+            scores.append(s[whole])
+        b, s = np.concatenate(boxes), np.concatenate(scores)
+        k = nms(b, s, NMS_IOU) if len(s) else np.zeros(0, int)
+        return add_uncovered(original, found, b[k], s[k], self.second_keypoints, self.max_persons)
 
     def __call__(self, image: np.ndarray):
         p = self.detect(image)
