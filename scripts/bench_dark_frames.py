@@ -20,16 +20,18 @@ step's CPU time per frame. It also prints, per set, how MultiPose's 512 input di
 applied after an area resize in float instead of on the full-size uint8 frame. Rules (``--rules``):
 
 * ``no gain``: the dark frame as it is;
-* ``gain, bilinear crops (before)``: ``movenet.exposure_normalised``'s gain (99.5th percentile to 230) on the
-  full-size uint8 frame, the crop models' crops bilinear (as shipped before);
-* ``gain, area-averaged Thunder crops (now)``: as shipped: Thunder's crop of a brightened frame averages the
+* ``all values' bright end, bilinear crops (before)``: the rule before this work: a gain that puts the 99.5th
+  percentile of all values at 230 (``cv2.convertScaleAbs`` on the full-size uint8 frame), bilinear crops;
+* ``all values' bright end, area-averaged Thunder crops``: Thunder's crop of a brightened frame averages the
   pixels each crop pixel covers;
-* ``gain, area-averaged Thunder and BlazePose crops``: BlazePose's crops too;
-* ``float area resize, gain, then round``: MultiPose's input area-resized from the float frame, gained and
-  rounded there (the gain after the resize; a light's pixels keep their energy);
-* ``gain from the 3rd-brightest region's 99.5th percentile``: the bright end of the frame as the
-  third-highest 99.5th percentile of a 4 x 4 grid of regions (a lamp in one or two regions left out);
-* ``gain from the 4x4-area 99.5th percentile``: the bright end measured on the frame area-averaged 4 x 4.
+* ``unsaturated bright end, area-averaged Thunder crops (now)``: ``movenet.exposure_normalised`` as shipped
+  (values >= ``SATURATED``, a lamp's core, left out of the percentile) and the averaged Thunder crops;
+* ``now, BlazePose's crops averaged too``;
+* ``now, float area resize, gain, then round``: MultiPose's input area-resized from the float frame, gained
+  and rounded there (the gain after the resize; a light's pixels keep their energy);
+* ``bright end: 3rd-brightest region's``: the third-highest 99.5th percentile of a 4 x 4 grid of regions (a
+  lamp's one or two regions left out);
+* ``bright end: 4x4-area frame's``: the 99.5th percentile of the frame area-averaged 4 x 4.
 
 Tune split only (decisions are made there). One thread.
 
@@ -126,6 +128,11 @@ def regional_p995(image: np.ndarray) -> float:
     return float(np.sort(ends)[-3])
 
 
+def all_values_p995(image: np.ndarray) -> float:
+    """The bright end before ``movenet.SATURATED``: the 99.5th percentile of every value, a lamp's too."""
+    return float(np.percentile(image[::4, ::4], 99.5))
+
+
 def area_4x4_p995(image: np.ndarray) -> float:
     h, w = image.shape[:2]
     small = cv2.resize(image, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
@@ -159,7 +166,7 @@ def averaged_crop(image: np.ndarray, box: np.ndarray, size: int, average: bool =
 def float_gain(image: np.ndarray) -> np.ndarray:
     """The shipped gain kept in float32, not clipped: the model's input is area-resized first, then rounded
     and clipped (``FloatInputDetector``), so a light's pixels above 255 x gain keep their energy."""
-    bright = float(np.percentile(image[::4, ::4], 99.5))
+    bright = movenet.bright_end(image)
     if bright >= movenet.DARK:
         return image
     return image.astype(np.float32) * np.float32(movenet.BRIGHT_TARGET / max(bright, 1.0))
@@ -187,22 +194,16 @@ class FloatInputDetector(movenet.MultiPoseDetector):
 
 SHIPPED_CROP = movenet._square_crop
 SHIPPED_RULE = movenet.exposure_normalised
+BEFORE = gain_rule(all_values_p995)
 RULES = {  # name: (brightening rule for MultiPose, for the crop models, the crop models' crop)
     "no gain": (lambda im: im, lambda im: im, SHIPPED_CROP),
-    "gain, bilinear crops (before)": (SHIPPED_RULE, SHIPPED_RULE, bilinear_crop),
-    "gain, area-averaged Thunder crops (now)": (SHIPPED_RULE, SHIPPED_RULE, SHIPPED_CROP),
-    "gain, area-averaged Thunder and BlazePose crops": (SHIPPED_RULE, noting(SHIPPED_RULE), averaged_crop),
-    "float area resize, gain, then round": (float_gain, SHIPPED_RULE, SHIPPED_CROP),
-    "gain from the 3rd-brightest region's 99.5th percentile": (
-        gain_rule(regional_p995),
-        gain_rule(regional_p995),
-        SHIPPED_CROP,
-    ),
-    "gain from the 4x4-area 99.5th percentile": (
-        gain_rule(area_4x4_p995),
-        gain_rule(area_4x4_p995),
-        SHIPPED_CROP,
-    ),
+    "all values' bright end, bilinear crops (before)": (BEFORE, BEFORE, bilinear_crop),
+    "all values' bright end, area-averaged Thunder crops": (BEFORE, BEFORE, SHIPPED_CROP),
+    "unsaturated bright end, area-averaged Thunder crops (now)": (SHIPPED_RULE, SHIPPED_RULE, SHIPPED_CROP),
+    "now, BlazePose's crops averaged too": (SHIPPED_RULE, noting(SHIPPED_RULE), averaged_crop),
+    "now, float area resize, gain, then round": (float_gain, SHIPPED_RULE, SHIPPED_CROP),
+    "bright end: 3rd-brightest region's": (gain_rule(regional_p995), gain_rule(regional_p995), SHIPPED_CROP),
+    "bright end: 4x4-area frame's": (gain_rule(area_4x4_p995), gain_rule(area_4x4_p995), SHIPPED_CROP),
 }
 
 
@@ -210,7 +211,7 @@ def input_levels(image: np.ndarray, side: int) -> tuple[int, int, float]:
     """MultiPose's input at ``side`` made from the gain on the full-size uint8 frame (shipped) and from the
     float frame area-resized first with the gain after, rounded: (levels in the first, max |difference| when
     the float saturates at 255 before the resize, share of input pixels that differ when it does not)."""
-    gain = movenet.BRIGHT_TARGET / max(float(np.percentile(image[::4, ::4], 99.5)), 1.0)
+    gain = movenet.BRIGHT_TARGET / max(movenet.bright_end(image), 1.0)
     s = side / max(image.shape[:2])
     size = (round(image.shape[1] * s), round(image.shape[0] * s))
     first = cv2.resize(cv2.convertScaleAbs(image, alpha=gain), size, interpolation=cv2.INTER_AREA)

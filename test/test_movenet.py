@@ -342,6 +342,31 @@ def test_dark_images_are_brightened_for_the_pose_models_and_bright_ones_left_alo
     assert out[0, 0, 0] == BRIGHT_TARGET and out[39, 0, 0] == 0
 
 
+def test_a_lamps_saturated_core_does_not_make_a_dark_frame_bright():
+    from whmr_core.runtime.movenet import BRIGHT_TARGET, bright_end, exposure_normalised
+
+    night = np.zeros((80, 80, 3), np.uint8)
+    night[:40] = 4  # a low-light scene: values 0-4
+    night[:12, -12:] = 255  # a lamp, clipped: 2 % of the frame, so all values' 99.5th percentile is 255
+    assert np.percentile(night[::4, ::4], 99.5) == 255
+    assert bright_end(night) == 4
+    out = exposure_normalised(night)
+    assert out[20, 0, 0] == BRIGHT_TARGET and out[79, 0, 0] == 0 and out[0, 79, 0] == 255
+    day = np.full((80, 80, 3), 180, np.uint8)
+    day[:40] = 255  # a bright frame with a blown-out sky stays as it is
+    assert exposure_normalised(day) is day
+    white = np.full((8, 8, 3), 255, np.uint8)
+    assert bright_end(white) == 255 and exposure_normalised(white) is white
+    rng = np.random.default_rng(0)  # the histogram's percentile is numpy's on the unsaturated values
+    for _ in range(50):
+        h, w = rng.integers(1, 200, 2)
+        frame = (rng.integers(0, 256, (h, w, 3)) // rng.integers(1, 60)).astype(np.uint8)
+        frame[: h // 3] = rng.choice([frame[0, 0, 0], 255])
+        sub = frame[::4, ::4]
+        below = sub[sub < 250]
+        assert bright_end(frame) == pytest.approx(np.percentile(below, 99.5) if below.size else 255.0)
+
+
 def test_crops_of_dark_frames_average_the_pixels_each_crop_pixel_covers():
     from whmr_core.runtime.movenet import _square_crop, exposure_normalised
 
