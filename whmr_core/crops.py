@@ -96,21 +96,19 @@ def normalise_pixels(rgb_hwc: np.ndarray) -> np.ndarray:
 def extract_crops(
     image: np.ndarray, centres: np.ndarray, sizes: np.ndarray, crop_hw: tuple[int, int]
 ) -> np.ndarray:
-    """Crops of an (H, W, 3) RGB image -> (N, 3, crop_h, crop_w) float32, ImageNet-normalised. The image is
-    uint8, or float32 on the same 0-255 scale (a dark frame brightened without rounding, which keeps the
-    levels that rounding would merge).
+    """Crops of an (H, W, 3) RGB uint8 image -> (N, 3, crop_h, crop_w) float32, ImageNet-normalised.
 
     Outside the image the crop is black (zero pixels, before normalisation), as in training.
     """
     h, w = _check_crop_hw(crop_hw)
     img = np.asarray(image)
-    if img.ndim != 3 or img.shape[2] != 3 or img.dtype not in (np.uint8, np.float32):
-        raise ValueError(f"image: expected (H, W, 3) uint8 or float32 RGB, got {img.shape} {img.dtype}")
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        raise ValueError(f"image: expected (H, W, 3) uint8 RGB, got {img.shape} {img.dtype}")
     c = np.asarray(centres, dtype=np.float64).reshape(-1, 2)
     s = np.asarray(sizes, dtype=np.float64).reshape(-1)
     if len(c) != len(s):
         raise ValueError(f"centres/sizes: {len(c)} centres but {len(s)} sizes")
-    out = np.empty((len(c), h, w, 3), dtype=img.dtype)
+    out = np.empty((len(c), h, w, 3), dtype=np.uint8)
     for i in range(len(c)):
         m = crop_to_image_affine(c[i], s[i], crop_hw)
         # WARP_INVERSE_MAP: the matrix maps destination (crop) pixels to source (image) pixels.
