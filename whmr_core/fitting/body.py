@@ -32,8 +32,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from whmr_core.body.keypoints import COCO17_FACE_LANDMARKS, COCO17_NAMES, COCO17_SMPL_JOINT
+from whmr_core.body.keypoints import COCO17_NAMES
 from whmr_core.body.landmarks import smplx_vertex_ids
+from whmr_core.body.regressors import coco_regressor
 from whmr_core.body.skeleton import SMPL_JOINT_NAMES
 from whmr_core.fitting.so3 import cross_matrix
 
@@ -64,14 +65,9 @@ class KeypointBody(nn.Module):
         self.num_joints = nj = len(parents)
         self.num_betas = int(shapedirs.shape[-1])
         nv = v_template.shape[0]
-        # Each COCO point as a row over the mesh vertices: landmark one-hots and joint regressor rows.
+        # Each COCO point as a row over the mesh vertices (the network's coco_regressor), the hips lifted.
         landmarks = smplx_vertex_ids(v_template, weights, j_regressor)
-        rows = np.zeros((len(COCO17_NAMES), nv))
-        for k in range(len(COCO17_NAMES)):
-            if k in COCO17_FACE_LANDMARKS:
-                rows[k, landmarks[COCO17_FACE_LANDMARKS[k]]] = 1.0
-            else:
-                rows[k] = j_regressor[COCO17_SMPL_JOINT[k]]
+        rows = coco_regressor(j_regressor, landmarks)
         pelvis, left_hip, right_hip = (SMPL_JOINT_NAMES.index(n) for n in ("pelvis", "left_hip", "right_hip"))
         lift = hip_lift * (j_regressor[pelvis] - 0.5 * (j_regressor[left_hip] + j_regressor[right_hip]))
         for name in ("left_hip", "right_hip"):
