@@ -18,6 +18,37 @@ def data_dir() -> Path:
     return DATA
 
 
+@pytest.fixture(scope="session")
+def photo_boxes() -> dict:
+    """data/photos' person boxes (person_boxes.json), per photo file."""
+    import json
+
+    return json.loads((DATA / "photos" / "person_boxes.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def tune_crowd():
+    """``tune_crowd(n) -> (image, boxes)``: the real-image benchmark's tune AI Challenger photo (3 labelled
+    people) repeated n x n, a real crowd of 3 n^2 people, and their labelled boxes (3 n^2, 4) in it."""
+    import cv2
+
+    from whmr_core.evaluation_real import load_labels
+
+    labels = DATA / "real_images" / "labels.json"
+    (img,) = [
+        im for im in load_labels(labels, check_images=False) if im.dataset == "aic" and im.split == "tune"
+    ]
+    image = cv2.cvtColor(cv2.imread(str(labels.parent / img.file)), cv2.COLOR_BGR2RGB)
+    h, w = image.shape[:2]
+
+    def crowd(n: int) -> tuple[np.ndarray, np.ndarray]:
+        shifts = [(dx, dy) for dx in range(0, n * w, w) for dy in range(0, n * h, h)]
+        boxes = [q.box + np.array([dx, dy, dx, dy]) for dx, dy in shifts for q in img.people]
+        return np.tile(image, (n, n, 1)), np.array(boxes)
+
+    return crowd
+
+
 # --- A tiny stand-in SMPL body (swapped for the shipped low-res model once it lands) ---------------------
 
 # T-pose joints in metres, SMPL rest frame (y up, facing +z, x to the person's left); mirror-symmetric.

@@ -3,7 +3,6 @@ the real models on real photos (the labelled ones of test/data/photos)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import cv2
@@ -280,11 +279,6 @@ def test_thunder_crop_maps_back_to_the_box():
     assert th.session.inputs[0].shape == (1, 256, 256, 3)
 
 
-@pytest.fixture(scope="module")
-def photo_boxes():
-    return json.loads((PHOTOS / "person_boxes.json").read_text())
-
-
 @pytest.mark.parametrize("name", ["astronaut.jpg", "camera.jpg"])
 def test_real_models_find_the_person_and_its_keypoints_on_real_photos(photo_boxes, name):
     image = cv2.cvtColor(cv2.imread(str(PHOTOS / name)), cv2.COLOR_BGR2RGB)
@@ -305,19 +299,12 @@ def test_real_models_find_the_person_and_its_keypoints_on_real_photos(photo_boxe
     assert kp[5, 0] > kp[6, 0]
 
 
-def test_real_crowd_beyond_six_people_is_found_on_the_tiles():
+def test_real_crowd_beyond_six_people_is_found_on_the_tiles(tune_crowd):
     # A real photo with 3 labelled people (AI Challenger, the benchmark's tune set) repeated 2 x 2: a crowd of
     # 12, more than one MultiPose run returns.
-    from whmr_core.evaluation_real import box_iou, load_labels
+    from whmr_core.evaluation_real import box_iou
 
-    labels = Path(__file__).parent / "data" / "real_images" / "labels.json"
-    (img,) = [
-        im for im in load_labels(labels, check_images=False) if im.dataset == "aic" and im.split == "tune"
-    ]
-    image = cv2.cvtColor(cv2.imread(str(labels.parent / img.file)), cv2.COLOR_BGR2RGB)
-    h, w = image.shape[:2]
-    crowd = np.tile(image, (2, 2, 1))
-    truth = [q.box + np.array([dx, dy, dx, dy]) for dx in (0, w) for dy in (0, h) for q in img.people]
+    crowd, truth = tune_crowd(2)
     assert len(truth) == 12
 
     def found(det: MultiPoseDetector) -> tuple[int, int]:

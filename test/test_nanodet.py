@@ -4,7 +4,6 @@ crowd tiles running it, and the real model on real photos."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import cv2
@@ -258,11 +257,6 @@ def test_crowd_tiles_run_nanodet_and_add_the_people_multipose_left_out():
     assert fake2.inputs == []
 
 
-@pytest.fixture(scope="module")
-def photo_boxes():
-    return json.loads((PHOTOS / "person_boxes.json").read_text())
-
-
 @pytest.mark.parametrize("name", ["astronaut.jpg", "camera.jpg"])
 def test_the_real_model_finds_the_person_on_real_photos(photo_boxes, name):
     from whmr_core.evaluation_real import box_iou
@@ -274,26 +268,12 @@ def test_the_real_model_finds_the_person_on_real_photos(photo_boxes, name):
     assert box_iou(truth[None], boxes[:1])[0, 0] > 0.5, (boxes[0], truth)
 
 
-def test_crowd_boxes_find_more_of_a_dense_real_crowd_than_the_tiles_alone():
+def test_crowd_boxes_find_more_of_a_dense_real_crowd_than_the_tiles_alone(tune_crowd):
     # The tune set's AI Challenger photo (3 labelled people) repeated 3 x 3: 27 people, each crowd tile
     # holding more than MultiPose's 6.
-    from whmr_core.evaluation_real import box_iou, load_labels
+    from whmr_core.evaluation_real import box_iou
 
-    labels = Path(__file__).parent / "data" / "real_images" / "labels.json"
-    (img,) = [
-        im for im in load_labels(labels, check_images=False) if im.dataset == "aic" and im.split == "tune"
-    ]
-    image = cv2.cvtColor(cv2.imread(str(labels.parent / img.file)), cv2.COLOR_BGR2RGB)
-    h, w = image.shape[:2]
-    crowd = np.tile(image, (3, 3, 1))
-    truth = np.array(
-        [
-            q.box + np.array([dx, dy, dx, dy])
-            for dx in (0, w, 2 * w)
-            for dy in (0, h, 2 * h)
-            for q in img.people
-        ]
-    )
+    crowd, truth = tune_crowd(3)
 
     def found(det: MultiPoseDetector) -> int:
         boxes = det.detect(crowd).boxes
