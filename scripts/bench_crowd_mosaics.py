@@ -45,14 +45,13 @@ from whmr_core.evaluation_real import (  # noqa: E402
     load_labels,
     match_people,
 )
+from whmr_core.media.image import PHOTO_MAX_PERSONS, PHOTO_MOVENET_SIDES  # noqa: E402
 from whmr_core.media.image_files import read_image  # noqa: E402
 
 LABELS = ROOT / "test/data/real_images/labels.json"
-CELL_W, CELL_H, COLS, ROWS = 640, 480, 3, 2
-PHOTO_SIDES = (256, 512)  # whmr image's MultiPose sizes
 # whmr image's detector keeps 2 x its 16 people (the pipeline then keeps the best-scoring 16): a dense mosaic
 # holds more than 16.
-PHOTO_MAX_PEOPLE = 32
+PHOTO_MAX_PEOPLE = 2 * PHOTO_MAX_PERSONS
 SETTINGS = {  # MultiPoseDetector keywords
     "no tiles": {"tile_crowds": False},
     "crowd tiles for saturated runs only": {"small_person": 0.0},
@@ -80,7 +79,7 @@ class Layout:
 # 1440, a crowd tile holds ~6-9 cells, people 40-130 px at the 512 input); 4x4 holds 16 photos, so a split of
 # 12 repeats some, mirrored.
 LAYOUTS = {
-    "3x2": Layout(COLS, ROWS, CELL_W, CELL_H),
+    "3x2": Layout(3, 2, 640, 480),
     "4x3": Layout(4, 3, 480, 480),
     "4x4": Layout(4, 4, 480, 360),
 }
@@ -169,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
               "settings": {}}  # fmt: skip
     for name in args.settings:
         det = MultiPoseDetector(
-            sides=PHOTO_SIDES, max_persons=PHOTO_MAX_PEOPLE, threads=args.threads, **SETTINGS[name]
+            sides=PHOTO_MOVENET_SIDES, max_persons=PHOTO_MAX_PEOPLE, threads=args.threads, **SETTINGS[name]
         )
         found = counted = returned = unpaired = alarms = 0
         cpu, missed_iou = [], []

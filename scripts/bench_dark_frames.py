@@ -58,12 +58,11 @@ from whmr_core.evaluation_real import (  # noqa: E402
     match_people,
     pck_counts,
 )
+from whmr_core.media.image import PHOTO_MAX_PERSONS, PHOTO_MOVENET_SIDES  # noqa: E402
 from whmr_core.media.image_files import read_image  # noqa: E402
 from whmr_core.runtime import movenet  # noqa: E402
 
 LABELS = ROOT / "test/data/real_images/labels.json"
-PHOTO_SIDES = (256, 512)
-PHOTO_MAX_PEOPLE = 16
 TOE = 12.92 * 255  # sRGB levels per unit of linear light in the curve's linear toe
 
 
@@ -110,10 +109,8 @@ def gain_rule(percentile_of):
     """A rule as ``movenet.exposure_normalised``, its bright end measured by ``percentile_of``."""
 
     def rule(image: np.ndarray) -> np.ndarray:
-        bright = percentile_of(image)
-        if bright >= movenet.DARK:
-            return image
-        return cv2.convertScaleAbs(image, alpha=movenet.BRIGHT_TARGET / max(bright, 1.0))
+        gain = movenet.exposure_gain(percentile_of(image))
+        return image if gain is None else cv2.convertScaleAbs(image, alpha=gain)
 
     return rule
 
@@ -166,10 +163,8 @@ def averaged_crop(image: np.ndarray, box: np.ndarray, size: int, average: bool =
 def float_gain(image: np.ndarray) -> np.ndarray:
     """The shipped gain kept in float32, not clipped: the model's input is area-resized first, then rounded
     and clipped (``FloatInputDetector``), so a light's pixels above 255 x gain keep their energy."""
-    bright = movenet.bright_end(image)
-    if bright >= movenet.DARK:
-        return image
-    return image.astype(np.float32) * np.float32(movenet.BRIGHT_TARGET / max(bright, 1.0))
+    gain = movenet.exposure_gain(movenet.bright_end(image))
+    return image if gain is None else image.astype(np.float32) * np.float32(gain)
 
 
 class FloatInputDetector(movenet.MultiPoseDetector):
@@ -269,8 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     photos = {im.file: read_image(args.labels.parent / im.file) for im in images}
     real_dark = [im for im in images if im.dataset == "exlpose"]
     bright = [im for im in images if im.dataset != "exlpose"]
-    kw = {"sides": (256,), "tile_crowds": False} if args.video else {"sides": PHOTO_SIDES}
-    det = FloatInputDetector(max_persons=PHOTO_MAX_PEOPLE, threads=1, **kw)
+    kw = {"sides": (256,), "tile_crowds": False} if args.video else {"sides": PHOTO_MOVENET_SIDES}
+    det = FloatInputDetector(max_persons=PHOTO_MAX_PERSONS, threads=1, **kw)
     crop_models = {}
     if not args.no_crops:
         blazepose = movenet.BlazePoseWorld(threads=1)

@@ -114,7 +114,7 @@ def k4(img: LabelledImage) -> tuple[float, float, float, float] | None:
 
 def main(argv: list[str] | None = None) -> int:
     from whmr_core.media.image import (
-        PHOTO_MAX_PERSONS,
+        PHOTO_MODEL_DEFAULTS,
         ImageOptions,
         add_model_arguments,
         pipeline_from_args,
@@ -130,15 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--labels", type=Path, default=LABELS)
     p.add_argument("--split", choices=("heldout", "tune", "all"), default="heldout")
     p.add_argument("--out", type=Path, default=Path("out/bench_real"))
-    add_model_arguments(  # as whmr image
-        p,
-        mesh_default="network",
-        movenet_sides="256,512",
-        fit_3d=True,
-        max_persons=PHOTO_MAX_PERSONS,
-        crowd_tiles=True,
-        crowd_boxes=True,
-    )
+    add_model_arguments(p, mesh_default="network", **PHOTO_MODEL_DEFAULTS)  # as whmr image
     args = p.parse_args(argv)
     try:
         images = load_labels(args.labels)

@@ -41,7 +41,6 @@ from bench_crowd_mosaics import (  # noqa: E402
     LABELS,
     LAYOUTS,
     PHOTO_MAX_PEOPLE,
-    PHOTO_SIDES,
     draw,
     false_alarms,
     mosaic,
@@ -56,6 +55,7 @@ from whmr_core.evaluation_real import (  # noqa: E402
     load_labels,
     match_people,
 )
+from whmr_core.media.image import PHOTO_MOVENET_SIDES  # noqa: E402
 from whmr_core.media.image_files import read_image  # noqa: E402
 
 NEAR_IOU = 0.3
@@ -199,8 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     images = [i for i in load_labels(args.labels) if i.split == args.split]
     layout = LAYOUTS[args.layout]
     kw = {k: float(v) for k, v in (item.split("=") for item in args.set.split(",") if item)}
-    det = MultiPoseDetector(sides=PHOTO_SIDES, max_persons=PHOTO_MAX_PEOPLE, threads=1, **kw)
-    det0 = MultiPoseDetector(sides=PHOTO_SIDES, threads=1, **{**kw, "score_threshold": 0.0})
+    det = MultiPoseDetector(sides=PHOTO_MOVENET_SIDES, max_persons=PHOTO_MAX_PEOPLE, threads=1, **kw)
+    det0 = MultiPoseDetector(sides=PHOTO_MOVENET_SIDES, threads=1, **{**kw, "score_threshold": 0.0})
     photos = {im.file: read_image(args.labels.parent / im.file) for im in images}
     facts = {im.file: [person_facts(photos[im.file], q) for q in im.people] for im in images}
     if args.compare is not None:
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         for spec in ["defaults:", *args.compare]:
             name, _, kws = spec.partition(":")
             kw = {k: float(v) for k, v in (item.split("=") for item in kws.split(",") if item)}
-            d = MultiPoseDetector(sides=PHOTO_SIDES, max_persons=PHOTO_MAX_PEOPLE, threads=1, **kw)
+            d = MultiPoseDetector(sides=PHOTO_MOVENET_SIDES, max_persons=PHOTO_MAX_PEOPLE, threads=1, **kw)
             print(name, {k: measure(d, v, layout) for k, v in scenes.items()}, flush=True)
         return 0
     rows, totals = [], {}

@@ -44,6 +44,18 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".
 LEVEL_GRAVITY = (0.0, 1.0, 0.0)  # gravity along the camera's +y (image down): a level camera
 # whmr image's most people per photo: a group photo's crowd (video keeps PipelineConfig's, for its rate).
 PHOTO_MAX_PERSONS = 16
+# whmr image's MultiPose input sides: the second, larger pass finds small people in crowds.
+PHOTO_MOVENET_SIDES = (256, 512)
+# add_model_arguments' defaults for photos (whmr image, and the real-image benchmark as whmr image): a second
+# MultiPose pass at 512 finds small people in crowds (not worth its ~40 ms in video); a crowd photo may hold
+# more people than a video frame is allowed to cost, and its crowd is worth tiles.
+PHOTO_MODEL_DEFAULTS = {
+    "movenet_sides": ",".join(map(str, PHOTO_MOVENET_SIDES)),
+    "fit_3d": True,
+    "max_persons": PHOTO_MAX_PERSONS,
+    "crowd_tiles": True,
+    "crowd_boxes": True,
+}
 
 
 @dataclass(frozen=True)
@@ -288,17 +300,7 @@ def add_image_arguments(p: argparse.ArgumentParser) -> None:
         metavar="GX,GY,GZ",
         help="gravity direction in the camera optical frame (x right, y down, z forward)",
     )
-    # Photos: a second MultiPose pass at 512 finds small people in crowds (not worth its ~40 ms in video);
-    # a crowd photo may hold more people than a video frame is allowed to cost, and its crowd is worth tiles.
-    add_model_arguments(
-        p,
-        mesh_default="full",
-        movenet_sides="256,512",
-        fit_3d=True,
-        max_persons=PHOTO_MAX_PERSONS,
-        crowd_tiles=True,
-        crowd_boxes=True,
-    )
+    add_model_arguments(p, mesh_default="full", **PHOTO_MODEL_DEFAULTS)
     p.add_argument(
         "--mesh-format",
         choices=("obj", "ply", "none"),

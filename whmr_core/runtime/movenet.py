@@ -35,6 +35,7 @@ __all__ = [
     "crop_to_camera",
     "crowd_tiles",
     "cut_by_tile_edge",
+    "exposure_gain",
     "exposure_normalised",
     "keypoint_similarity",
     "person_box",
@@ -167,6 +168,12 @@ def bright_end(image: np.ndarray) -> float:
     return float(lo + (hi - lo) * (rank - k))
 
 
+def exposure_gain(bright: float) -> float | None:
+    """The gain for an image whose bright end is ``bright``: the one that puts it at ``BRIGHT_TARGET``, or
+    None (no gain) from ``DARK`` up."""
+    return None if bright >= DARK else BRIGHT_TARGET / max(bright, 1.0)
+
+
 def exposure_normalised(image: np.ndarray) -> np.ndarray:
     """The image, brightened when it is dark (a gain that puts its ``bright_end`` at ``BRIGHT_TARGET``).
 
@@ -175,10 +182,8 @@ def exposure_normalised(image: np.ndarray) -> np.ndarray:
     Saturated values are left out of the bright end (scripts/bench_dark_frames.py, tune photos darkened to
     1-2 grey levels with a lamp over 1 % of the frame: 3-5 -> 6-34 of 42 people found; the same people as
     with all values counted without a lamp, and where lit people stand in a dark scene)."""
-    bright = bright_end(image)
-    if bright >= DARK:
-        return image
-    return cv2.convertScaleAbs(image, alpha=BRIGHT_TARGET / max(bright, 1.0))
+    gain = exposure_gain(bright_end(image))
+    return image if gain is None else cv2.convertScaleAbs(image, alpha=gain)
 
 
 def _torso(kp: np.ndarray, seen: np.ndarray) -> float | None:
