@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from whmr_core.runtime.detector import nms
+from whmr_core.runtime.movenet import DUPLICATE_OKS, KEYPOINT_SCORE, PoseSet, keypoint_similarity, person_box
 from whmr_core.runtime.pose_models import load_pose_session
 from whmr_core.tracking import iou_matrix
 
@@ -78,9 +79,7 @@ class NanoDetPersons:
     def __init__(self, score_threshold: float = SCORE, threads: int | None = None) -> None:
         self.session = load_pose_session("nanodet", threads)
         self.input_name = self.session.get_inputs()[0].name
-        names = [o.name for o in self.session.get_outputs()]
-        # Outputs: the three strides' scores (cells x 80), then their distances (cells x 44).
-        self.outputs = names
+        self.outputs = [o.name for o in self.session.get_outputs()]  # paired by shape in __call__
         self.score_threshold = score_threshold
 
     def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -110,15 +109,15 @@ MIN_KEYPOINTS = 6
 
 def add_uncovered(
     image: np.ndarray,
-    found,
+    found: PoseSet,
     boxes: np.ndarray,
     scores: np.ndarray,
     keypoints_of,
     max_persons: int,
     cover_iou: float = COVER_IOU,
     min_keypoints: int = MIN_KEYPOINTS,
-):
-    """``found`` (a ``movenet.PoseSet``) with the second source's people (``boxes`` (N, 4), ``scores`` (N,),
+) -> PoseSet:
+    """``found`` (MultiPose's people) with the second source's people (``boxes`` (N, 4), ``scores`` (N,),
     image pixels) that no person of it covers, best score first, at most ``max_persons`` in all.
 
     Each new box gets ``keypoints_of(image, boxes) -> (N, 17, 3)`` (Thunder on its crop). A keypoint outside
@@ -126,14 +125,6 @@ def add_uncovered(
     parts of others): its score is set to 0. The person is kept when at least ``min_keypoints`` keypoints
     remain seen and their keypoints do not repeat a person already kept (``keypoint_similarity``); its box is
     ``person_box`` of those keypoints and the second source's box (the whole visible person)."""
-    from whmr_core.runtime.movenet import (
-        DUPLICATE_OKS,
-        KEYPOINT_SCORE,
-        PoseSet,
-        keypoint_similarity,
-        person_box,
-    )
-
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     scores = np.asarray(scores, np.float64).reshape(-1)
     if len(boxes) and len(found.boxes):
