@@ -254,7 +254,7 @@ class MultiPoseDetector:
         self.tile_depth = tile_depth
         self.small_person = small_person
         if crowd_boxes:
-            from whmr_core.runtime.nanodet import NanoDetPersons  # not at the top: nanodet imports movenet
+            from whmr_core.runtime.nanodet import NanoDetPersons  # lazy: nanodet imports movenet
 
             self.second_boxes = NanoDetPersons(threads=threads)
             self.second_keypoints = ThunderKeypoints(threads)
@@ -340,7 +340,7 @@ class MultiPoseDetector:
     def _with_crowd_boxes(self, original: np.ndarray, image: np.ndarray, found: PoseSet) -> PoseSet:
         """``found`` and the second box source's people on the crowd tiles of ``image`` (``original``
         exposure-normalised) that none of them covers, with Thunder's keypoints (run on ``original``)."""
-        from whmr_core.runtime.nanodet import NMS_IOU, add_uncovered  # not at the top: nanodet imports movenet
+        from whmr_core.runtime.nanodet import NMS_IOU, add_uncovered  # lazy: nanodet imports movenet
 
         h, w = image.shape[:2]
         boxes, scores = [np.zeros((0, 4))], [np.zeros(0)]
