@@ -34,10 +34,20 @@ from whmr_core.body.skeleton import SMPL_JOINT_NAMES  # noqa: E402
 
 MIN_SCORE = 0.3
 LIMBS = range(COCO17_NAMES.index("left_shoulder"), len(COCO17_NAMES))
-# (COCO point, its SMPL joint, the other side's joint, outward sign along the right->left axis)
-HIPS = ((11, 1, 2, 1.0), (12, 2, 1, -1.0))
-SHOULDERS = ((5, 16, 17, 1.0), (6, 17, 16, -1.0))
-assert SMPL_JOINT_NAMES[1] == "left_hip" and SMPL_JOINT_NAMES[16] == "left_shoulder"
+PELVIS, LEFT_HIP, RIGHT_HIP = (SMPL_JOINT_NAMES.index(n) for n in ("pelvis", "left_hip", "right_hip"))
+
+
+def _both_sides(part: str) -> tuple[tuple[int, int, int, float], ...]:
+    """Per side: (COCO point, its SMPL joint, the other side's joint, outward sign along the right->left
+    axis)."""
+    left, right = (SMPL_JOINT_NAMES.index(f"{side}_{part}") for side in ("left", "right"))
+    return (
+        (COCO17_NAMES.index(f"left_{part}"), left, right, 1.0),
+        (COCO17_NAMES.index(f"right_{part}"), right, left, -1.0),
+    )
+
+
+HIPS, SHOULDERS = _both_sides("hip"), _both_sides("shoulder")
 
 
 def measure(data: Path, split: str, limit: int, threads: int) -> list[tuple[np.ndarray, np.ndarray, float]]:
@@ -69,10 +79,10 @@ def _project(X: np.ndarray, f: np.ndarray, c: np.ndarray) -> np.ndarray:
 def linear_residuals(x: np.ndarray, people) -> np.ndarray:
     out = []
     for j, found, size, f, c in people:
-        mid = 0.5 * (j[1] + j[2])
+        mid = 0.5 * (j[LEFT_HIP] + j[RIGHT_HIP])
         for k, me, other, _ in HIPS:
             if found[k, 2] >= MIN_SCORE:
-                X = j[me] + x[0] * (j[me] - j[other]) + x[1] * (j[0] - mid)
+                X = j[me] + x[0] * (j[me] - j[other]) + x[1] * (j[PELVIS] - mid)
                 out.append((_project(X, f, c) - found[k, :2]) / size)
     return np.concatenate(out)
 
@@ -80,8 +90,9 @@ def linear_residuals(x: np.ndarray, people) -> np.ndarray:
 def frame_residuals(x: np.ndarray, people, pairs) -> np.ndarray:
     out = []
     for j, found, size, f, c in people:
-        lateral = (j[1] - j[2]) / np.linalg.norm(j[1] - j[2])  # right hip -> left hip
-        up = j[0] - 0.5 * (j[1] + j[2])
+        across = j[LEFT_HIP] - j[RIGHT_HIP]  # right hip -> left hip
+        lateral = across / np.linalg.norm(across)
+        up = j[PELVIS] - 0.5 * (j[LEFT_HIP] + j[RIGHT_HIP])
         up = up - lateral * (up @ lateral)
         up /= np.linalg.norm(up)
         forward = np.cross(lateral, up)  # the body's x (left) cross y (up): its facing direction
