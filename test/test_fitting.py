@@ -166,7 +166,6 @@ def test_fit_reprojects_onto_the_keypoints(fitter, scene):
 
 
 def test_axis_angle_input_gives_the_same_fit(fitter, scene):
-
     aa = matrix_to_axis_angle(torch.tensor(scene["rot_net"][:1])).numpy()
     a = fitter(scene["rot_net"][:1], scene["betas_net"][:1], scene["t_net"][:1], scene["keypoints"][:1],
                scene["conf"][:1], K)  # fmt: skip

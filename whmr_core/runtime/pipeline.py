@@ -53,7 +53,13 @@ from whmr_core.runtime.frames import (
     check_image,
     check_K,
 )
-from whmr_core.runtime.movenet import exposure_normalised
+from whmr_core.runtime.movenet import (
+    BlazePoseWorld,
+    MultiPoseDetector,
+    ThunderKeypoints,
+    crop_to_camera,
+    exposure_normalised,
+)
 from whmr_core.tracking import Track, Tracker
 
 __all__ = ["Pipeline", "StampWentBackError"]
@@ -101,8 +107,6 @@ class Pipeline:
 
             detector = YoloPersonDetector(c.detector_model, score_threshold=c.detector_score)
         elif c.detector_kind == "movenet":
-            from whmr_core.runtime.movenet import MultiPoseDetector
-
             detector = MultiPoseDetector(
                 score_threshold=c.movenet_score,
                 sides=c.movenet_sides,
@@ -253,8 +257,6 @@ class Pipeline:
             return boxes.keypoints  # MultiPose's own: about as good as Thunder's, and free
         if mode in ("auto", "thunder") and len(boxes.boxes):
             if self._thunder is None:
-                from whmr_core.runtime.movenet import ThunderKeypoints
-
                 self._thunder = ThunderKeypoints()
             return self._thunder(image, boxes.boxes)
         return None
@@ -287,8 +289,6 @@ class Pipeline:
         warm = [self._fits.get(p.track.track_id) for p in placed]
         kp3 = conf3 = None
         if self.config.fit_3d:
-            from whmr_core.runtime.movenet import BlazePoseWorld, crop_to_camera
-
             if self._world is None:
                 self._world = BlazePoseWorld()
             boxes = np.stack([p.box.box_xyxy for p in placed])
