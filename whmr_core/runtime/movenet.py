@@ -7,8 +7,12 @@ image is letterboxed (resized so its longer side is ``side``, padded bottom/righ
 people too small at one scale, are covered by running more than one ``side`` and merging the persons by box
 overlap. A crowd (a run that returns its maximum of 6 people, who may not be all), or small people in an image
 larger than the tiles' input (``SMALL_PERSON``), is run again on overlapping tiles of the image
-(``crowd_tiles``), each tile at the largest ``side``. Thunder takes a
+(``crowd_tiles``), each tile at the largest ``side``; with ``crowd_boxes``, NanoDet's people on those tiles
+that no MultiPose person covers are added with Thunder's keypoints (``nanodet``). Thunder takes a
 (1, 256, 256, 3) int32 crop and returns (1, 1, 17, 3), the same (y, x, score).
+
+Dark frames: each model here sees a dark image brightened (``exposure_normalised``), and Thunder's crop of a
+brightened frame averages the pixels each crop pixel covers, so the gained sensor noise averages out.
 
 Box rule: the body network crops a square around the person's box (``box_scale`` context), so the box must
 cover the whole visible person. MoveNet's own box hugs the keypoints (joint centres): feet below the ankles,
