@@ -72,6 +72,26 @@ def test_square_boxes_fit_the_visible_window():
     np.testing.assert_allclose(square, [192.0, 108.0])
 
 
+def test_averaged_crops_lie_where_bilinear_ones_do_and_average_the_noise():
+    """``average``: where a crop shrinks the image, each crop pixel is the mean of the pixels it covers; on a
+    smooth ramp it equals the bilinear crop (same place), on noise its spread falls by ~ the pixels averaged;
+    a crop that enlarges the image is bilinear either way."""
+    yy, xx = np.mgrid[:400, :600]
+    ramp = np.repeat((0.3 * xx + 0.2 * yy)[..., None], 3, axis=2).astype(np.uint8)
+    centre, side = np.array([[310.0, 190.0]]), np.array([240.0])  # 10 image pixels a crop pixel
+    averaged = _denormalise(extract_crops(ramp, centre, side, (24, 24), average=True))[0]
+    sampled = _denormalise(extract_crops(ramp, centre, side, (24, 24)))[0]
+    assert np.abs(averaged - sampled)[2:-2, 2:-2].max() <= 1.5  # the same place, to a grey level
+    noise = np.random.default_rng(0).integers(0, 256, size=(400, 600, 3), dtype=np.uint8)
+    a = _denormalise(extract_crops(noise, centre, side, (24, 24), average=True))
+    b = _denormalise(extract_crops(noise, centre, side, (24, 24)))
+    assert a.std() < 0.25 * b.std()  # 100 pixels a crop pixel against bilinear's 2 x 2
+    big = np.array([12.0])  # half an image pixel a crop pixel: nothing to average
+    np.testing.assert_array_equal(
+        extract_crops(noise, centre, big, (24, 24), average=True), extract_crops(noise, centre, big, (24, 24))
+    )
+
+
 def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="image"):
         extract_crops(np.zeros((4, 4), np.uint8), np.zeros((1, 2)), np.ones(1), (8, 8))

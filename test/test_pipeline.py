@@ -342,31 +342,43 @@ def test_a_detection_run_ahead_is_the_detectors_own():
         ahead.detect(np.zeros((4, 4, 7), np.uint8))
 
 
-def _network_pixels(engine) -> np.ndarray:
-    """The crop the network was given in its last call, back on the 0-255 scale (H, W, 3)."""
+def _denormalised(crops: np.ndarray) -> np.ndarray:
+    """Network crops (N, 3, H, W) back on the 0-255 scale, the first one (H, W, 3)."""
     from whmr_core.crops import IMAGENET_MEAN, IMAGENET_STD
 
-    x = np.moveaxis(engine.calls[-1]["crops"][0], 0, -1)
-    return (x * IMAGENET_STD + IMAGENET_MEAN) * 255.0
+    return (np.moveaxis(crops[0], 0, -1) * IMAGENET_STD + IMAGENET_MEAN) * 255.0
+
+
+def _network_pixels(engine) -> np.ndarray:
+    """The crop the network was given in its last call, back on the 0-255 scale (H, W, 3)."""
+    return _denormalised(engine.calls[-1]["crops"])
 
 
 def test_a_dark_frame_is_brightened_for_the_network_and_a_bright_one_is_not():
     # A low-light frame: values 0-4 of 255 (a low-light data set's frames look like this). The network,
     # trained on well-exposed people, is given it brightened (its bright end at BRIGHT_TARGET), as the
-    # pose models are; a normally exposed frame reaches it unchanged.
+    # pose models are, each crop pixel the mean of the frame's pixels it covers (the gained noise averaged
+    # out, as Thunder's crops); a normally exposed frame reaches it unchanged, bilinear as in training.
     from whmr_core.crops import extract_crops, square_boxes
-    from whmr_core.runtime.movenet import BRIGHT_TARGET
+    from whmr_core.runtime.movenet import BRIGHT_TARGET, exposure_normalised
 
     rng = np.random.default_rng(0)
-    dark = rng.integers(0, 5, size=(H, W, 3), dtype=np.uint8)
+    dark = rng.integers(0, 5, size=(H, W, 3), dtype=np.uint8)  # a flat scene at level 2, noisy
     engine = _engine()
     body = SeenBody(np.array([0.0, 0.0, 4.0]))
     engine.bodies = [body]
     box = engine.box_of(body)
     _run(engine, Frame(dark, 1, K=K, detections=Detections.of([box])))
     seen = _network_pixels(engine)
-    assert np.percentile(seen, 99.5) == pytest.approx(BRIGHT_TARGET, abs=3.0)
-    assert seen.max() > 200 and np.percentile(dark, 99.5) == 4
+    centres, sides = square_boxes(np.array([box]), engine.crop_hw, PipelineConfig().box_scale)
+    lit = exposure_normalised(dark)
+    np.testing.assert_allclose(
+        seen, _denormalised(extract_crops(lit, centres, sides, engine.crop_hw, average=True)), atol=1e-3
+    )
+    gain = BRIGHT_TARGET / 4.0
+    assert seen.mean() == pytest.approx(gain * dark.mean(), rel=0.03)  # brightened: ~115, not ~2
+    sampled = _denormalised(extract_crops(lit, centres, sides, engine.crop_hw))  # bilinear: 2 x 2 pixels
+    assert seen.std() < 0.3 * sampled.std()  # ~100 pixels a crop pixel: the noise averaged out
 
     bright = rng.integers(0, 256, size=(H, W, 3), dtype=np.uint8)
     _run(engine, Frame(bright, 2, K=K, detections=Detections.of([box])))

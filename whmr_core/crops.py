@@ -17,11 +17,13 @@ import numpy as np
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "compose_affine",
     "crop_to_image",
     "crop_to_image_affine",
     "extract_crops",
     "image_to_crop_affine",
     "normalise_pixels",
+    "shrunk_window",
     "square_boxes",
 ]
 
@@ -93,12 +95,44 @@ def normalise_pixels(rgb_hwc: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(x, -1, -3))
 
 
+def shrunk_window(
+    image: np.ndarray, x0: float, y0: float, x1: float, y1: float, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The image's pixels under the window [x0, x1] x [y0, y1] (a pixel more around, clipped to the image)
+    area-resized by about ``scale`` (< 1: each new pixel the mean of the pixels it covers), and the (2, 3)
+    affine taking image pixel coordinates to the shrunk region's. A crop warped from the region instead of
+    the image averages the image's pixels rather than sampling 2 x 2 of them: the sensor noise of a
+    brightened dark frame averages out (``runtime.movenet.exposure_normalised``)."""
+    h, w = image.shape[:2]
+    left, top = max(int(np.floor(x0)) - 1, 0), max(int(np.floor(y0)) - 1, 0)
+    right, bottom = min(int(np.ceil(x1)) + 2, w), min(int(np.ceil(y1)) + 2, h)
+    if right <= left or bottom <= top:  # the window lies outside the image: black either way
+        left, top, right, bottom = 0, 0, w, h
+    rw, rh = max(1, round((right - left) * scale)), max(1, round((bottom - top) * scale))
+    region = cv2.resize(image[top:bottom, left:right], (rw, rh), interpolation=cv2.INTER_AREA)
+    # Pixel centres at integers: image x is the region's u = (x - left + 0.5) fx - 0.5.
+    fx, fy = rw / (right - left), rh / (bottom - top)
+    to_region = np.array([[fx, 0.0, (0.5 - left) * fx - 0.5], [0.0, fy, (0.5 - top) * fy - 0.5]])
+    return region, to_region
+
+
+def compose_affine(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """(2, 3) affine ``outer`` after (2, 3) affine ``inner``."""
+    return np.hstack([outer[:, :2] @ inner[:, :2], (outer[:, :2] @ inner[:, 2] + outer[:, 2])[:, None]])
+
+
 def extract_crops(
-    image: np.ndarray, centres: np.ndarray, sizes: np.ndarray, crop_hw: tuple[int, int]
+    image: np.ndarray,
+    centres: np.ndarray,
+    sizes: np.ndarray,
+    crop_hw: tuple[int, int],
+    average: bool = False,
 ) -> np.ndarray:
     """Crops of an (H, W, 3) RGB uint8 image -> (N, 3, crop_h, crop_w) float32, ImageNet-normalised.
 
-    Outside the image the crop is black (zero pixels, before normalisation), as in training.
+    Outside the image the crop is black (zero pixels, before normalisation), as in training. Bilinear, as in
+    training; ``average`` (a brightened dark frame): where the crop shrinks the image, each crop pixel is the
+    mean of the image pixels it covers (``shrunk_window``).
     """
     h, w = _check_crop_hw(crop_hw)
     img = np.asarray(image)
@@ -111,9 +145,17 @@ def extract_crops(
     out = np.empty((len(c), h, w, 3), dtype=np.uint8)
     for i in range(len(c)):
         m = crop_to_image_affine(c[i], s[i], crop_hw)
+        source = img
+        k = m[0, 0]  # image pixels per crop pixel
+        if average and k > 1:
+            # The crop's window: its corner pixels' centres -+ half a crop pixel.
+            x0, y0 = m[:, 2] - k / 2
+            x1, y1 = m[:, :2] @ [w - 1, h - 1] + m[:, 2] + k / 2
+            source, to_region = shrunk_window(img, x0, y0, x1, y1, 1.0 / k)
+            m = compose_affine(to_region, m)
         # WARP_INVERSE_MAP: the matrix maps destination (crop) pixels to source (image) pixels.
         out[i] = cv2.warpAffine(
-            img,
+            source,
             m,
             (w, h),
             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,

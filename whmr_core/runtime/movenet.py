@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from whmr_core.crops import compose_affine, shrunk_window
 from whmr_core.runtime.detector import nms
 from whmr_core.runtime.pose_models import load_pose_session
 
@@ -363,26 +364,6 @@ class MultiPoseDetector:
         return p.boxes, p.scores, p.keypoints
 
 
-def _area_resized(
-    image: np.ndarray, corner: np.ndarray, side: float, a: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """The region of ``image`` under the crop (``corner``, ``side``; a pixel more around) area-resized by
-    about ``a`` (< 1), and the warp that takes it to the crop: (M, region)."""
-    h, w = image.shape[:2]
-    x0, y0 = max(int(np.floor(corner[0])) - 1, 0), max(int(np.floor(corner[1])) - 1, 0)
-    x1, y1 = min(int(np.ceil(corner[0] + side)) + 2, w), min(int(np.ceil(corner[1] + side)) + 2, h)
-    if x1 <= x0 or y1 <= y0:  # the crop lies outside the image: black either way
-        x0, y0, x1, y1 = 0, 0, w, h
-    rw, rh = max(1, round((x1 - x0) * a)), max(1, round((y1 - y0) * a))
-    region = cv2.resize(image[y0:y1, x0:x1], (rw, rh), interpolation=cv2.INTER_AREA)
-    # The region's pixel i has its centre at image x = (i + 0.5) / fx + x0 - 0.5; the crop's u = a (x -
-    # corner) - 0.5 (pixel centres at integers, as _square_crop's warp).
-    fx, fy = rw / (x1 - x0), rh / (y1 - y0)
-    M = np.array([[a / fx, 0, a * (0.5 / fx + x0 - 0.5 - corner[0]) - 0.5],
-                  [0, a / fy, a * (0.5 / fy + y0 - 0.5 - corner[1]) - 0.5]])  # fmt: skip
-    return M, region
-
-
 def _square_crop(
     image: np.ndarray, box: np.ndarray, size: int, average: bool = False
 ) -> tuple[np.ndarray, np.ndarray, float]:
@@ -399,7 +380,8 @@ def _square_crop(
     # Pixel centres at integers: the image point ``corner`` is the crop's edge, -0.5.
     M = np.array([[a, 0, -a * corner[0] - 0.5], [0, a, -a * corner[1] - 0.5]])
     if average and a < 1:
-        M, image = _area_resized(image, corner, side, a)
+        image, to_region = shrunk_window(image, corner[0], corner[1], corner[0] + side, corner[1] + side, a)
+        M = compose_affine(M, cv2.invertAffineTransform(to_region))  # region -> image -> crop
     crop = cv2.warpAffine(image, M, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     return crop, corner, side
 

@@ -175,8 +175,9 @@ class Pipeline:
         if len(boxes.boxes):
             centres, sides = square_boxes(boxes.boxes, self.engine.crop_hw, self.config.box_scale)
             # A dark frame is brightened for the network as for the pose models (trained on well-exposed
-            # people, it sees nobody in a frame of values 0-4).
-            crops = extract_crops(exposure_normalised(image), centres, sides, self.engine.crop_hw)
+            # people, it sees nobody in a frame of values 0-4), its crops averaged as Thunder's are.
+            lit = exposure_normalised(image)
+            crops = extract_crops(lit, centres, sides, self.engine.crop_hw, average=lit is not image)
             n = len(centres)
             image_wh = torch.tensor([[w, h]], dtype=torch.float64).expand(n, 2)
             info = geometry.glob_info(torch.as_tensor(centres), torch.as_tensor(sides), image_wh)
