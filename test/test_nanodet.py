@@ -213,6 +213,7 @@ def _multipose_with(output: np.ndarray) -> MultiPoseDetector:
     det.session, det.input_name = Session(), "input"
     det.score_threshold, det.sides, det.max_persons, det.merge_iou = 0.2, (256,), 40, 0.5
     det.tile_crowds, det.tile_depth, det.small_person = True, 1, 0.0
+    det.second_boxes = det.second_keypoints = None  # no crowd boxes unless a test gives them
     return det
 
 

@@ -258,17 +258,15 @@ class MultiPoseDetector:
         self.tile_crowds = tile_crowds
         self.tile_depth = tile_depth
         self.small_person = small_person
+        # Crowd boxes (``crowd_boxes``): where the crowd tiles run, NanoDet runs on them too, and its people
+        # that no MultiPose person covers are added with Thunder's keypoints (``nanodet.add_uncovered``): a
+        # tile's MultiPose run returns 6 people at most, NanoDet has no such cap.
+        self.second_boxes = self.second_keypoints = None
         if crowd_boxes:
             from whmr_core.runtime.nanodet import NanoDetPersons  # lazy: nanodet imports movenet
 
             self.second_boxes = NanoDetPersons(threads=threads)
             self.second_keypoints = ThunderKeypoints(threads)
-
-    # Crowd boxes (``crowd_boxes``): where the crowd tiles run, NanoDet runs on them too, and its people that
-    # no MultiPose person covers are added with Thunder's keypoints (``nanodet.add_uncovered``): a tile's
-    # MultiPose run returns 6 people at most, NanoDet has no such cap.
-    second_boxes = None
-    second_keypoints = None
 
     def _run(self, image: np.ndarray, side: int) -> PoseSet:
         h, w = image.shape[:2]
